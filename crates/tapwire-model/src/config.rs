@@ -1,0 +1,235 @@
+//! The per-interface configuration document (schema 1).
+//!
+//! The control plane renders one document per source interface from its sessions,
+//! filters and targets; agents apply it and `tapwire simulate --config` reads it. It is
+//! self-contained: everything the data plane needs, nothing it does not. JSON, with
+//! unknown fields rejected so a typo never silently disables a rule.
+//!
+//! ```json
+//! { "schema": 1, "revision": 7, "network_interface_id": "eni-0123456789abcdef0",
+//!   "addresses": ["198.18.0.2", "2001:db8::2"], "dns_resolvers": ["198.18.0.53"],
+//!   "sessions": [ { "session_id": "tms-0123456789abcdef0", "number": 1, "vni": 42,
+//!     "packet_length": 128, "enabled": true,
+//!     "target": { "address": "198.18.1.2", "port": 4789 },
+//!     "filter": { "filter_id": "tmf-0123456789abcdef0", "network_services": [],
+//!       "ingress": [ { "rule_id": "tmfr-0123456789abcdef0", "number": 100,
+//!                      "action": "accept", "protocol": 6,
+//!                      "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+//!                      "destination_ports": { "from": 443, "to": 443 } } ],
+//!       "egress": [] } } ] }
+//! ```
+//!
+//! Invariants checked by [`InterfaceConfig::validate`]: the schema is 1, session numbers
+//! are unique, VNIs are 24-bit, packet lengths are 1–8500, rule numbers are unique per
+//! direction, both CIDRs of a rule share a family.
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId};
+use crate::limits;
+use crate::resource::NetworkService;
+use crate::rule::{RuleAction, RuleMatch};
+
+/// The schema version this build writes and reads.
+pub const CONFIG_SCHEMA: u32 = 1;
+
+/// The IANA VXLAN port.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Everything the data plane needs to mirror one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    /// Always [`CONFIG_SCHEMA`].
+    pub schema: u32,
+    /// Control-plane revision this document was rendered at; increases with every change.
+    pub revision: u64,
+    /// The source interface.
+    pub network_interface_id: NetworkInterfaceId,
+    /// The interface's addresses; the first IPv4 is the outer source of VXLAN copies.
+    pub addresses: Vec<IpAddr>,
+    /// DNS resolvers that the `amazon-dns` network service stands for.
+    #[serde(default)]
+    pub dns_resolvers: Vec<IpAddr>,
+    /// Sessions whose source is this interface, in any order.
+    pub sessions: Vec<SessionConfig>,
+}
+
+/// One session as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Session identity, for counters.
+    pub session_id: SessionId,
+    /// Lower numbers are tried first.
+    pub number: u32,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// Bytes of the inner frame to copy; absent = whole frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_length: Option<u16>,
+    /// Disabled sessions are skipped.
+    pub enabled: bool,
+    /// Where copies go.
+    pub target: TargetEndpoint,
+    /// What is copied.
+    pub filter: FilterConfig,
+}
+
+/// The UDP endpoint of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEndpoint {
+    /// Outer destination address.
+    pub address: IpAddr,
+    /// Outer destination port, 4789 unless a test says otherwise.
+    #[serde(default = "default_vxlan_port")]
+    pub port: u16,
+}
+
+fn default_vxlan_port() -> u16 {
+    VXLAN_PORT
+}
+
+/// A filter with its rules split by direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Filter identity, for counters.
+    pub filter_id: FilterId,
+    /// Services mirrored regardless of rules.
+    #[serde(default)]
+    pub network_services: BTreeSet<NetworkService>,
+    /// Rules for packets received by the interface, any order.
+    #[serde(default)]
+    pub ingress: Vec<RuleConfig>,
+    /// Rules for packets sent by the interface, any order.
+    #[serde(default)]
+    pub egress: Vec<RuleConfig>,
+}
+
+/// One rule as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Rule identity, for counters.
+    pub rule_id: RuleId,
+    /// Evaluated ascending; unique per direction.
+    pub number: u32,
+    /// Accept (mirror) or reject.
+    pub action: RuleAction,
+    /// What it matches.
+    #[serde(flatten)]
+    pub matches: RuleMatch,
+}
+
+/// Why a configuration document is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Unknown schema.
+    #[error("unsupported config schema {0} (this build reads schema {CONFIG_SCHEMA})")]
+    Schema(u32),
+    /// Two sessions share a number.
+    #[error("session number {0} is used twice")]
+    DuplicateSessionNumber(u32),
+    /// VNI over 24 bits.
+    #[error("session {0}: VNI {1} is not 24-bit")]
+    Vni(SessionId, u32),
+    /// Packet length out of range.
+    #[error("session {0}: packet length {1} is outside 1-8500")]
+    PacketLength(SessionId, u16),
+    /// Two rules of a direction share a number.
+    #[error("filter {0}: rule number {1} is used twice in one direction")]
+    DuplicateRuleNumber(FilterId, u32),
+    /// A rule mixes IPv4 and IPv6.
+    #[error("rule {0}: source and destination CIDRs are of different families")]
+    CidrFamily(RuleId),
+}
+
+impl InterfaceConfig {
+    /// Checks the invariants listed in the module docs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.schema != CONFIG_SCHEMA {
+            return Err(ConfigError::Schema(self.schema));
+        }
+        let mut numbers = HashSet::new();
+        for s in &self.sessions {
+            if !numbers.insert(s.number) {
+                return Err(ConfigError::DuplicateSessionNumber(s.number));
+            }
+            if !limits::VNI.contains(&s.vni) {
+                return Err(ConfigError::Vni(s.session_id, s.vni));
+            }
+            if let Some(len) = s.packet_length
+                && !limits::EC2_PACKET_LENGTH.contains(&u32::from(len))
+            {
+                return Err(ConfigError::PacketLength(s.session_id, len));
+            }
+            for rules in [&s.filter.ingress, &s.filter.egress] {
+                let mut seen = HashSet::new();
+                for r in rules {
+                    if !seen.insert(r.number) {
+                        return Err(ConfigError::DuplicateRuleNumber(s.filter.filter_id, r.number));
+                    }
+                    let m = &r.matches;
+                    if m.source_cidr.addr().is_ipv4() != m.destination_cidr.addr().is_ipv4() {
+                        return Err(ConfigError::CidrFamily(r.rule_id));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The outer source address of this interface's copies: its first IPv4, else its first
+    /// address.
+    pub fn outer_source(&self) -> Option<IpAddr> {
+        self.addresses.iter().copied().find(IpAddr::is_ipv4).or_else(|| self.addresses.first().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"{ "schema": 1, "revision": 7, "network_interface_id": "eni-0123456789abcdef0",
+      "addresses": ["198.18.0.2", "2001:db8::2"], "dns_resolvers": ["198.18.0.53"],
+      "sessions": [ { "session_id": "tms-0123456789abcdef0", "number": 1, "vni": 42,
+        "packet_length": 128, "enabled": true,
+        "target": { "address": "198.18.1.2", "port": 4789 },
+        "filter": { "filter_id": "tmf-0123456789abcdef0", "network_services": [],
+          "ingress": [ { "rule_id": "tmfr-0123456789abcdef0", "number": 100,
+                         "action": "accept", "protocol": 6,
+                         "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                         "destination_ports": { "from": 443, "to": 443 } } ],
+          "egress": [] } } ] }"#;
+
+    #[test]
+    fn documented_example_parses_and_validates() {
+        let cfg: InterfaceConfig = serde_json::from_str(DOC).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.outer_source(), Some("198.18.0.2".parse().unwrap()));
+        let rule = &cfg.sessions[0].filter.ingress[0];
+        assert_eq!(rule.matches.protocol, Some(6));
+        assert_eq!(rule.matches.source_ports, None);
+        let back: InterfaceConfig = serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(serde_json::from_str::<InterfaceConfig>(&DOC.replace("\"vni\"", "\"vnii\"")).is_err());
+        let mut cfg: InterfaceConfig = serde_json::from_str(DOC).unwrap();
+        cfg.sessions[0].vni = 1 << 24;
+        assert!(matches!(cfg.validate(), Err(ConfigError::Vni(..))));
+        let mut cfg: InterfaceConfig = serde_json::from_str(DOC).unwrap();
+        cfg.sessions[0].filter.ingress[0].matches.destination_cidr = "::/0".parse().unwrap();
+        assert!(matches!(cfg.validate(), Err(ConfigError::CidrFamily(..))));
+        let mut cfg: InterfaceConfig = serde_json::from_str(DOC).unwrap();
+        cfg.schema = 2;
+        assert!(matches!(cfg.validate(), Err(ConfigError::Schema(2))));
+    }
+}

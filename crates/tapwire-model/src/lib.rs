@@ -1,0 +1,22 @@
+//! tapwire's domain model, shared by every other crate.
+//!
+//! This crate is pure: no I/O, no clocks, no randomness (IDs are built from bytes the
+//! caller supplies). It holds
+//! - typed resource IDs ([`ids`]) that cannot be confused with one another,
+//! - the resources themselves ([`resource`]) as both API dialects see them,
+//! - the matching vocabulary of filter rules ([`rule`]), shared with the data plane,
+//! - every validation range and quota ([`limits`]), kept in one place,
+//! - the versioned per-interface configuration document the control plane hands to
+//!   agents and `tapwire simulate` reads ([`config`]).
+//!
+//! Invariant: a value of a model type that came through a `parse`/`new` constructor is
+//! valid; dialect codecs and the control plane never re-check ranges by hand.
+
+pub mod config;
+pub mod ids;
+pub mod limits;
+pub mod resource;
+pub mod rule;
+
+pub use ids::{AccountId, FilterId, IdParseError, NetworkInterfaceId, RuleId, SessionId, TargetId};
+pub use rule::{Direction, PortRange, RuleAction, RuleMatch};

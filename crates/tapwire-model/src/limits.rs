@@ -1,0 +1,96 @@
+//! Every validation range and quota, in one place.
+//!
+//! Ranges are facts of the APIs and fixed; quotas are defaults that an operator may change
+//! through [`Quotas`].
+
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+
+/// EC2 rule numbers (evaluated ascending).
+pub const RULE_NUMBER: RangeInclusive<u32> = 1..=32766;
+/// Alibaba rule priorities per direction.
+pub const ALIBABA_RULE_PRIORITY: RangeInclusive<u32> = 1..=10;
+/// Session numbers (EC2) and session priorities (Alibaba).
+pub const SESSION_NUMBER: RangeInclusive<u32> = 1..=32766;
+/// EC2 packet length: bytes of the inner frame after the VXLAN header.
+pub const EC2_PACKET_LENGTH: RangeInclusive<u32> = 1..=8500;
+/// Alibaba packet length.
+pub const ALIBABA_PACKET_LENGTH: RangeInclusive<u32> = 64..=8500;
+/// Alibaba default packet length.
+pub const ALIBABA_DEFAULT_PACKET_LENGTH: u16 = 1500;
+/// Packet length reported for EC2 sessions whose target is a load balancer and which set none.
+pub const NLB_DEFAULT_PACKET_LENGTH: u16 = 8500;
+/// VXLAN network identifiers are 24 bits.
+pub const VNI: RangeInclusive<u32> = 0..=0x00ff_ffff;
+/// VNIs drawn at random when the caller gives none (0 is avoided: some tools treat it as unset).
+pub const RANDOM_VNI: RangeInclusive<u32> = 1..=0x00ff_ffff;
+/// EC2 Describe page sizes.
+pub const EC2_MAX_RESULTS: RangeInclusive<u32> = 5..=1000;
+/// Alibaba List page sizes.
+pub const ALIBABA_MAX_RESULTS: RangeInclusive<u32> = 1..=100;
+/// Alibaba default page size.
+pub const ALIBABA_DEFAULT_MAX_RESULTS: u32 = 10;
+/// Ports in rules.
+pub const PORT: RangeInclusive<u32> = 0..=65535;
+
+/// EC2 tag rules.
+pub mod ec2_tags {
+    /// Tags on one resource.
+    pub const PER_RESOURCE: usize = 50;
+    /// Longest key, in characters.
+    pub const KEY_MAX_CHARS: usize = 127;
+    /// Longest value, in characters.
+    pub const VALUE_MAX_CHARS: usize = 256;
+    /// Reserved key prefix.
+    pub const RESERVED_PREFIX: &str = "aws:";
+    /// Resource IDs in one CreateTags/DeleteTags call.
+    pub const IDS_PER_CALL: usize = 1000;
+}
+
+/// Alibaba tag rules.
+pub mod alibaba_tags {
+    /// Tags per request and per resource.
+    pub const PER_RESOURCE: usize = 20;
+    /// Longest key, in characters.
+    pub const KEY_MAX_CHARS: usize = 128;
+    /// Longest value, in characters.
+    pub const VALUE_MAX_CHARS: usize = 128;
+}
+
+/// Quotas: defaults as EC2 has them, all changeable by the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    /// Sessions whose source is one interface.
+    pub sessions_per_interface: usize,
+    /// Rules per filter and direction.
+    pub rules_per_filter_direction: usize,
+    /// Sessions per account.
+    pub sessions_per_account: usize,
+    /// Filters per account.
+    pub filters_per_account: usize,
+    /// Targets per account.
+    pub targets_per_account: usize,
+    /// Distinct source interfaces whose sessions point at one interface target.
+    pub sources_per_interface_target: usize,
+    /// Sessions pointing at one target (0 = unlimited).
+    pub sessions_per_target: usize,
+    /// Source interfaces of one session (Alibaba; EC2 sessions have exactly one).
+    pub sources_per_session: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            sessions_per_interface: 3,
+            rules_per_filter_direction: 10,
+            sessions_per_account: 10_000,
+            filters_per_account: 10_000,
+            targets_per_account: 10_000,
+            sources_per_interface_target: 10,
+            sessions_per_target: 0,
+            sources_per_session: 10,
+        }
+    }
+}
