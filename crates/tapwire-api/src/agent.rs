@@ -1,0 +1,116 @@
+//! tapwire's own JSON endpoints, used by `tapwire interface …` and by agents.
+//!
+//! ```text
+//! POST   /tapwire/v1/network-interfaces                 register (idempotent per host+ifname)
+//! GET    /tapwire/v1/network-interfaces                 list
+//! DELETE /tapwire/v1/network-interfaces/{eni}           deregister (its sessions go too)
+//! GET    /tapwire/v1/network-interfaces/{eni}/config    the interface's config document;
+//!        ?after=R&wait=S  long poll: answer as soon as the revision passes R, or after S
+//!        seconds (max 60) with 304 Not Modified
+//! ```
+//! Errors are `{"code": …, "message": …}` with EC2's codes and statuses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
+use tapwire_control::{ApiError, Dialect, ResourceKind, render};
+use tapwire_model::NetworkInterfaceId;
+
+use crate::{Api, ec2};
+
+/// Longest long-poll wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+fn error_response(err: &ApiError) -> Response {
+    let status = StatusCode::from_u16(ec2::error_status(&err.kind)).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = serde_json::json!({ "code": ec2::error_code(&err.kind), "message": err.message });
+    (status, Json(body)).into_response()
+}
+
+fn context(api: &Api) -> RequestContext {
+    RequestContext {
+        account: tapwire_model::AccountId::DEFAULT,
+        region: api.config.region.clone(),
+        dry_run: false,
+        idempotency: None,
+    }
+}
+
+async fn execute(api: Arc<Api>, op: Operation) -> Result<Output, ApiError> {
+    let ctx = context(&api);
+    tokio::task::spawn_blocking(move || api.control.execute(&ctx, Dialect::Tapwire, op))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// `POST /tapwire/v1/network-interfaces`.
+pub async fn register(State(api): State<Arc<Api>>, Json(reg): Json<InterfaceRegistration>) -> Response {
+    match execute(api, Operation::RegisterInterface(reg)).await {
+        Ok(Output::Interface(i)) => Json(i).into_response(),
+        Ok(other) => error_response(&ApiError::internal(format!("unexpected output {other:?}"))),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `GET /tapwire/v1/network-interfaces`.
+pub async fn list(State(api): State<Arc<Api>>) -> Response {
+    let state = api.control.read();
+    let all: Vec<_> = state.interfaces.values().cloned().collect();
+    Json(all).into_response()
+}
+
+fn parse_eni(raw: &str) -> Result<NetworkInterfaceId, ApiError> {
+    raw.parse().map_err(|_| {
+        let mut e = ApiError::not_found(ResourceKind::NetworkInterface, raw);
+        e.kind = tapwire_control::ErrorKind::MalformedId(ResourceKind::NetworkInterface);
+        e
+    })
+}
+
+/// `DELETE /tapwire/v1/network-interfaces/{eni}`.
+pub async fn deregister(State(api): State<Arc<Api>>, Path(eni): Path<String>) -> Response {
+    let eni = match parse_eni(&eni) {
+        Ok(e) => e,
+        Err(e) => return error_response(&e),
+    };
+    match execute(api, Operation::DeregisterInterface(eni)).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Long-poll parameters.
+#[derive(Debug, Deserialize)]
+pub struct ConfigQuery {
+    /// Answer only with a revision greater than this.
+    after: Option<u64>,
+    /// Seconds to wait for one.
+    wait: Option<u64>,
+}
+
+/// `GET /tapwire/v1/network-interfaces/{eni}/config`.
+pub async fn config(State(api): State<Arc<Api>>, Path(eni): Path<String>, Query(q): Query<ConfigQuery>) -> Response {
+    let eni = match parse_eni(&eni) {
+        Ok(e) => e,
+        Err(e) => return error_response(&e),
+    };
+    let mut changes = api.control.subscribe();
+    if let Some(after) = q.after {
+        let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
+        let reached = tokio::time::timeout(wait, changes.wait_for(|rev| *rev > after)).await;
+        if !matches!(reached, Ok(Ok(_))) {
+            return StatusCode::NOT_MODIFIED.into_response();
+        }
+    }
+    let state = api.control.read();
+    match render::interface_config(&state, eni, &api.config.dns_resolvers) {
+        Some(cfg) => Json(cfg).into_response(),
+        None => error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string())),
+    }
+}

@@ -1,0 +1,157 @@
+//! Errors the control plane returns, by meaning. Each dialect maps a kind to its own code
+//! and HTTP status; the message is safe to show to callers.
+
+use std::fmt;
+
+/// The kinds of resource that can be missing, busy or in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// A filter.
+    Filter,
+    /// A filter rule.
+    FilterRule,
+    /// A session.
+    Session,
+    /// A target.
+    Target,
+    /// A network interface.
+    NetworkInterface,
+}
+
+/// What went wrong, independent of dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A referenced resource does not exist.
+    NotFound(ResourceKind),
+    /// An ID is not even of the right shape.
+    MalformedId(ResourceKind),
+    /// A filter is still used by a session.
+    FilterInUse,
+    /// A target is still used by a session.
+    TargetInUse,
+    /// The interface is already the source of a session.
+    InterfaceInUseBySession,
+    /// The interface is already a target.
+    InterfaceInUseByTarget,
+    /// A load balancer ARN is malformed.
+    MalformedLoadBalancer,
+    /// The load balancer is already a target.
+    LoadBalancerInUseByTarget,
+    /// The interface cannot be a source (it is attached to nothing).
+    InterfaceNotSupported,
+    /// A rule with this number already exists in this direction.
+    RuleAlreadyExists,
+    /// A quota would be exceeded.
+    Quota(Quota),
+    /// A target names zero or several destinations.
+    TargetDestinationCount,
+    /// The resource's background task has not finished (Alibaba lifecycle).
+    IncorrectStatus(ResourceKind),
+    /// The same interface is given twice.
+    DuplicateSource,
+    /// A required parameter is missing.
+    MissingParameter,
+    /// A parameter has a bad value.
+    InvalidParameterValue,
+    /// Parameters that cannot be used together.
+    InvalidParameterCombination,
+    /// A parameter the operation does not take.
+    UnknownParameter,
+    /// The action is unknown.
+    InvalidAction,
+    /// A Describe filter name is unknown.
+    InvalidFilter,
+    /// A pagination token is not one this server issued.
+    InvalidNextToken,
+    /// Too many tags.
+    TagLimitExceeded,
+    /// A tag key is malformed or reserved.
+    InvalidTagKey,
+    /// A resource ID names no taggable resource kind.
+    InvalidId,
+    /// DryRun: every check passed, nothing was written.
+    DryRunOperation,
+    /// A ClientToken was reused with different parameters.
+    IdempotentParameterMismatch,
+    /// The region's traffic mirror service is not opened (Alibaba).
+    OptInRequired,
+    /// The service is already opened (Alibaba `ORDER.OPEND`).
+    AlreadyOpened,
+    /// The request is not authenticated correctly.
+    AuthFailure,
+    /// Something broke inside the server.
+    Internal,
+}
+
+/// Quotas that can be exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Sessions per source interface.
+    SessionsPerInterface,
+    /// Sessions per target.
+    SessionsPerTarget,
+    /// Distinct sources per interface target.
+    SourcesPerTarget,
+    /// Sources of one session.
+    SourcesPerSession,
+    /// Filters per account.
+    Filters,
+    /// Rules per filter direction.
+    Rules,
+    /// Sessions per account.
+    Sessions,
+    /// Targets per account.
+    Targets,
+}
+
+/// An error to return to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+
+    /// `InvalidParameterValue` with `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameterValue, message)
+    }
+
+    /// `MissingParameter` for `name`.
+    pub fn missing(name: &str) -> Self {
+        Self::new(ErrorKind::MissingParameter, format!("The request must contain the parameter {name}"))
+    }
+
+    /// Not-found for `kind` and the ID the caller gave.
+    pub fn not_found(kind: ResourceKind, id: &str) -> Self {
+        let what = match kind {
+            ResourceKind::Filter => "traffic mirror filter",
+            ResourceKind::FilterRule => "traffic mirror filter rule",
+            ResourceKind::Session => "traffic mirror session",
+            ResourceKind::Target => "traffic mirror target",
+            ResourceKind::NetworkInterface => "network interface",
+        };
+        Self::new(ErrorKind::NotFound(kind), format!("The {what} '{id}' does not exist."))
+    }
+
+    /// An internal failure; the detail is logged, not shown.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(ErrorKind::Internal, "An internal error has occurred.")
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -1,0 +1,306 @@
+//! Dialect-neutral operations: what a caller asked for, already parsed into model types.
+//!
+//! Each dialect codec turns its request into one [`Operation`] plus a [`RequestContext`];
+//! [`crate::Control::execute`] runs it and returns an [`Output`] the codec renders. Reads
+//! (Describe/List) do not go through here: they read a [`crate::State`] snapshot directly.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use tapwire_model::resource::{
+    Filter, FilterRule, NetworkInterface, NetworkService, Session, SessionTarget, Tag, Target, TargetDestination,
+};
+use tapwire_model::rule::{Direction, PortRange, RuleAction, RuleMatch};
+
+/// Who is asking, where, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The caller's account.
+    pub account: AccountId,
+    /// The region the request addresses.
+    pub region: String,
+    /// Run every check, write nothing, answer `DryRunOperation`.
+    pub dry_run: bool,
+    /// Idempotency key, when the caller sent a ClientToken.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// A ClientToken and the fingerprint of the parameters it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The action, so one token may be used for different actions.
+    pub action: &'static str,
+    /// The caller's token.
+    pub token: String,
+    /// Canonical form of every parameter except the token and DryRun.
+    pub fingerprint: String,
+}
+
+/// A change to a field that can also be removed: `Keep`, `Set(v)` or `Remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Update<T> {
+    /// Leave the field as it is.
+    #[default]
+    Keep,
+    /// Set the field.
+    Set(T),
+    /// Reset the field to its default.
+    Remove,
+}
+
+impl<T: Clone> Update<T> {
+    /// The field's value after the update.
+    pub fn apply(&self, current: Option<T>) -> Option<T> {
+        match self {
+            Update::Keep => current,
+            Update::Set(v) => Some(v.clone()),
+            Update::Remove => None,
+        }
+    }
+
+    /// Whether the update sets a value.
+    pub fn is_set(&self) -> bool {
+        matches!(self, Update::Set(_))
+    }
+}
+
+/// A rule to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRule {
+    /// Direction.
+    pub direction: Direction,
+    /// Rule number / priority.
+    pub number: u32,
+    /// Accept or reject.
+    pub action: RuleAction,
+    /// What it matches.
+    pub matches: RuleMatch,
+    /// Description.
+    pub description: Option<String>,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// Changes to a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleChanges {
+    /// New direction.
+    pub direction: Option<Direction>,
+    /// New number.
+    pub number: Option<u32>,
+    /// New action.
+    pub action: Option<RuleAction>,
+    /// Protocol.
+    pub protocol: Update<u8>,
+    /// Source ports.
+    pub source_ports: Update<PortRange>,
+    /// Destination ports.
+    pub destination_ports: Update<PortRange>,
+    /// New source CIDR.
+    pub source_cidr: Option<IpNet>,
+    /// New destination CIDR.
+    pub destination_cidr: Option<IpNet>,
+    /// Description.
+    pub description: Update<String>,
+}
+
+/// A session to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// Source interfaces (EC2: exactly one).
+    pub sources: Vec<NetworkInterfaceId>,
+    /// Destination.
+    pub target: SessionTarget,
+    /// Filter.
+    pub filter_id: FilterId,
+    /// Session number / priority.
+    pub number: u32,
+    /// VNI; drawn at random (unique in the account) when absent.
+    pub vni: Option<u32>,
+    /// Packet length; absent = whole frame.
+    pub packet_length: Option<u16>,
+    /// Enabled.
+    pub enabled: bool,
+    /// Alibaba name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Alibaba resource group.
+    pub resource_group: Option<String>,
+}
+
+/// Changes to a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionChanges {
+    /// New destination.
+    pub target: Option<SessionTarget>,
+    /// New filter.
+    pub filter_id: Option<FilterId>,
+    /// New number.
+    pub number: Option<u32>,
+    /// VNI; `Remove` draws a fresh random one.
+    pub vni: Update<u32>,
+    /// Packet length.
+    pub packet_length: Update<u16>,
+    /// Enabled flag.
+    pub enabled: Option<bool>,
+    /// Alibaba name.
+    pub name: Update<String>,
+    /// Description.
+    pub description: Update<String>,
+}
+
+/// An interface registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceRegistration {
+    /// Host name.
+    pub host: Option<String>,
+    /// Interface name.
+    pub ifname: Option<String>,
+    /// Instance ID.
+    pub instance_id: Option<String>,
+    /// MAC address.
+    pub mac: Option<String>,
+    /// Addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// A tag key, optionally with the value it must have to be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSelector {
+    /// Key.
+    pub key: String,
+    /// `Some(v)`: delete only if the value is `v`.
+    pub value: Option<String>,
+}
+
+/// Any taggable resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceRef {
+    /// A filter.
+    Filter(FilterId),
+    /// A rule.
+    Rule(RuleId),
+    /// A session.
+    Session(SessionId),
+    /// A target.
+    Target(TargetId),
+}
+
+/// A state-changing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Create a filter, with inline rules (Alibaba) or none (EC2).
+    CreateFilter {
+        /// Alibaba name.
+        name: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// Tags.
+        tags: Vec<Tag>,
+        /// Alibaba resource group.
+        resource_group: Option<String>,
+        /// Rules created with the filter.
+        rules: Vec<NewRule>,
+    },
+    /// Delete a filter and its rules.
+    DeleteFilter(FilterId),
+    /// Add or remove network services.
+    ModifyNetworkServices {
+        /// Filter.
+        filter_id: FilterId,
+        /// Services to add.
+        add: BTreeSet<NetworkService>,
+        /// Services to remove.
+        remove: BTreeSet<NetworkService>,
+    },
+    /// Create one rule.
+    CreateRule {
+        /// Filter.
+        filter_id: FilterId,
+        /// The rule.
+        rule: NewRule,
+    },
+    /// Change a rule.
+    ModifyRule {
+        /// Rule.
+        rule_id: RuleId,
+        /// Changes.
+        changes: RuleChanges,
+    },
+    /// Delete a rule.
+    DeleteRule(RuleId),
+    /// Create a session.
+    CreateSession(NewSession),
+    /// Change a session.
+    ModifySession {
+        /// Session.
+        session_id: SessionId,
+        /// Changes.
+        changes: SessionChanges,
+    },
+    /// Delete a session.
+    DeleteSession(SessionId),
+    /// Create a target.
+    CreateTarget {
+        /// Destination.
+        destination: TargetDestination,
+        /// Description.
+        description: Option<String>,
+        /// Tags.
+        tags: Vec<Tag>,
+    },
+    /// Delete a target.
+    DeleteTarget(TargetId),
+    /// Set tags on resources (overwriting keys).
+    CreateTags {
+        /// Resources.
+        resources: Vec<ResourceRef>,
+        /// Tags.
+        tags: Vec<Tag>,
+    },
+    /// Delete tags from resources; no selectors = every tag.
+    DeleteTags {
+        /// Resources.
+        resources: Vec<ResourceRef>,
+        /// Which tags.
+        tags: Vec<TagSelector>,
+    },
+    /// Register (or refresh) an interface.
+    RegisterInterface(InterfaceRegistration),
+    /// Remove an interface; its sessions go with it.
+    DeregisterInterface(NetworkInterfaceId),
+}
+
+/// A filter with its rules, the way both dialects show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterView {
+    /// The filter.
+    pub filter: Filter,
+    /// Its rules, ordered by direction then number.
+    pub rules: Vec<FilterRule>,
+}
+
+/// What a successful operation returns; stored as-is for ClientToken replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// A filter.
+    Filter(FilterView),
+    /// A rule.
+    Rule(FilterRule),
+    /// A session.
+    Session(Session),
+    /// A target.
+    Target(Target),
+    /// An interface.
+    Interface(NetworkInterface),
+    /// The ID of what was deleted.
+    Deleted(String),
+    /// Done; nothing to show.
+    Done,
+}

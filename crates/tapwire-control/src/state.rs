@@ -1,0 +1,236 @@
+//! The control plane's working state: every resource, in memory, at one store revision.
+//!
+//! The state is only ever changed by applying a [`Change`] list that has already been
+//! committed to the store, so memory never runs ahead of disk. Readers take a shared lock
+//! and see a consistent revision.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use tapwire_model::resource::{
+    Filter, FilterRule, NetworkInterface, Session, SessionTarget, Target, TargetDestination,
+};
+use tapwire_store::{Commit, Document, Snapshot, StoreError};
+
+use crate::ops::{FilterView, Output};
+
+/// A stored ClientToken answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Fingerprint of the original parameters.
+    pub fingerprint: String,
+    /// The original answer.
+    pub output: Output,
+}
+
+/// One resource or record, as it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Insert or replace a filter.
+    PutFilter(Filter),
+    /// Delete a filter.
+    DeleteFilter(FilterId),
+    /// Insert or replace a rule.
+    PutRule(FilterRule),
+    /// Delete a rule.
+    DeleteRule(RuleId),
+    /// Insert or replace a session.
+    PutSession(Session),
+    /// Delete a session.
+    DeleteSession(SessionId),
+    /// Insert or replace a target.
+    PutTarget(Target),
+    /// Delete a target.
+    DeleteTarget(TargetId),
+    /// Insert or replace an interface.
+    PutInterface(NetworkInterface),
+    /// Delete an interface.
+    DeleteInterface(NetworkInterfaceId),
+    /// Remember a ClientToken answer under its key.
+    PutIdempotency(String, IdempotencyRecord),
+}
+
+mod kind {
+    pub const FILTER: &str = "filter";
+    pub const RULE: &str = "rule";
+    pub const SESSION: &str = "session";
+    pub const TARGET: &str = "target";
+    pub const INTERFACE: &str = "interface";
+    pub const IDEMPOTENCY: &str = "idempotency";
+}
+
+/// Everything the control plane knows.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Store revision this state reflects.
+    pub revision: u64,
+    /// Filters by ID.
+    pub filters: BTreeMap<FilterId, Filter>,
+    /// Rules by ID.
+    pub rules: BTreeMap<RuleId, FilterRule>,
+    /// Sessions by ID.
+    pub sessions: BTreeMap<SessionId, Session>,
+    /// Targets by ID.
+    pub targets: BTreeMap<TargetId, Target>,
+    /// Interfaces by ID.
+    pub interfaces: BTreeMap<NetworkInterfaceId, NetworkInterface>,
+    /// ClientToken answers by `account/action/token`.
+    pub idempotency: HashMap<String, IdempotencyRecord>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(kind: &str, id: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("document {kind}/{id} is unreadable: {e}")))
+}
+
+fn encode<T: Serialize>(kind: &'static str, id: String, value: &T) -> Result<Document, StoreError> {
+    let body = serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(Document { kind, id, body })
+}
+
+/// The idempotency key of a ClientToken.
+pub fn idempotency_key(account: AccountId, action: &str, token: &str) -> String {
+    format!("{account}/{action}/{token}")
+}
+
+impl State {
+    /// Rebuilds the state from a store snapshot.
+    pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, StoreError> {
+        let mut state = State { revision: snapshot.revision, ..State::default() };
+        for d in snapshot.documents {
+            let (k, id, body) = (d.kind.as_str(), d.id.as_str(), d.body.as_str());
+            match k {
+                kind::FILTER => {
+                    let v: Filter = decode(k, id, body)?;
+                    state.filters.insert(v.id, v);
+                }
+                kind::RULE => {
+                    let v: FilterRule = decode(k, id, body)?;
+                    state.rules.insert(v.id, v);
+                }
+                kind::SESSION => {
+                    let v: Session = decode(k, id, body)?;
+                    state.sessions.insert(v.id, v);
+                }
+                kind::TARGET => {
+                    let v: Target = decode(k, id, body)?;
+                    state.targets.insert(v.id, v);
+                }
+                kind::INTERFACE => {
+                    let v: NetworkInterface = decode(k, id, body)?;
+                    state.interfaces.insert(v.id, v);
+                }
+                kind::IDEMPOTENCY => {
+                    state.idempotency.insert(d.id.clone(), decode(k, id, body)?);
+                }
+                other => return Err(StoreError::Backend(format!("unknown document kind {other:?}"))),
+            }
+        }
+        Ok(state)
+    }
+
+    /// The store commit that persists `changes` on top of `base_revision`.
+    pub fn commit_for(base_revision: u64, changes: &[Change]) -> Result<Commit, StoreError> {
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for c in changes {
+            match c {
+                Change::PutFilter(v) => puts.push(encode(kind::FILTER, v.id.to_string(), v)?),
+                Change::PutRule(v) => puts.push(encode(kind::RULE, v.id.to_string(), v)?),
+                Change::PutSession(v) => puts.push(encode(kind::SESSION, v.id.to_string(), v)?),
+                Change::PutTarget(v) => puts.push(encode(kind::TARGET, v.id.to_string(), v)?),
+                Change::PutInterface(v) => puts.push(encode(kind::INTERFACE, v.id.to_string(), v)?),
+                Change::PutIdempotency(key, v) => puts.push(encode(kind::IDEMPOTENCY, key.clone(), v)?),
+                Change::DeleteFilter(id) => deletes.push((kind::FILTER, id.to_string())),
+                Change::DeleteRule(id) => deletes.push((kind::RULE, id.to_string())),
+                Change::DeleteSession(id) => deletes.push((kind::SESSION, id.to_string())),
+                Change::DeleteTarget(id) => deletes.push((kind::TARGET, id.to_string())),
+                Change::DeleteInterface(id) => deletes.push((kind::INTERFACE, id.to_string())),
+            }
+        }
+        Ok(Commit { base_revision, puts, deletes })
+    }
+
+    /// Applies committed changes and moves to `revision`.
+    pub fn apply(&mut self, changes: Vec<Change>, revision: u64) {
+        for c in changes {
+            match c {
+                Change::PutFilter(v) => {
+                    self.filters.insert(v.id, v);
+                }
+                Change::PutRule(v) => {
+                    self.rules.insert(v.id, v);
+                }
+                Change::PutSession(v) => {
+                    self.sessions.insert(v.id, v);
+                }
+                Change::PutTarget(v) => {
+                    self.targets.insert(v.id, v);
+                }
+                Change::PutInterface(v) => {
+                    self.interfaces.insert(v.id, v);
+                }
+                Change::PutIdempotency(key, v) => {
+                    self.idempotency.insert(key, v);
+                }
+                Change::DeleteFilter(id) => {
+                    self.filters.remove(&id);
+                }
+                Change::DeleteRule(id) => {
+                    self.rules.remove(&id);
+                }
+                Change::DeleteSession(id) => {
+                    self.sessions.remove(&id);
+                }
+                Change::DeleteTarget(id) => {
+                    self.targets.remove(&id);
+                }
+                Change::DeleteInterface(id) => {
+                    self.interfaces.remove(&id);
+                }
+            }
+        }
+        self.revision = revision;
+    }
+
+    /// Rules of a filter, ordered by direction then number.
+    pub fn rules_of(&self, filter: FilterId) -> Vec<FilterRule> {
+        let mut rules: Vec<FilterRule> = self.rules.values().filter(|r| r.filter_id == filter).cloned().collect();
+        rules.sort_by_key(|r| (r.direction, r.number));
+        rules
+    }
+
+    /// A filter with its rules.
+    pub fn filter_view(&self, filter: &Filter) -> FilterView {
+        FilterView { filter: filter.clone(), rules: self.rules_of(filter.id) }
+    }
+
+    /// Sessions that have `eni` among their sources.
+    pub fn sessions_from(&self, eni: NetworkInterfaceId) -> impl Iterator<Item = &Session> {
+        self.sessions.values().filter(move |s| s.sources.contains(&eni))
+    }
+
+    /// The target whose destination is `eni`, if any.
+    pub fn target_on_interface(&self, eni: NetworkInterfaceId) -> Option<&Target> {
+        self.targets.values().find(|t| t.destination == TargetDestination::NetworkInterface(eni))
+    }
+
+    /// Whether `eni` receives copies, through a target or named directly by a session.
+    pub fn interface_is_destination(&self, eni: NetworkInterfaceId) -> bool {
+        self.target_on_interface(eni).is_some()
+            || self.sessions.values().any(|s| s.target == SessionTarget::NetworkInterface(eni))
+    }
+
+    /// The interface a session's copies go to, if it resolves to one.
+    pub fn destination_interface(&self, target: &SessionTarget) -> Option<&NetworkInterface> {
+        let eni = match target {
+            SessionTarget::Target(id) => match &self.targets.get(id)?.destination {
+                TargetDestination::NetworkInterface(eni) => *eni,
+                _ => return None,
+            },
+            SessionTarget::NetworkInterface(eni) => *eni,
+            SessionTarget::LoadBalancer(_) => return None,
+        };
+        self.interfaces.get(&eni)
+    }
+}
