@@ -506,7 +506,7 @@ impl<'a> Planner<'a> {
             Some(v) => v,
             None => self.random_vni(None),
         };
-        let session = Session {
+        let mut session = Session {
             id,
             scope: self.scope(),
             sources: new.sources,
@@ -523,10 +523,30 @@ impl<'a> Planner<'a> {
             status: self.busy_status(ResourceStatus::Creating),
             created_at: self.now,
         };
+        self.default_load_balancer_length(&mut session);
         self.check_session(&session, None)?;
         self.check_alibaba_priority(&session)?;
         self.changes.push(Change::PutSession(session.clone()));
         Ok(Output::Session(session))
+    }
+
+    /// EC2 reports 8500 bytes for sessions to load balancers that set no packet length.
+    fn default_load_balancer_length(&self, session: &mut Session) {
+        if self.dialect != Dialect::Ec2 || session.packet_length.is_some() {
+            return;
+        }
+        let to_load_balancer = match &session.target {
+            SessionTarget::Target(id) => self
+                .state
+                .targets
+                .get(id)
+                .is_some_and(|t| !matches!(t.destination, TargetDestination::NetworkInterface(_))),
+            SessionTarget::LoadBalancer(_) => true,
+            SessionTarget::NetworkInterface(_) => false,
+        };
+        if to_load_balancer {
+            session.packet_length = Some(limits::NLB_DEFAULT_PACKET_LENGTH);
+        }
     }
 
     /// Alibaba session priorities are unique per account and region.
@@ -572,6 +592,7 @@ impl<'a> Planner<'a> {
         }
         session.name = ch.name.apply(session.name);
         session.description = ch.description.apply(session.description);
+        self.default_load_balancer_length(&mut session);
         self.check_session(&session, Some(previous))?;
         self.check_alibaba_priority(&session)?;
         session.status = self.busy_status(ResourceStatus::Modifying);
