@@ -12,9 +12,9 @@ pub struct Xml {
     buf: String,
 }
 
-/// Escapes XML text.
+/// Escapes XML text (`<`, `>`, `&` only, as EC2 does).
 pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    quick_xml::escape::escape(text)
+    quick_xml::escape::partial_escape(text)
 }
 
 impl Xml {
