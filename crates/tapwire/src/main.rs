@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
+mod interface;
+mod server;
 mod simulate;
 
 /// Cloud-style traffic mirroring for Linux hosts you run yourself.
@@ -18,8 +21,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the control plane (EC2 and Alibaba APIs, agent endpoints) with its store.
+    Server(server::Args),
+    /// Manage the network interface inventory.
+    Interface(interface::Args),
     /// Replay a capture file through the mirroring rules of one interface.
     Simulate(simulate::Args),
+    /// Receive VXLAN mirror copies and write them to pcapng/pcap.
+    Receive(tapwire_receive::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,7 +41,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Interface(args) => interface::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Receive(args) => tapwire_receive::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,11 @@
 //!   continues after it: items that exist for the whole walk are seen exactly once, even
 //!   while others are inserted or deleted.
 
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::ops::Bound;
+use std::str::FromStr;
+
 use tapwire_control::{ApiError, ErrorKind, ResourceKind};
 use tapwire_model::limits;
 
@@ -112,10 +117,13 @@ fn encode_token(last_id: &str) -> String {
     hex::encode(format!("{TOKEN_PREFIX}{last_id}"))
 }
 
-/// Applies explicit IDs, filters and paging to `items` (already in ID order).
-pub fn select<'a, T>(
-    items: impl Iterator<Item = &'a T>,
-    id_of: impl Fn(&T) -> String,
+/// Applies explicit IDs, filters and paging to `items`, a map ordered by ID.
+///
+/// Explicit IDs are looked up directly; otherwise the walk starts right after the page
+/// cursor, so a request costs what it returns, not what the account holds.
+pub fn select<'a, K, T>(
+    items: &'a BTreeMap<K, T>,
+    visible: impl Fn(&T) -> bool,
     ids: &[String],
     kind: ResourceKind,
     filters: &[NameFilter],
@@ -123,26 +131,46 @@ pub fn select<'a, T>(
     page: &Page,
 ) -> Result<(Vec<&'a T>, Option<String>), ApiError>
 where
-    T: 'a,
+    K: Ord + FromStr + Display,
 {
-    let all: Vec<&T> = items.collect();
-    if let Some(missing) = ids.iter().find(|want| !all.iter().any(|t| id_of(t) == **want)) {
-        return Err(ApiError::not_found(kind, missing));
+    let wanted = |t: &&T| visible(t) && passes(filters, |name| values_of(t, name));
+    if !ids.is_empty() {
+        // Ordered by ID and deduplicated, like a walk of the whole map would be.
+        let mut found: BTreeMap<&K, &T> = BTreeMap::new();
+        for raw in ids {
+            let (key, t) = raw
+                .parse::<K>()
+                .ok()
+                .and_then(|k| items.get_key_value(&k))
+                .filter(|(_, t)| visible(t))
+                .ok_or_else(|| ApiError::not_found(kind, raw))?;
+            found.insert(key, t);
+        }
+        return paged(found.into_iter().filter(|(_, t)| wanted(t)), page);
     }
-    let mut selected = all
-        .into_iter()
-        .filter(|t| ids.is_empty() || ids.contains(&id_of(t)))
-        .filter(|t| passes(filters, |name| values_of(t, name)))
-        .filter(|t| page.after.as_ref().is_none_or(|after| id_of(t) > *after));
+    let start = match &page.after {
+        None => Bound::Unbounded,
+        Some(after) => match after.parse::<K>() {
+            Ok(k) => Bound::Excluded(k),
+            Err(_) => return Err(ApiError::new(ErrorKind::InvalidNextToken, "The pagination token is invalid.")),
+        },
+    };
+    paged(items.range((start, Bound::Unbounded)).filter(|(_, t)| wanted(t)), page)
+}
+
+fn paged<'a, K: Display + 'a, T: 'a>(
+    mut walk: impl Iterator<Item = (&'a K, &'a T)>,
+    page: &Page,
+) -> Result<(Vec<&'a T>, Option<String>), ApiError> {
     match page.max_results {
-        None => Ok((selected.collect(), None)),
+        None => Ok((walk.map(|(_, t)| t).collect(), None)),
         Some(max) => {
-            let out: Vec<&T> = selected.by_ref().take(max).collect();
-            let next = match (out.last(), selected.next()) {
-                (Some(last), Some(_)) => Some(encode_token(&id_of(last))),
+            let taken: Vec<(&K, &T)> = walk.by_ref().take(max).collect();
+            let next = match (taken.last(), walk.next()) {
+                (Some((last, _)), Some(_)) => Some(encode_token(&last.to_string())),
                 _ => None,
             };
-            Ok((out, next))
+            Ok((taken.into_iter().map(|(_, t)| t).collect(), next))
         }
     }
 }
@@ -163,15 +191,15 @@ mod tests {
 
     #[test]
     fn pages_walk_every_item_once_and_survive_inserts() {
-        let mut items: Vec<String> = (0..12).map(|i| format!("id-{i:02}")).collect();
+        let mut items: BTreeMap<String, String> =
+            (0..12).map(|i| (format!("id-{i:02}"), format!("id-{i:02}"))).collect();
         let mut page = Page { max_results: Some(5), after: None };
         let mut seen = Vec::new();
         loop {
-            let (got, next) =
-                select(items.iter(), |s| s.clone(), &[], ResourceKind::Filter, &[], |_, _| vec![], &page).unwrap();
+            let (got, next) = select(&items, |_| true, &[], ResourceKind::Filter, &[], |_, _| vec![], &page).unwrap();
             seen.extend(got.into_iter().cloned());
-            items.push(format!("id-{:02}", 50 + seen.len())); // inserted during the walk
-            items.sort();
+            let inserted = format!("id-{:02}", 50 + seen.len()); // inserted during the walk
+            items.insert(inserted.clone(), inserted);
             match next {
                 Some(token) => page.after = decode_token(&token),
                 None => break,
@@ -185,17 +213,9 @@ mod tests {
 
     #[test]
     fn explicit_missing_id_is_not_found() {
-        let items = ["a".to_owned()];
-        let err = select(
-            items.iter(),
-            |s| s.clone(),
-            &["b".into()],
-            ResourceKind::Session,
-            &[],
-            |_, _| vec![],
-            &Page::default(),
-        )
-        .unwrap_err();
+        let items: BTreeMap<String, String> = [("a".to_owned(), "a".to_owned())].into();
+        let err = select(&items, |_| true, &["b".into()], ResourceKind::Session, &[], |_, _| vec![], &Page::default())
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound(ResourceKind::Session));
     }
 }

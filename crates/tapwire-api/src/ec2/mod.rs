@@ -789,8 +789,8 @@ fn describe_filters(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     let page = page(p)?;
     let state = x.read()?;
     let (items, next) = select(
-        state.filters.values().filter(|f| x.in_scope(&f.scope)),
-        |f| f.id.to_string(),
+        &state.filters,
+        |f| x.in_scope(&f.scope),
         &ids,
         ResourceKind::Filter,
         &filters,
@@ -845,12 +845,11 @@ fn describe_rules(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     {
         return Err(ApiError::not_found(ResourceKind::Filter, &f.to_string()));
     }
-    let visible = state.rules.values().filter(|r| {
+    let visible = |r: &FilterRule| {
         only_filter.is_none_or(|f| r.filter_id == f)
             && state.filters.get(&r.filter_id).is_some_and(|f| x.in_scope(&f.scope))
-    });
-    let (items, next) =
-        select(visible, |r| r.id.to_string(), &ids, ResourceKind::FilterRule, &filters, rule_values, &page)?;
+    };
+    let (items, next) = select(&state.rules, visible, &ids, ResourceKind::FilterRule, &filters, rule_values, &page)?;
     let mut out = x.response();
     out.list("trafficMirrorFilterRuleSet", items, |o, r| rule_xml(o, r, true));
     out.opt("nextToken", next);
@@ -877,8 +876,8 @@ fn describe_sessions(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     let page = page(p)?;
     let state = x.read()?;
     let (items, next) = select(
-        state.sessions.values().filter(|s| x.in_scope(&s.scope)),
-        |s| s.id.to_string(),
+        &state.sessions,
+        |s| x.in_scope(&s.scope),
         &ids,
         ResourceKind::Session,
         &filters,
@@ -911,8 +910,8 @@ fn describe_targets(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     let page = page(p)?;
     let state = x.read()?;
     let (items, next) = select(
-        state.targets.values().filter(|t| x.in_scope(&t.scope)),
-        |t| t.id.to_string(),
+        &state.targets,
+        |t| x.in_scope(&t.scope),
         &ids,
         ResourceKind::Target,
         &filters,
@@ -1002,8 +1001,8 @@ fn describe_network_interfaces(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     let page = page(p)?;
     let state = x.read()?;
     let (items, next) = select(
-        state.interfaces.values().filter(|i| i.scope.account == x.caller.account),
-        |i| i.id.to_string(),
+        &state.interfaces,
+        |i| i.scope.account == x.caller.account,
         &ids,
         ResourceKind::NetworkInterface,
         &filters,

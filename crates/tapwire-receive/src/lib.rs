@@ -1,0 +1,157 @@
+//! `tapwire receive`: the sensor side. VXLAN mirror copies in, pcapng or pcap out.
+//!
+//! Layout, pure parts first:
+//! - [`decap`]: VXLAN datagram → (VNI, inner Ethernet frame), with a named reason for
+//!   every datagram skipped.
+//! - [`encode`]: pcapng/pcap encoding and [`encode::CaptureWriter`], one stream with its
+//!   own interface table (one pcapng interface per (outer source, VNI)).
+//! - [`rotate`]: split keys, file names, the size/time rotation policy.
+//! - [`sink`]: [`sink::Output`], the demultiplexer that owns files, limits and counters.
+//! - [`receiver`]: sockets (`SO_REUSEPORT`, `recvmmsg`), worker threads, status line.
+//! - `sys`: the only `unsafe` (the `recvmmsg` wrapper and two tiny syscalls).
+//!
+//! Shutdown: SIGINT/SIGTERM set a flag; workers wake within 100 ms (`SO_RCVTIMEO`),
+//! drain their sockets, everything is flushed, a final summary line goes to stderr and
+//! the command exits 0. A second SIGINT/SIGTERM exits at once with status 1.
+
+pub mod decap;
+pub mod encode;
+pub mod receiver;
+pub mod rotate;
+pub mod sink;
+mod sys;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+pub use encode::Format;
+pub use receiver::{Receiver, Summary};
+pub use rotate::SplitBy;
+pub use sink::{Output, Stats, Target};
+pub use sys::thread_cpu_time;
+
+/// Arguments of `tapwire receive`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["write", "write_dir", "stdout"])))]
+pub struct Args {
+    /// Address to listen on, IPv4 or IPv6 (`[::]:4789`). Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:4789")]
+    pub listen: SocketAddr,
+
+    /// Write every frame to FILE (rotated files get `.1`, `.2`, … appended).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Write into DIR: `mirror.pcapng`, or one file per key with --split-by.
+    #[arg(long, value_name = "DIR")]
+    pub write_dir: Option<PathBuf>,
+
+    /// Write a live stream to standard output (e.g. `| tshark -r -`), flushed after
+    /// every batch.
+    #[arg(long)]
+    pub stdout: bool,
+
+    /// With --write-dir: one file per VNI (`vni-42.pcapng`) or per outer source
+    /// address (`src-198.18.0.2.pcapng`).
+    #[arg(long, value_enum, requires = "write_dir")]
+    pub split_by: Option<SplitBy>,
+
+    /// Output format. Classic pcap cannot record sources or VNIs per interface.
+    #[arg(long, value_enum, default_value_t = Format::Pcapng)]
+    pub format: Format,
+
+    /// Start a new file before one would grow past SIZE (e.g. 100MB; KB/MB/GB are
+    /// powers of 1000, KiB/MiB/GiB of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = rotate::parse_size, conflicts_with = "stdout")]
+    pub rotate: Option<u64>,
+
+    /// Start a new file once one has been open this long (e.g. 60s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = rotate::parse_duration, conflicts_with = "stdout")]
+    pub rotate_interval: Option<Duration>,
+
+    /// Receive sockets (SO_REUSEPORT), one thread each.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+
+    /// Receive buffer per socket (SO_RCVBUF; forced past net.core.rmem_max when the
+    /// process has CAP_NET_ADMIN).
+    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = rotate::parse_size)]
+    pub rcvbuf: u64,
+
+    /// Exit 0 after writing N frames.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+impl Args {
+    fn target(&self) -> anyhow::Result<Target> {
+        match (&self.write, &self.write_dir, self.stdout) {
+            (Some(file), None, false) => Ok(Target::File(file.clone())),
+            (None, Some(dir), false) => Ok(Target::Dir { dir: dir.clone(), split: self.split_by }),
+            (None, None, true) => Ok(Target::Stdout),
+            _ => anyhow::bail!("give exactly one of --write, --write-dir, --stdout"),
+        }
+    }
+}
+
+/// Runs `tapwire receive` until SIGINT/SIGTERM or `--count`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Order matters: the second signal finds the flag set and exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+
+    let receiver =
+        Receiver::bind(args.listen, usize::from(args.workers), usize::try_from(args.rcvbuf).unwrap_or(usize::MAX))?;
+    let output = Output::new(
+        args.target()?,
+        args.format,
+        rotate::Rotation { max_bytes: args.rotate, max_age: args.rotate_interval },
+        args.count,
+    )
+    .context("cannot open output")?;
+    // Tests and scripts wait for this line before sending.
+    eprintln!(
+        "tapwire receive: listening on {} ({} worker{}, rcvbuf {} bytes)",
+        receiver.local_addr(),
+        receiver.workers(),
+        if receiver.workers() == 1 { "" } else { "s" },
+        receiver.rcvbuf(),
+    );
+
+    let summary = receiver.run(output, stop, std::io::stderr().is_terminal());
+    eprintln!("{}", summary_line(&summary));
+    match summary.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The final line: `tapwire receive: received=… written=… malformed=… (…)`.
+pub fn summary_line(summary: &Summary) -> String {
+    let s = &summary.stats;
+    format!(
+        "tapwire receive: received={} written={} malformed={} (short={} no_i_flag={} runt={} truncated={}) \
+         bytes={} files={} over_count={} batches={} elapsed={:.3}s",
+        s.received,
+        s.written,
+        s.malformed(),
+        s.short,
+        s.no_i_flag,
+        s.runt,
+        s.truncated,
+        s.written_bytes,
+        s.files,
+        s.over_limit,
+        s.batches,
+        summary.elapsed.as_secs_f64(),
+    )
+}

@@ -1,0 +1,398 @@
+//! The demultiplexer: datagrams in, counted and written to the right capture file.
+//!
+//! [`Output`] owns every open file, the rotation policy, the `--count` limit and the
+//! counters. It is shared by the receive workers behind one mutex taken once per batch.
+//! Invariants: every datagram handed in is counted exactly once (written, malformed or
+//! over the limit); a file is flushed before it is closed; once the limit is reached
+//! nothing more is written. Steady state (known file, known interface, known VNI)
+//! allocates nothing.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::decap::{Malformed, decap};
+use crate::encode::{CaptureWriter, Format};
+use crate::rotate::{Rotation, SplitBy, SplitKey, rotated_path};
+
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Where frames are written.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// One file (plus rotated `.1`, `.2`, … files).
+    File(PathBuf),
+    /// A directory, one stream per split key.
+    Dir {
+        /// The directory (created if missing).
+        dir: PathBuf,
+        /// How to split; `None` writes `mirror.<ext>`.
+        split: Option<SplitBy>,
+    },
+    /// Standard output, flushed after every batch.
+    Stdout,
+}
+
+/// Packets and bytes of one VNI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VniCount {
+    /// Frames written.
+    pub frames: u64,
+    /// Inner frame bytes written.
+    pub bytes: u64,
+}
+
+/// Everything counted so far.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Datagrams received (valid or not).
+    pub received: u64,
+    /// UDP payload bytes received.
+    pub received_bytes: u64,
+    /// Frames written.
+    pub written: u64,
+    /// Inner frame bytes written.
+    pub written_bytes: u64,
+    /// Datagrams shorter than the VXLAN header.
+    pub short: u64,
+    /// Datagrams without the I flag.
+    pub no_i_flag: u64,
+    /// Inner frames shorter than an Ethernet header.
+    pub runt: u64,
+    /// Datagrams larger than the receive buffer.
+    pub truncated: u64,
+    /// Valid frames not written because `--count` was reached.
+    pub over_limit: u64,
+    /// Files opened (rotations included).
+    pub files: u64,
+    /// Receive batches (`recvmmsg` calls that returned datagrams).
+    pub batches: u64,
+    /// Per-VNI counts of written frames.
+    pub per_vni: HashMap<u32, VniCount>,
+}
+
+impl Stats {
+    /// All malformed datagrams.
+    pub fn malformed(&self) -> u64 {
+        self.short + self.no_i_flag + self.runt + self.truncated
+    }
+
+    /// Counts one skipped datagram.
+    pub fn count_malformed(&mut self, why: Malformed) {
+        match why {
+            Malformed::Short => self.short += 1,
+            Malformed::NoIFlag => self.no_i_flag += 1,
+            Malformed::Runt => self.runt += 1,
+            Malformed::Truncated => self.truncated += 1,
+        }
+    }
+}
+
+/// Whether the workers should keep going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep receiving.
+    Continue,
+    /// `--count` frames are written (or standard output was closed): stop.
+    Stop,
+}
+
+struct Stream {
+    writer: CaptureWriter<Box<dyn Write + Send>>,
+    /// First file of the stream; `None` for standard output.
+    base: Option<PathBuf>,
+    seq: u32,
+    opened: Instant,
+}
+
+/// Open files, policy and counters. See the module docs.
+pub struct Output {
+    target: Target,
+    format: Format,
+    rotation: Rotation,
+    limit: Option<u64>,
+    streams: HashMap<SplitKey, Stream>,
+    stats: Stats,
+    closed: bool,
+}
+
+impl Output {
+    /// Prepares the output. `--write` files and standard output are opened (and get
+    /// their file header) at once, so a reader sees a valid stream before any packet;
+    /// `--write-dir` files are opened on their first frame.
+    pub fn new(target: Target, format: Format, rotation: Rotation, limit: Option<u64>) -> io::Result<Self> {
+        let mut out =
+            Self { target, format, rotation, limit, streams: HashMap::new(), stats: Stats::default(), closed: false };
+        match &out.target {
+            Target::Dir { dir, .. } => fs::create_dir_all(dir)?,
+            Target::File(_) | Target::Stdout => {
+                let stream = out.open(SplitKey::All)?;
+                out.streams.insert(SplitKey::All, stream);
+            }
+        }
+        Ok(out)
+    }
+
+    fn split(&self) -> Option<SplitBy> {
+        match &self.target {
+            Target::Dir { split, .. } => *split,
+            Target::File(_) | Target::Stdout => None,
+        }
+    }
+
+    fn base_path(&self, key: SplitKey) -> Option<PathBuf> {
+        match &self.target {
+            Target::File(path) => Some(path.clone()),
+            Target::Dir { dir, .. } => Some(dir.join(key.file_name(self.format))),
+            Target::Stdout => None,
+        }
+    }
+
+    fn open(&mut self, key: SplitKey) -> io::Result<Stream> {
+        let base = self.base_path(key);
+        let sink: Box<dyn Write + Send> = match &base {
+            Some(path) => Box::new(BufWriter::with_capacity(WRITE_BUFFER, create(path)?)),
+            // A File on a duplicate of fd 1 skips Stdout's line buffering.
+            None => {
+                Box::new(BufWriter::with_capacity(WRITE_BUFFER, File::from(io::stdout().as_fd().try_clone_to_owned()?)))
+            }
+        };
+        self.stats.files += 1;
+        Ok(Stream { writer: CaptureWriter::new(sink, self.format)?, base, seq: 0, opened: Instant::now() })
+    }
+
+    /// Counts and (if valid) writes one datagram from `src`, received at `ts` (since
+    /// the Unix epoch); `now` drives time rotation.
+    pub fn handle(&mut self, src: IpAddr, datagram: &[u8], ts: Duration, now: Instant) -> io::Result<Flow> {
+        self.stats.received += 1;
+        self.stats.received_bytes += datagram.len() as u64;
+        match decap(datagram) {
+            Ok((vni, frame)) => self.write(src, vni, frame, ts, now),
+            Err(why) => {
+                self.stats.count_malformed(why);
+                Ok(self.flow())
+            }
+        }
+    }
+
+    /// Counts one datagram that the kernel cut to fit the receive buffer.
+    pub fn handle_truncated(&mut self, len: usize) {
+        self.stats.received += 1;
+        self.stats.received_bytes += len as u64;
+        self.stats.count_malformed(Malformed::Truncated);
+    }
+
+    fn flow(&self) -> Flow {
+        if self.closed || self.limit.is_some_and(|l| self.stats.written >= l) { Flow::Stop } else { Flow::Continue }
+    }
+
+    fn write(&mut self, src: IpAddr, vni: u32, frame: &[u8], ts: Duration, now: Instant) -> io::Result<Flow> {
+        if self.flow() == Flow::Stop {
+            self.stats.over_limit += 1;
+            return Ok(Flow::Stop);
+        }
+        let key = SplitKey::of(self.split(), src, vni);
+        if !self.streams.contains_key(&key) {
+            let stream = self.open(key)?;
+            self.streams.insert(key, stream);
+        }
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return Err(io::Error::other("capture stream vanished"));
+        };
+        let next = stream.writer.format().record_len(frame.len());
+        if let Some(base) = &stream.base
+            && self.rotation.due(
+                stream.writer.bytes(),
+                stream.writer.frames(),
+                now.saturating_duration_since(stream.opened),
+                next,
+            )
+        {
+            let seq = stream.seq + 1;
+            let path = rotated_path(base, seq);
+            stream.writer.flush()?;
+            let sink: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(WRITE_BUFFER, create(&path)?));
+            stream.writer = CaptureWriter::new(sink, self.format)?;
+            stream.seq = seq;
+            stream.opened = now;
+            self.stats.files += 1;
+        }
+        match stream.writer.write_frame(src, vni, ts, frame) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && stream.base.is_none() => {
+                // The reader of standard output went away (e.g. `| head`): a normal end.
+                self.closed = true;
+                return Ok(Flow::Stop);
+            }
+            Err(e) => return Err(e),
+        }
+        self.stats.written += 1;
+        self.stats.written_bytes += frame.len() as u64;
+        let v = self.stats.per_vni.entry(vni).or_default();
+        v.frames += 1;
+        v.bytes += frame.len() as u64;
+        Ok(self.flow())
+    }
+
+    /// Flushes standard output at the end of a batch (files are flushed by [`Self::flush`]).
+    pub fn end_batch(&mut self) -> io::Result<Flow> {
+        self.stats.batches += 1;
+        if matches!(self.target, Target::Stdout) {
+            self.flush()?;
+        }
+        Ok(self.flow())
+    }
+
+    /// Flushes every open file. A closed standard output is a normal end, not an error.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let mut first_err = None;
+        for stream in self.streams.values_mut() {
+            match stream.writer.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && stream.base.is_none() => {
+                    self.closed = true;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Paths of the files opened so far (the current file of each stream).
+    pub fn current_files(&self) -> Vec<PathBuf> {
+        self.streams.values().filter_map(|s| s.base.as_deref().map(|b| rotated_path(b, s.seq))).collect()
+    }
+}
+
+fn create(path: &Path) -> io::Result<File> {
+    File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use tapwire_wire::vxlan;
+
+    fn datagram(vni: u32, inner: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; vxlan::HEADER_LEN];
+        vxlan::emit_header(&mut d, vni).unwrap();
+        d.extend_from_slice(inner);
+        d
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tapwire-receive-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn splits_by_vni_and_counts_everything_once() {
+        let dir = temp_dir("split");
+        let mut out = Output::new(
+            Target::Dir { dir: dir.clone(), split: Some(SplitBy::Vni) },
+            Format::Pcapng,
+            Rotation::default(),
+            None,
+        )
+        .unwrap();
+        let src = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+        let now = Instant::now();
+        for vni in [1, 2, 1, 3] {
+            out.handle(src, &datagram(vni, &[0x11; 60]), Duration::ZERO, now).unwrap();
+        }
+        out.handle(src, &[8, 0, 0], Duration::ZERO, now).unwrap();
+        out.handle(src, &[0; 40], Duration::ZERO, now).unwrap();
+        out.handle(src, &datagram(1, &[0; 5]), Duration::ZERO, now).unwrap();
+        out.flush().unwrap();
+        let s = out.stats();
+        assert_eq!((s.received, s.written, s.malformed()), (7, 4, 3));
+        assert_eq!((s.short, s.no_i_flag, s.runt), (1, 1, 1));
+        assert_eq!(s.per_vni[&1], VniCount { frames: 2, bytes: 120 });
+        assert_eq!(names(&dir), ["vni-1.pcapng", "vni-2.pcapng", "vni-3.pcapng"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotates_by_size_with_numbered_suffixes() {
+        let dir = temp_dir("rotate");
+        let path = dir.join("m.pcap");
+        fs::create_dir_all(&dir).unwrap();
+        // pcap: 24-byte header + 3 records of 16 + 100 bytes fit in 400; the 4th does not.
+        let mut out = Output::new(
+            Target::File(path.clone()),
+            Format::Pcap,
+            Rotation { max_bytes: Some(400), max_age: None },
+            None,
+        )
+        .unwrap();
+        let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for _ in 0..7 {
+            out.handle(src, &datagram(5, &[0x22; 100]), Duration::ZERO, Instant::now()).unwrap();
+        }
+        out.flush().unwrap();
+        assert_eq!(names(&dir), ["m.pcap", "m.pcap.1", "m.pcap.2"]);
+        let sizes: Vec<u64> =
+            ["m.pcap", "m.pcap.1", "m.pcap.2"].iter().map(|n| fs::metadata(dir.join(n)).unwrap().len()).collect();
+        assert_eq!(sizes, [24 + 3 * 116, 24 + 3 * 116, 24 + 116]);
+        assert_eq!(out.stats().files, 3);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotates_by_age() {
+        let dir = temp_dir("age");
+        let path = dir.join("t.pcapng");
+        fs::create_dir_all(&dir).unwrap();
+        let mut out = Output::new(
+            Target::File(path),
+            Format::Pcapng,
+            Rotation { max_bytes: None, max_age: Some(Duration::from_secs(60)) },
+            None,
+        )
+        .unwrap();
+        let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let t0 = Instant::now();
+        let d = datagram(5, &[0x22; 64]);
+        out.handle(src, &d, Duration::ZERO, t0).unwrap();
+        out.handle(src, &d, Duration::ZERO, t0 + Duration::from_secs(59)).unwrap();
+        out.handle(src, &d, Duration::ZERO, t0 + Duration::from_secs(61)).unwrap();
+        out.flush().unwrap();
+        assert_eq!(names(&dir), ["t.pcapng", "t.pcapng.1"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stops_at_the_limit_and_writes_no_more() {
+        let dir = temp_dir("limit");
+        let mut out =
+            Output::new(Target::Dir { dir: dir.clone(), split: None }, Format::Pcapng, Rotation::default(), Some(2))
+                .unwrap();
+        let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let d = datagram(5, &[0x22; 64]);
+        let flows: Vec<Flow> = (0..3).map(|_| out.handle(src, &d, Duration::ZERO, Instant::now()).unwrap()).collect();
+        assert_eq!(flows, [Flow::Continue, Flow::Stop, Flow::Stop]);
+        assert_eq!((out.stats().written, out.stats().over_limit), (2, 1));
+        assert_eq!(names(&dir), ["mirror.pcapng"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

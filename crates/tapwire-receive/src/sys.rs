@@ -1,0 +1,182 @@
+//! The only `unsafe` of this crate: thin wrappers over `recvmmsg(2)`,
+//! `setsockopt(SO_RCVBUFFORCE)` and `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`.
+//!
+//! Invariants: [`RecvBatch`] owns its buffers, iovecs and address slots in boxed slices
+//! that are never resized, and re-points every `mmsghdr` at them (from `&mut self`)
+//! right before each call, so the kernel only ever writes into memory the batch owns,
+//! within the lengths it declared. Nothing here allocates after construction.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr;
+use std::time::Duration;
+
+/// Reusable storage for receiving up to `len()` datagrams with one `recvmmsg` call.
+pub struct RecvBatch {
+    slot_len: usize,
+    bufs: Box<[u8]>,
+    iovs: Box<[libc::iovec]>,
+    names: Box<[libc::sockaddr_storage]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+/// One received datagram.
+pub struct Datagram<'a> {
+    /// Outer source address (IPv4-mapped IPv6 addresses are shown as IPv4).
+    pub src: Option<IpAddr>,
+    /// The UDP payload (cut to the slot length when `truncated`).
+    pub payload: &'a [u8],
+    /// The datagram was larger than a slot and the kernel cut it.
+    pub truncated: bool,
+}
+
+impl RecvBatch {
+    /// Room for `count` datagrams of up to `slot_len` bytes each.
+    pub fn new(count: usize, slot_len: usize) -> Self {
+        let count = count.max(1);
+        // SAFETY: iovec, sockaddr_storage and mmsghdr are plain C structs of integers
+        // and raw pointers, for which all-zero bytes are a valid value.
+        let (iov, name, hdr) = unsafe {
+            (mem::zeroed::<libc::iovec>(), mem::zeroed::<libc::sockaddr_storage>(), mem::zeroed::<libc::mmsghdr>())
+        };
+        Self {
+            slot_len,
+            bufs: vec![0u8; count * slot_len].into_boxed_slice(),
+            iovs: vec![iov; count].into_boxed_slice(),
+            names: vec![name; count].into_boxed_slice(),
+            hdrs: vec![hdr; count].into_boxed_slice(),
+        }
+    }
+
+    /// Receives into the slots. Blocks for the first datagram (bounded by the socket's
+    /// `SO_RCVTIMEO`) unless `nonblocking`, then takes whatever else is queued
+    /// (`MSG_WAITFORONE`). Returns how many slots were filled.
+    pub fn recv(&mut self, socket: &impl AsRawFd, nonblocking: bool) -> io::Result<usize> {
+        let fd: RawFd = socket.as_raw_fd();
+        let base = self.bufs.as_mut_ptr();
+        for i in 0..self.hdrs.len() {
+            // wrapping_add keeps this safe code; the offset stays inside `bufs`.
+            self.iovs[i].iov_base = base.wrapping_add(i * self.slot_len).cast();
+            self.iovs[i].iov_len = self.slot_len;
+            let h = &mut self.hdrs[i];
+            h.msg_hdr.msg_name = ptr::from_mut(&mut self.names[i]).cast();
+            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = ptr::from_mut(&mut self.iovs[i]);
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = ptr::null_mut();
+            h.msg_hdr.msg_controllen = 0;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+        let flags = if nonblocking { libc::MSG_DONTWAIT } else { libc::MSG_WAITFORONE };
+        // SAFETY: `hdrs` holds `len()` initialised mmsghdr, each pointing at one iovec
+        // of `slot_len` bytes inside `bufs` and at one sockaddr_storage with its true
+        // size in msg_namelen; all are owned by `self`, borrowed mutably for the call,
+        // and live until it returns. A null timeout is allowed.
+        let n = unsafe {
+            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), self.hdrs.len() as libc::c_uint, flags, ptr::null_mut())
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// The `i`-th datagram of the last [`Self::recv`] (`i` < its return value).
+    pub fn get(&self, i: usize) -> Datagram<'_> {
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(self.slot_len);
+        let start = i * self.slot_len;
+        Datagram {
+            src: ip_of(&self.names[i], h.msg_hdr.msg_namelen),
+            payload: &self.bufs[start..start + len],
+            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        }
+    }
+}
+
+fn ip_of(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
+    let len = len as usize;
+    match i32::from(name.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which is smaller
+            // than sockaddr_storage and needs no stricter alignment.
+            let sin = unsafe { &*ptr::from_ref(name).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &*ptr::from_ref(name).cast::<libc::sockaddr_in6>() };
+            Some(Ipv6Addr::from(sin6.sin6_addr.s6_addr).to_canonical())
+        }
+        _ => None,
+    }
+}
+
+/// Sets `SO_RCVBUFFORCE` (ignores `net.core.rmem_max`; needs CAP_NET_ADMIN).
+pub fn set_rcvbuf_force(socket: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let value = bytes.min(i32::MAX as usize / 2) as libc::c_int;
+    // SAFETY: passes a pointer to a live c_int and its exact size; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            ptr::from_ref(&value).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// CPU time (user + system) used by the calling thread so far.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: passes a pointer to a live, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    #[test]
+    fn receives_a_batch_with_sources() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        for i in 0..5u8 {
+            tx.send_to(&vec![i; 10 + usize::from(i)], to).unwrap();
+        }
+        tx.send_to(&[9; 100], to).unwrap();
+        let mut batch = RecvBatch::new(4, 64);
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            let n = batch.recv(&rx, false).unwrap();
+            for i in 0..n {
+                let d = batch.get(i);
+                assert_eq!(d.src, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+                got.push((d.payload.to_vec(), d.truncated));
+            }
+        }
+        for (i, (p, t)) in got.iter().take(5).enumerate() {
+            assert_eq!(p, &vec![i as u8; 10 + i]);
+            assert!(!t);
+        }
+        assert_eq!(got[5], (vec![9; 64], true));
+        assert_eq!(batch.recv(&rx, true).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(thread_cpu_time() > Duration::ZERO);
+    }
+}

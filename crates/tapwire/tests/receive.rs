@@ -1,0 +1,496 @@
+//! `tapwire receive` end to end: the real binary listens on loopback, the test sends
+//! VXLAN datagrams carrying hand-built Ethernet/IPv4/UDP frames (198.18.0.0/15
+//! addresses inside, 127.0.0.0/8 outside), stops it with SIGTERM or `--count`, and
+//! tshark judges the files. tshark missing is a failure, never a skip.
+
+// Test code: helpers outside #[test] fns panic on purpose with unwrap.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tapwire_wire::vxlan;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------
+// Frames and datagrams
+
+/// An Ethernet/IPv4/UDP frame from 198.18.<n>.1 to 198.19.0.1 whose IP ID and first
+/// payload bytes carry `seq`, padded to `len` bytes (at least 60).
+fn inner_frame(seq: u16, len: usize) -> Vec<u8> {
+    let len = len.max(60);
+    let ip_len = len - 14;
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]); // dst MAC
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // src MAC
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&seq.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[198, 18, (seq % 256) as u8, 1]);
+    ip[16..20].copy_from_slice(&[198, 19, 0, 1]);
+    let sum = ip_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let udp_len = ip_len - 20;
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&5000u16.to_be_bytes());
+    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no UDP checksum (allowed for IPv4)
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < len {
+        f.push((f.len() as u8).wrapping_mul(7) ^ (seq as u8));
+    }
+    f
+}
+
+fn ip_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn vxlan_datagram(vni: u32, frame: &[u8]) -> Vec<u8> {
+    let mut d = vec![0u8; vxlan::HEADER_LEN];
+    vxlan::emit_header(&mut d, vni).unwrap();
+    d.extend_from_slice(frame);
+    d
+}
+
+fn epoch_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn sender(local: &str, to: SocketAddr) -> UdpSocket {
+    let s = UdpSocket::bind(local).unwrap();
+    s.connect(to).unwrap();
+    s
+}
+
+// ---------------------------------------------------------------------------------
+// The receiver process
+
+struct Receiver {
+    child: Child,
+    addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tapwire-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts `tapwire receive ARGS` and waits for its "listening on ADDR" line.
+fn start(args: &[&str], stdout: Stdio) -> Receiver {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .arg("receive")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tapwire");
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no `listening on` line; stderr so far: {lines:?}");
+        };
+        lines.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return Receiver { child, addr, stderr: rx, lines };
+        }
+    }
+}
+
+impl Receiver {
+    fn sigterm(&self) {
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    /// Waits for exit; returns (status success, stderr lines).
+    fn wait(mut self) -> (bool, Vec<String>) {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tapwire receive did not exit; stderr: {:?}", self.lines);
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends at EOF once the process is gone.
+        while let Ok(line) = self.stderr.recv_timeout(TIMEOUT) {
+            self.lines.push(line);
+        }
+        (status.success(), self.lines)
+    }
+}
+
+/// The numbers of the final summary line (`received=… written=…`).
+fn summary(lines: &[String]) -> BTreeMap<String, u64> {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("received=") && l.contains("written="))
+        .unwrap_or_else(|| panic!("no summary line in {lines:?}"));
+    line.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// tshark
+
+fn tshark() -> Command {
+    match Command::new("tshark").arg("--version").output() {
+        Ok(o) if o.status.success() => Command::new("tshark"),
+        _ => panic!(
+            "tshark is required by these tests and is not installed \
+             (DEBIAN_FRONTEND=noninteractive apt-get install -y tshark)"
+        ),
+    }
+}
+
+fn check(out: Output, what: &str) -> String {
+    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One row per frame: the requested fields, tab-separated by tshark.
+fn fields(file: &Path, names: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = tshark();
+    cmd.arg("-r").arg(file).args(["-T", "fields", "-E", "separator=/t"]);
+    for n in names {
+        cmd.args(["-e", n]);
+    }
+    check(cmd.output().unwrap(), "tshark -T fields")
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// The raw bytes of every frame, in file order (`-T json -x` → `frame_raw`).
+fn frames(file: &Path) -> Vec<Vec<u8>> {
+    let out = check(tshark().arg("-r").arg(file).args(["-T", "json", "-x"]).output().unwrap(), "tshark -T json -x");
+    let packets: serde_json::Value = serde_json::from_str(&out).unwrap();
+    packets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let hex = p["_source"]["layers"]["frame_raw"][0].as_str().unwrap();
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn writes_exact_frames_in_order_with_one_interface_per_source_and_vni() {
+    let dir = temp_dir("exact");
+    let file = dir.join("mirror.pcapng");
+    let before = epoch_secs();
+    let rx = start(&["--listen", "127.0.0.1:0", "--write", file.to_str().unwrap()], Stdio::null());
+    let tx = sender("127.0.0.1:0", rx.addr);
+    let sizes = [60usize, 64, 100, 1514, 61, 9000, 128, 1000];
+    let mut sent = Vec::new();
+    for i in 0..40u16 {
+        let vni = if i % 3 == 0 { 7 } else { 42 };
+        let frame = inner_frame(i, sizes[usize::from(i) % sizes.len()]);
+        tx.send(&vxlan_datagram(vni, &frame)).unwrap();
+        sent.push((vni, frame));
+        if i == 10 {
+            tx.send(&[0x08, 0, 0, 0, 0]).unwrap(); // shorter than a VXLAN header
+        }
+        if i == 20 {
+            let mut d = vxlan_datagram(42, &inner_frame(999, 80));
+            d[0] = 0; // no I flag
+            tx.send(&d).unwrap();
+        }
+    }
+    rx.sigterm();
+    let (ok, lines) = rx.wait();
+    let after = epoch_secs();
+    assert!(ok, "exit status not 0: {lines:?}");
+    let s = summary(&lines);
+    assert_eq!(s["received"], 42, "{lines:?}");
+    assert_eq!(s["written"], 40);
+    assert_eq!(s["malformed"], 2);
+    assert_eq!(s["short"], 1);
+    assert_eq!(s["no_i_flag"], 1);
+
+    let got = frames(&file);
+    let want: Vec<Vec<u8>> = sent.iter().map(|(_, f)| f.clone()).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "frames differ from what was sent");
+
+    let rows = fields(
+        &file,
+        &["frame.len", "frame.interface_name", "frame.interface_description", "ip.id", "ip.src", "frame.time_epoch"],
+    );
+    let mut last = 0.0;
+    assert_eq!(rows.len(), sent.len());
+    for (i, ((vni, frame), row)) in sent.iter().zip(&rows).enumerate() {
+        assert_eq!(row[0], frame.len().to_string());
+        assert_eq!(row[1], format!("vni{vni}-127.0.0.1"));
+        assert_eq!(row[2], format!("vxlan vni={vni} src=127.0.0.1"));
+        assert_eq!(row[3], format!("0x{:04x}", i));
+        assert_eq!(row[4], format!("198.18.{}.1", i % 256));
+        // Receive time, nanosecond resolution, never going back.
+        let t: f64 = row[5].parse().unwrap();
+        assert!(t >= before && t <= after && t >= last, "timestamp {t} not in [{before}, {after}]");
+        last = t;
+    }
+    let capinfos = check(Command::new("capinfos").arg("-I").arg(&file).output().unwrap(), "capinfos");
+    assert!(capinfos.contains("Number of interfaces in file: 2"), "{capinfos}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn splits_by_source_and_by_vni() {
+    for (split, names) in
+        [("source", ["src-127.0.0.1.pcapng", "src-127.0.0.2.pcapng"]), ("vni", ["vni-1.pcapng", "vni-2.pcapng"])]
+    {
+        let dir = temp_dir(&format!("split-{split}"));
+        let rx = start(
+            &["--listen", "127.0.0.1:0", "--write-dir", dir.to_str().unwrap(), "--split-by", split],
+            Stdio::null(),
+        );
+        let senders = [sender("127.0.0.1:0", rx.addr), sender("127.0.0.2:0", rx.addr)];
+        // (source, vni, frame) in send order.
+        let mut sent: Vec<(&str, u32, Vec<u8>)> = Vec::new();
+        for i in 0..24u16 {
+            let s = usize::from(i % 2);
+            let vni = 1 + u32::from(i / 2 % 2);
+            let frame = inner_frame(i, 60 + usize::from(i) * 10);
+            senders[s].send(&vxlan_datagram(vni, &frame)).unwrap();
+            sent.push((["127.0.0.1", "127.0.0.2"][s], vni, frame));
+        }
+        rx.sigterm();
+        let (ok, lines) = rx.wait();
+        assert!(ok, "{lines:?}");
+        assert_eq!(summary(&lines)["written"], 24, "{lines:?}");
+
+        let mut listed: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        listed.sort();
+        assert_eq!(listed, names);
+
+        for name in names {
+            let file = dir.join(name);
+            let belongs = |src: &str, vni: u32| match split {
+                "source" => name == format!("src-{src}.pcapng"),
+                _ => name == format!("vni-{vni}.pcapng"),
+            };
+            let want: Vec<&(&str, u32, Vec<u8>)> = sent.iter().filter(|(s, v, _)| belongs(s, *v)).collect();
+            // Within one file, frames of one sender keep their order; across the two
+            // senders the interleaving is the kernel's, so compare per interface.
+            let rows = fields(&file, &["frame.interface_description", "ip.id"]);
+            let got_frames = frames(&file);
+            assert_eq!(rows.len(), want.len(), "{name}");
+            let mut descriptions: Vec<&String> = rows.iter().map(|r| &r[0]).collect();
+            descriptions.sort();
+            descriptions.dedup();
+            let mut want_desc: Vec<String> = want.iter().map(|(s, v, _)| format!("vxlan vni={v} src={s}")).collect();
+            want_desc.sort();
+            want_desc.dedup();
+            assert_eq!(descriptions, want_desc.iter().collect::<Vec<_>>(), "{name}");
+            for desc in &want_desc {
+                let want_frames: Vec<&Vec<u8>> = want
+                    .iter()
+                    .filter(|(s, v, _)| &format!("vxlan vni={v} src={s}") == desc)
+                    .map(|(_, _, f)| f)
+                    .collect();
+                let got: Vec<&Vec<u8>> =
+                    rows.iter().zip(&got_frames).filter(|(r, _)| &r[0] == desc).map(|(_, f)| f).collect();
+                assert!(got == want_frames, "{name}: frames of {desc} differ");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn rotates_by_size_and_stops_at_count() {
+    let dir = temp_dir("rotate");
+    let base = dir.join("r.pcapng");
+    let rx = start(
+        &["--listen", "127.0.0.1:0", "--write", base.to_str().unwrap(), "--rotate", "10KB", "--count", "40"],
+        Stdio::null(),
+    );
+    let tx = sender("127.0.0.1:0", rx.addr);
+    let sent: Vec<Vec<u8>> = (0..40u16).map(|i| inner_frame(i, 1000)).collect();
+    for f in &sent {
+        tx.send(&vxlan_datagram(5, f)).unwrap();
+    }
+    // --count 40 ends the run by itself.
+    let (ok, lines) = rx.wait();
+    assert!(ok, "{lines:?}");
+    let s = summary(&lines);
+    assert_eq!(s["written"], 40);
+
+    let mut files = vec![base.clone()];
+    for n in 1.. {
+        let p = PathBuf::from(format!("{}.{n}", base.display()));
+        if !p.exists() {
+            break;
+        }
+        files.push(p);
+    }
+    assert!(files.len() >= 4, "expected several files, got {files:?}");
+    assert_eq!(s["files"], files.len() as u64);
+    let record = 32 + 1000; // an Enhanced Packet Block holding a 1000-byte frame
+    let mut all = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let size = std::fs::metadata(f).unwrap().len();
+        assert!(size <= 10_000, "{} is {size} bytes", f.display());
+        if i + 1 < files.len() {
+            assert!(size + record > 10_000, "{} could have held one more frame", f.display());
+        }
+        // Each file stands alone: its own section and interface block.
+        let rows = fields(f, &["frame.interface_description"]);
+        assert!(rows.iter().all(|r| r[0] == "vxlan vni=5 src=127.0.0.1"));
+        all.extend(frames(f));
+    }
+    assert!(all == sent, "rotated files do not hold the sent frames in order");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn classic_pcap_and_ipv6_listen() {
+    let dir = temp_dir("pcap6");
+    let file = dir.join("m.pcap");
+    let rx = start(
+        &[
+            "--listen",
+            "[::1]:0",
+            "--write",
+            file.to_str().unwrap(),
+            "--format",
+            "pcap",
+            "--count",
+            "3",
+            "--workers",
+            "2",
+        ],
+        Stdio::null(),
+    );
+    assert!(rx.addr.is_ipv6());
+    let tx = sender("[::1]:0", rx.addr);
+    let sent: Vec<Vec<u8>> = (0..3u16).map(|i| inner_frame(i, 200 + usize::from(i))).collect();
+    for f in &sent {
+        tx.send(&vxlan_datagram(9, f)).unwrap();
+    }
+    let (ok, lines) = rx.wait();
+    assert!(ok, "{lines:?}");
+    assert!(frames(&file) == sent);
+    let capinfos = check(Command::new("capinfos").arg("-t").arg("-E").arg(&file).output().unwrap(), "capinfos");
+    assert!(capinfos.contains("pcap"), "{capinfos}");
+    assert!(capinfos.contains("Ethernet"), "{capinfos}");
+    assert!(!capinfos.contains("pcapng"), "{capinfos}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reads lines from a child's stdout on a thread, so the test can wait with a timeout.
+fn line_reader(out: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn stdout_stream_is_read_live_by_tshark() {
+    let mut rx = start(&["--listen", "127.0.0.1:0", "--stdout"], Stdio::piped());
+    let stream = rx.child.stdout.take().unwrap();
+    let mut ts = tshark()
+        .args(["-l", "-r", "-", "-T", "fields", "-e", "frame.len", "-e", "ip.id", "-e"])
+        .arg("frame.interface_description")
+        .stdin(Stdio::from(stream))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(ts.stdout.take().unwrap());
+    let tx = sender("127.0.0.1:0", rx.addr);
+
+    // Two rounds: each round's frames must come out of tshark while the receiver is
+    // still running, i.e. the stream is flushed per batch and read live.
+    for round in 0..2u16 {
+        for i in 0..5u16 {
+            let seq = round * 5 + i;
+            tx.send(&vxlan_datagram(77, &inner_frame(seq, 100 + usize::from(seq)))).unwrap();
+        }
+        for i in 0..5u16 {
+            let seq = round * 5 + i;
+            let line =
+                lines.recv_timeout(TIMEOUT).unwrap_or_else(|_| panic!("tshark printed nothing live for frame {seq}"));
+            assert_eq!(line, format!("{}\t0x{seq:04x}\tvxlan vni=77 src=127.0.0.1", 100 + seq));
+        }
+        assert!(rx.child.try_wait().unwrap().is_none(), "receiver exited early");
+    }
+    rx.sigterm();
+    let (ok, stderr) = rx.wait();
+    assert!(ok, "{stderr:?}");
+    assert_eq!(summary(&stderr)["written"], 10);
+    let status = ts.wait().unwrap();
+    let mut err = String::new();
+    ts.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "tshark failed at end of stream: {err}");
+    assert!(lines.recv_timeout(Duration::from_secs(5)).is_err(), "unexpected extra frames");
+}
+
+#[test]
+fn rejects_conflicting_destinations() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--stdout", "--write", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    let out = Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--stdout", "--rotate", "1MB"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
