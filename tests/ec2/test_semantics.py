@@ -388,3 +388,12 @@ def test_quotas_are_configurable(tmp_path, quota_file):
             "TrafficMirrorSessionsPerInterfaceLimitExceeded")
     finally:
         srv.stop()
+
+
+def test_sessions_refuse_interfaces_that_do_not_exist(server, ec2):
+    src, dst, fid, tid = lab(server, ec2)
+    for eni, code in (("eni-0123456789abcdef0", "InvalidNetworkInterfaceID.NotFound"),
+                      ("eni-nope", "InvalidNetworkInterfaceId.Malformed")):
+        assert error_code(ec2.create_traffic_mirror_session, NetworkInterfaceId=eni, TrafficMirrorTargetId=tid,
+                          TrafficMirrorFilterId=fid, SessionNumber=1)[0] == code
+    assert ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []
