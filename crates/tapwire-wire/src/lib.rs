@@ -3,10 +3,29 @@
 //! Views borrow the caller's bytes and never panic on any input: every accessor that
 //! could read past the end is behind a length check done once in `new_checked`.
 //! Emitters write into a caller's buffer and allocate nothing.
+//!
+//! Modules, outermost layer first: [`ethernet`], [`vlan`] (802.1Q / QinQ tags),
+//! [`ipv4`], [`ipv6`] (with the extension-header walk), [`tcp`], [`udp`], [`icmp`]
+//! (ICMP and ICMPv6), [`vxlan`]; [`checksum`] holds the Internet checksum, [`flow`] the
+//! flow-key extraction mirroring rules are matched on, and [`build`] a frame builder for
+//! tests and tools (the one module that allocates).
 
 #![forbid(unsafe_code)]
 
+pub mod build;
+pub mod checksum;
+pub mod ethernet;
+pub mod flow;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod tcp;
+pub mod udp;
+pub mod vlan;
 pub mod vxlan;
+
+pub use flow::{FlowError, FlowKey, Ports, VlanInfo};
+pub use ipv6::Fragment;
 
 /// Why bytes cannot be read as the expected header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

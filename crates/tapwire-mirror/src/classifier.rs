@@ -1,0 +1,554 @@
+//! Compiling an [`InterfaceConfig`] into a [`Classifier`] and deciding, per packet,
+//! which session (if any) mirrors it.
+//!
+//! Invariants of a compiled classifier:
+//! - `sessions` are sorted by session number; a session's index is its rank, so "lower
+//!   index" means "tried first". Disabled sessions are listed but never indexed.
+//! - `rules` list every rule of every session, session by session, ingress then egress,
+//!   each direction by ascending rule number. [`Decision::rule`] and the counters use
+//!   indexes into this list.
+//! - For each direction and address family, one [`RuleSet`] holds the enabled sessions'
+//!   rules of that family in evaluation order (session, then rule number); the rules of
+//!   one session occupy a contiguous run of bits.
+//!
+//! [`Classifier::decide`] reads only the flow key and allocates nothing.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use tapwire_model::config::{ConfigError, InterfaceConfig, TargetEndpoint};
+use tapwire_model::resource::NetworkService;
+use tapwire_model::rule::protocol;
+use tapwire_model::{Direction, FilterId, RuleAction, RuleId, RuleMatch, SessionId};
+use tapwire_wire::{FlowKey, Ports};
+
+use crate::counters::Counters;
+use crate::encap;
+use crate::index::{self, Dimension};
+
+/// The DNS port the `amazon-dns` network service is about.
+pub const DNS_PORT: u16 = 53;
+/// UDP ports of DHCP (v4) and DHCPv6: a UDP packet between two of these is never mirrored.
+pub const DHCP_PORTS_V4: [u16; 2] = [67, 68];
+/// UDP ports of DHCPv6.
+pub const DHCP_PORTS_V6: [u16; 2] = [546, 547];
+
+/// One session as compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Identity.
+    pub session_id: SessionId,
+    /// Session number (lower is tried first).
+    pub number: u32,
+    /// Disabled sessions never mirror.
+    pub enabled: bool,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// Bytes of the inner frame to copy; `None` = whole frame.
+    pub packet_length: Option<u16>,
+    /// Where copies go.
+    pub target: TargetEndpoint,
+    /// The session's filter.
+    pub filter_id: FilterId,
+    /// Whether the filter's `amazon-dns` network service is on.
+    pub amazon_dns: bool,
+}
+
+/// One rule as compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Identity.
+    pub rule_id: RuleId,
+    /// Index of its session in [`Classifier::sessions`].
+    pub session: u16,
+    /// Direction it applies to.
+    pub direction: Direction,
+    /// Rule number (lower is tried first).
+    pub number: u32,
+    /// Accept or reject.
+    pub action: RuleAction,
+    /// What it matches.
+    pub matches: RuleMatch,
+}
+
+/// What happens to a mirrored packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Index of the mirroring session in [`Classifier::sessions`].
+    pub session: u16,
+    /// Index of the accepting rule in [`Classifier::rules`]; `None` when the filter's
+    /// `amazon-dns` network service took the packet.
+    pub rule: Option<u32>,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// Bytes of the inner frame to copy; `None` = whole frame.
+    pub packet_length: Option<u16>,
+    /// Outer destination.
+    pub target: TargetEndpoint,
+    /// Outer UDP source port: a hash of the inner flow in 49152..=65535.
+    pub outer_source_port: u16,
+}
+
+impl Decision {
+    /// How many bytes of a `frame_len`-byte frame are copied.
+    #[inline]
+    pub fn inner_len(&self, frame_len: usize) -> usize {
+        self.packet_length.map_or(frame_len, |limit| frame_len.min(usize::from(limit)))
+    }
+
+    /// Whether the copy of a `frame_len`-byte frame is truncated.
+    #[inline]
+    pub fn truncates(&self, frame_len: usize) -> bool {
+        self.inner_len(frame_len) < frame_len
+    }
+}
+
+/// Why a configuration cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// The document breaks one of its own invariants.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// An enabled session's target needs an outer source of a family the interface has no
+    /// address of.
+    #[error("session {session}: the interface has no {family} address to send copies to {target} from")]
+    NoOuterSource {
+        /// The session.
+        session: SessionId,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// The target address.
+        target: IpAddr,
+    },
+    /// More sessions or rules than the compact indexes hold.
+    #[error("too many sessions or rules for one interface")]
+    TooLarge,
+}
+
+/// One bit of a [`RuleSet`].
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    rule: u32,
+    session: u16,
+    accept: bool,
+}
+
+/// The rules of one direction and address family, indexed for first-match lookup.
+#[derive(Debug, Clone)]
+struct RuleSet<A> {
+    entries: Box<[Entry]>,
+    words: usize,
+    /// Per session index: the first bit after that session's rules.
+    session_end: Box<[u32]>,
+    source: Dimension<A>,
+    destination: Dimension<A>,
+    source_port: Dimension<u16>,
+    destination_port: Dimension<u16>,
+    /// Protocol number -> row of `protocol_sets`.
+    protocol_class: Box<[u16; 256]>,
+    protocol_sets: Box<[u64]>,
+    /// Rules without any port range (the only ones a packet without ports can match).
+    portless: Box<[u64]>,
+}
+
+/// An interface's mirroring configuration, compiled for fast decisions.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    sessions: Vec<SessionInfo>,
+    rules: Vec<RuleInfo>,
+    v4: [RuleSet<u32>; 2],
+    v6: [RuleSet<u128>; 2],
+    dns_resolvers: Vec<IpAddr>,
+    /// The lowest-numbered enabled session with `amazon-dns` on.
+    first_dns_session: Option<u16>,
+    outer_source_v4: Option<Ipv4Addr>,
+    outer_source_v6: Option<Ipv6Addr>,
+}
+
+fn direction_slot(d: Direction) -> usize {
+    match d {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+impl Classifier {
+    /// Validates and compiles one interface's configuration.
+    pub fn compile(config: &InterfaceConfig) -> Result<Self, CompileError> {
+        config.validate()?;
+        let outer_source_v4 = match config.outer_source() {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
+        let outer_source_v6 = config.addresses.iter().find_map(|a| match a {
+            IpAddr::V6(v6) => Some(*v6),
+            IpAddr::V4(_) => None,
+        });
+
+        let mut ordered: Vec<_> = config.sessions.iter().collect();
+        ordered.sort_by_key(|s| s.number);
+        if ordered.len() > usize::from(u16::MAX) {
+            return Err(CompileError::TooLarge);
+        }
+        let mut sessions = Vec::with_capacity(ordered.len());
+        let mut rules = Vec::new();
+        for (index, s) in ordered.iter().enumerate() {
+            if s.enabled {
+                let (missing, family) = match s.target.address {
+                    IpAddr::V4(_) => (outer_source_v4.is_none(), "IPv4"),
+                    IpAddr::V6(_) => (outer_source_v6.is_none(), "IPv6"),
+                };
+                if missing {
+                    return Err(CompileError::NoOuterSource {
+                        session: s.session_id,
+                        family,
+                        target: s.target.address,
+                    });
+                }
+            }
+            sessions.push(SessionInfo {
+                session_id: s.session_id,
+                number: s.number,
+                enabled: s.enabled,
+                vni: s.vni,
+                packet_length: s.packet_length,
+                target: s.target,
+                filter_id: s.filter.filter_id,
+                amazon_dns: s.filter.network_services.contains(&NetworkService::AmazonDns),
+            });
+            for (direction, list) in [(Direction::Ingress, &s.filter.ingress), (Direction::Egress, &s.filter.egress)] {
+                let mut sorted: Vec<_> = list.iter().collect();
+                sorted.sort_by_key(|r| r.number);
+                for r in sorted {
+                    rules.push(RuleInfo {
+                        rule_id: r.rule_id,
+                        session: index as u16,
+                        direction,
+                        number: r.number,
+                        action: r.action,
+                        matches: r.matches.clone(),
+                    });
+                }
+            }
+        }
+        if u32::try_from(rules.len()).is_err() {
+            return Err(CompileError::TooLarge);
+        }
+
+        let build_v4 = |d| {
+            RuleSet::build(&sessions, &rules, d, |net| match net {
+                IpNet::V4(n) => Some((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(_) => None,
+            })
+        };
+        let build_v6 = |d| {
+            RuleSet::build(&sessions, &rules, d, |net| match net {
+                IpNet::V6(n) => Some((u128::from(n.network()), u128::from(n.broadcast()))),
+                IpNet::V4(_) => None,
+            })
+        };
+        let v4 = [build_v4(Direction::Ingress), build_v4(Direction::Egress)];
+        let v6 = [build_v6(Direction::Ingress), build_v6(Direction::Egress)];
+        let first_dns_session = sessions.iter().position(|s| s.enabled && s.amazon_dns).map(|i| i as u16);
+        Ok(Self {
+            sessions,
+            rules,
+            v4,
+            v6,
+            dns_resolvers: config.dns_resolvers.clone(),
+            first_dns_session,
+            outer_source_v4,
+            outer_source_v6,
+        })
+    }
+
+    /// Every session, sorted by session number (disabled ones included).
+    pub fn sessions(&self) -> &[SessionInfo] {
+        &self.sessions
+    }
+
+    /// Every rule; see the module invariants for the order.
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    /// The DNS resolvers the `amazon-dns` service stands for.
+    pub fn dns_resolvers(&self) -> &[IpAddr] {
+        &self.dns_resolvers
+    }
+
+    /// The outer source address for copies sent to `target`.
+    pub fn outer_source(&self, target: IpAddr) -> Option<IpAddr> {
+        match target {
+            IpAddr::V4(_) => self.outer_source_v4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.outer_source_v6.map(IpAddr::V6),
+        }
+    }
+
+    /// Fresh zeroed counters sized for this classifier.
+    pub fn new_counters(&self) -> Counters {
+        Counters::new(self.sessions.len(), self.rules.len())
+    }
+
+    /// Which session mirrors a packet that crossed the interface in `direction`, or `None`.
+    #[inline]
+    pub fn decide(&self, direction: Direction, flow: &FlowKey) -> Option<Decision> {
+        self.decide_with(direction, flow, |_| {})
+    }
+
+    /// [`Classifier::decide`], also recording in `counters` every rule that matched (reject
+    /// rules passed on the way included) and the mirrored copy of a `frame_len`-byte frame.
+    pub fn decide_counted(
+        &self,
+        direction: Direction,
+        flow: &FlowKey,
+        frame_len: usize,
+        counters: &mut Counters,
+    ) -> Option<Decision> {
+        let decision = self.decide_with(direction, flow, |rule| counters.record_reject(rule, frame_len));
+        if let Some(d) = &decision {
+            counters.record_mirror(d, frame_len);
+        }
+        decision
+    }
+
+    /// The decision procedure; `on_reject` sees each reject rule that decided a session.
+    #[inline]
+    fn decide_with(&self, direction: Direction, flow: &FlowKey, on_reject: impl FnMut(u32)) -> Option<Decision> {
+        if is_dhcp(flow) {
+            return None;
+        }
+        let dns_session = match self.first_dns_session {
+            Some(s) if self.is_dns(flow) => s,
+            _ => u16::MAX,
+        };
+        let slot = direction_slot(direction);
+        let hit = match (flow.source, flow.destination) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                self.v4[slot].first_match(u32::from(s), u32::from(d), flow, dns_session, on_reject)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                self.v6[slot].first_match(u128::from(s), u128::from(d), flow, dns_session, on_reject)
+            }
+            _ => return None,
+        };
+        let (session, rule) = match hit {
+            Some(entry) => (entry.session, Some(entry.rule)),
+            None if dns_session != u16::MAX => (dns_session, None),
+            None => return None,
+        };
+        let s = self.sessions.get(usize::from(session))?;
+        Some(Decision {
+            session,
+            rule,
+            vni: s.vni,
+            packet_length: s.packet_length,
+            target: s.target,
+            outer_source_port: encap::outer_source_port(flow),
+        })
+    }
+
+    fn is_dns(&self, flow: &FlowKey) -> bool {
+        let Some(Ports { source, destination }) = flow.ports else {
+            return false;
+        };
+        (destination == DNS_PORT && self.dns_resolvers.contains(&flow.destination))
+            || (source == DNS_PORT && self.dns_resolvers.contains(&flow.source))
+    }
+}
+
+/// Whether `flow` is DHCP or DHCPv6 (UDP with both ports in the family's DHCP pair).
+#[inline]
+pub fn is_dhcp(flow: &FlowKey) -> bool {
+    if flow.protocol != protocol::UDP {
+        return false;
+    }
+    let Some(p) = flow.ports else { return false };
+    let pair = if flow.is_ipv6() { DHCP_PORTS_V6 } else { DHCP_PORTS_V4 };
+    pair.contains(&p.source) && pair.contains(&p.destination)
+}
+
+impl<A: index::Key> RuleSet<A> {
+    fn build(
+        sessions: &[SessionInfo],
+        rules: &[RuleInfo],
+        direction: Direction,
+        range_of: impl Fn(&IpNet) -> Option<(A, A)>,
+    ) -> Self {
+        let mut entries = Vec::new();
+        let mut source = Vec::new();
+        let mut destination = Vec::new();
+        let mut source_port = Vec::new();
+        let mut destination_port = Vec::new();
+        let mut protocols = Vec::new();
+        let mut session_end = vec![0u32; sessions.len()];
+        for (i, r) in rules.iter().enumerate() {
+            let enabled = sessions.get(usize::from(r.session)).is_some_and(|s| s.enabled);
+            if r.direction != direction || !enabled {
+                continue;
+            }
+            let (Some(src), Some(dst)) = (range_of(&r.matches.source_cidr), range_of(&r.matches.destination_cidr))
+            else {
+                continue;
+            };
+            entries.push(Entry { rule: i as u32, session: r.session, accept: r.action == RuleAction::Accept });
+            source.push(src);
+            destination.push(dst);
+            let full = (0, u16::MAX);
+            source_port.push(r.matches.source_ports.map_or(full, |p| (p.from, p.to)));
+            destination_port.push(r.matches.destination_ports.map_or(full, |p| (p.from, p.to)));
+            protocols.push(r.matches.protocol);
+        }
+        // Sessions are visited in index order, so each end is the count so far.
+        let mut count = 0u32;
+        for (session, end) in session_end.iter_mut().enumerate() {
+            count += entries.iter().filter(|e| usize::from(e.session) == session).count() as u32;
+            *end = count;
+        }
+        let words = entries.len().div_ceil(64);
+
+        // Protocol classes: one per protocol some rule names, plus "any other" (class 0).
+        let mut named: Vec<u8> = protocols.iter().flatten().copied().collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut protocol_class = Box::new([0u16; 256]);
+        let mut protocol_sets = Vec::with_capacity((named.len() + 1) * words);
+        protocol_sets.extend_from_slice(&index::bitset(
+            words,
+            protocols.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| i),
+        ));
+        for (class, &p) in named.iter().enumerate() {
+            protocol_class[usize::from(p)] = class as u16 + 1;
+            let bits = protocols.iter().enumerate().filter(|(_, q)| q.is_none() || **q == Some(p)).map(|(i, _)| i);
+            protocol_sets.extend_from_slice(&index::bitset(words, bits));
+        }
+        let portless = index::bitset(
+            words,
+            rules_without_ports(&entries, rules).enumerate().filter(|(_, none)| *none).map(|(i, _)| i),
+        );
+        Self {
+            words,
+            session_end: session_end.into_boxed_slice(),
+            source: Dimension::build(&source, words),
+            destination: Dimension::build(&destination, words),
+            source_port: Dimension::build(&source_port, words),
+            destination_port: Dimension::build(&destination_port, words),
+            protocol_class,
+            protocol_sets: protocol_sets.into_boxed_slice(),
+            portless,
+            entries: entries.into_boxed_slice(),
+        }
+    }
+
+    /// The entry that decides the packet: the first accept rule of the first session
+    /// whose first matching rule accepts, provided that session comes before
+    /// `dns_session` (sessions from `dns_session` on are not looked at).
+    #[inline]
+    fn first_match(
+        &self,
+        src: A,
+        dst: A,
+        flow: &FlowKey,
+        dns_session: u16,
+        mut on_reject: impl FnMut(u32),
+    ) -> Option<Entry> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let w = self.words;
+        let class = usize::from(self.protocol_class[usize::from(flow.protocol)]);
+        let p = self.protocol_sets.get(class * w..class * w + w).unwrap_or_default();
+        if w == 1 {
+            return self.first_match_one_word(p.first().copied().unwrap_or(0), src, dst, flow, dns_session, on_reject);
+        }
+        let s = self.source.lookup(src);
+        let d = self.destination.lookup(dst);
+        let (sp, dp) = match flow.ports {
+            Some(ports) => (self.source_port.lookup(ports.source), self.destination_port.lookup(ports.destination)),
+            None => (&self.portless[..], &self.portless[..]),
+        };
+        let mut word = 0;
+        // Bits below `floor` belong to sessions already decided (by a reject rule).
+        let mut floor = 0usize;
+        while word < w {
+            let mut m = s[word] & d[word] & p[word] & sp[word] & dp[word];
+            if floor > word * 64 {
+                m &= u64::MAX.checked_shl((floor - word * 64) as u32).unwrap_or(0);
+            }
+            if m == 0 {
+                word += 1;
+                continue;
+            }
+            let bit = word * 64 + m.trailing_zeros() as usize;
+            let entry = self.entries[bit];
+            if entry.session >= dns_session {
+                return None;
+            }
+            if entry.accept {
+                return Some(entry);
+            }
+            on_reject(entry.rule);
+            floor = self.session_end.get(usize::from(entry.session)).map_or(usize::MAX, |&e| e as usize);
+            word = floor / 64;
+        }
+        None
+    }
+}
+
+impl<A: index::Key> RuleSet<A> {
+    /// [`RuleSet::first_match`] for at most 64 rules: the fields are ANDed one at a time
+    /// (most selective and cheapest first) so that most packets stop after a lookup or two.
+    #[inline]
+    fn first_match_one_word(
+        &self,
+        protocols: u64,
+        src: A,
+        dst: A,
+        flow: &FlowKey,
+        dns_session: u16,
+        mut on_reject: impl FnMut(u32),
+    ) -> Option<Entry> {
+        let mut m = protocols;
+        if m == 0 {
+            return None;
+        }
+        match flow.ports {
+            Some(ports) => {
+                m &= self.destination_port.lookup_word(ports.destination);
+                if m == 0 {
+                    return None;
+                }
+                m &= self.source_port.lookup_word(ports.source);
+            }
+            None => m &= self.portless.first().copied().unwrap_or(0),
+        }
+        if m == 0 {
+            return None;
+        }
+        m &= self.destination.lookup_word(dst);
+        if m == 0 {
+            return None;
+        }
+        m &= self.source.lookup_word(src);
+        while m != 0 {
+            let entry = *self.entries.get(m.trailing_zeros() as usize)?;
+            if entry.session >= dns_session {
+                return None;
+            }
+            if entry.accept {
+                return Some(entry);
+            }
+            on_reject(entry.rule);
+            let end = self.session_end.get(usize::from(entry.session)).map_or(64, |&e| e);
+            m &= u64::MAX.checked_shl(end).unwrap_or(0);
+        }
+        None
+    }
+}
+
+fn rules_without_ports<'a>(entries: &'a [Entry], rules: &'a [RuleInfo]) -> impl Iterator<Item = bool> + 'a {
+    entries.iter().map(|e| {
+        let m = &rules[e.rule as usize].matches;
+        m.source_ports.is_none() && m.destination_ports.is_none()
+    })
+}

@@ -1,0 +1,288 @@
+//! Flow-key extraction: from a raw Ethernet frame to the fields mirroring rules look at.
+//!
+//! [`FlowKey::extract`] skips up to [`MAX_VLAN_TAGS`] 802.1Q/802.1ad tags, reads the IPv4
+//! or IPv6 header (walking IPv6 extension headers), and takes the ports of TCP and UDP.
+//! It never allocates and never panics.
+//!
+//! Invariants of a returned key:
+//! - `ports` is `Some` only for TCP or UDP whose header is complete inside the IP packet
+//!   and which is not a later fragment (later fragments carry no L4 header);
+//! - `l3_offset` is where the IP header starts in the frame, `l4_offset` where the
+//!   upper-layer header starts (for a later fragment: where its payload starts);
+//! - `source` and `destination` are of the same family, matching `ethertype`.
+
+use std::net::IpAddr;
+
+use crate::ethernet::{self, ethertype};
+use crate::ipv6::Fragment;
+use crate::{WireError, ipv4, ipv6, tcp, udp, vlan};
+
+/// Most VLAN tags skipped before giving up (`Malformed`).
+pub const MAX_VLAN_TAGS: usize = 4;
+
+/// The VLAN tags a frame carried in-line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct VlanInfo {
+    /// Number of tags (0 = untagged).
+    pub count: u8,
+    /// TCI of the outermost tag.
+    pub outer_tci: Option<u16>,
+    /// TCI of the second tag (QinQ).
+    pub inner_tci: Option<u16>,
+}
+
+/// Transport ports of a TCP or UDP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ports {
+    /// Source port.
+    pub source: u16,
+    /// Destination port.
+    pub destination: u16,
+}
+
+/// The fields of one frame that classification needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// In-line VLAN tags.
+    pub vlan: VlanInfo,
+    /// [`ethertype::IPV4`] or [`ethertype::IPV6`].
+    pub ethertype: u16,
+    /// Offset of the IP header in the frame.
+    pub l3_offset: u16,
+    /// Offset of the upper-layer header in the frame.
+    pub l4_offset: u16,
+    /// IP source.
+    pub source: IpAddr,
+    /// IP destination.
+    pub destination: IpAddr,
+    /// Upper-layer protocol (after IPv6 extension headers).
+    pub protocol: u8,
+    /// TCP/UDP ports, see the module invariants.
+    pub ports: Option<Ports>,
+    /// Fragment state.
+    pub fragment: Fragment,
+}
+
+/// Why a frame has no flow key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowError {
+    /// Not IPv4 or IPv6 (ARP, LLDP, …); carries the EtherType after any VLAN tags.
+    NotIp {
+        /// EtherType found.
+        ethertype: u16,
+    },
+    /// Headers are cut short or invalid.
+    Wire(WireError),
+}
+
+impl From<WireError> for FlowError {
+    fn from(e: WireError) -> Self {
+        FlowError::Wire(e)
+    }
+}
+
+impl std::fmt::Display for FlowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowError::NotIp { ethertype } => write!(f, "not an IP frame (ethertype {ethertype:#06x})"),
+            FlowError::Wire(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FlowError {}
+
+impl FlowKey {
+    /// Extracts the key of an Ethernet frame; see the module docs.
+    pub fn extract(frame: &[u8]) -> Result<FlowKey, FlowError> {
+        let eth = ethernet::Frame::new_checked(frame)?;
+        let mut ether = eth.ethertype();
+        let mut offset = ethernet::HEADER_LEN;
+        let mut vlan_info = VlanInfo::default();
+        while ethertype::is_vlan_tag(ether) {
+            if usize::from(vlan_info.count) == MAX_VLAN_TAGS {
+                return Err(WireError::Malformed.into());
+            }
+            let tag = vlan::Tag::new_checked(&frame[offset..])?;
+            match vlan_info.count {
+                0 => vlan_info.outer_tci = Some(tag.tci()),
+                1 => vlan_info.inner_tci = Some(tag.tci()),
+                _ => {}
+            }
+            vlan_info.count += 1;
+            ether = tag.ethertype();
+            offset += vlan::HEADER_LEN;
+        }
+        let l3 = &frame[offset..];
+        let (source, destination, protocol, l4_rel, fragment, upper) = match ether {
+            ethertype::IPV4 => {
+                let p = ipv4::Packet::new_checked(l3)?;
+                let fragment = match (p.fragment_offset(), p.more_fragments()) {
+                    (0, false) => Fragment::Whole,
+                    (0, true) => Fragment::First,
+                    _ => Fragment::Later,
+                };
+                (
+                    IpAddr::V4(p.source()),
+                    IpAddr::V4(p.destination()),
+                    p.protocol(),
+                    p.header_len(),
+                    fragment,
+                    p.payload(),
+                )
+            }
+            ethertype::IPV6 => {
+                let p = ipv6::Packet::new_checked(l3)?;
+                let up = p.upper_layer()?;
+                let payload = p.payload().get(up.offset - ipv6::HEADER_LEN..).unwrap_or_default();
+                (IpAddr::V6(p.source()), IpAddr::V6(p.destination()), up.protocol, up.offset, up.fragment, payload)
+            }
+            other => return Err(FlowError::NotIp { ethertype: other }),
+        };
+        let ports = if fragment == Fragment::Later { None } else { ports_of(protocol, upper) };
+        // Frames are far below 64 KiB + 64 bytes of headers; saturate rather than wrap.
+        let to_u16 = |v: usize| u16::try_from(v).unwrap_or(u16::MAX);
+        Ok(FlowKey {
+            vlan: vlan_info,
+            ethertype: ether,
+            l3_offset: to_u16(offset),
+            l4_offset: to_u16(offset + l4_rel),
+            source,
+            destination,
+            protocol,
+            ports,
+            fragment,
+        })
+    }
+
+    /// Whether the packet is IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        self.ethertype == ethertype::IPV6
+    }
+}
+
+fn ports_of(protocol: u8, upper: &[u8]) -> Option<Ports> {
+    match protocol {
+        tcp::PROTOCOL => {
+            let p = tcp::Packet::new_checked(upper).ok()?;
+            Some(Ports { source: p.source_port(), destination: p.destination_port() })
+        }
+        udp::PROTOCOL => {
+            let p = udp::Packet::new_checked(upper).ok()?;
+            Some(Ports { source: p.source_port(), destination: p.destination_port() })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tcp_over_qinq_ipv4() {
+        let frame = build::FrameSpec {
+            vlan_tags: vec![(ethertype::QINQ, 0x0064), (ethertype::VLAN, 0x2007)],
+            source: "198.18.0.1".parse().unwrap(),
+            destination: "198.18.0.2".parse().unwrap(),
+            l4: build::L4::Tcp { source_port: 40000, destination_port: 443 },
+            payload_len: 10,
+            ..build::FrameSpec::default()
+        }
+        .to_bytes();
+        let key = FlowKey::extract(&frame).unwrap();
+        assert_eq!(key.vlan, VlanInfo { count: 2, outer_tci: Some(0x64), inner_tci: Some(0x2007) });
+        assert_eq!((key.ethertype, key.l3_offset, key.l4_offset, key.protocol), (ethertype::IPV4, 22, 42, 6));
+        assert_eq!(key.ports, Some(Ports { source: 40000, destination: 443 }));
+        assert_eq!(key.fragment, Fragment::Whole);
+    }
+
+    #[test]
+    fn later_ipv4_fragment_has_no_ports() {
+        let mut spec = build::FrameSpec {
+            l4: build::L4::Udp { source_port: 5000, destination_port: 53 },
+            fragment_offset: 0,
+            more_fragments: true,
+            ..build::FrameSpec::default()
+        };
+        let first = FlowKey::extract(&spec.to_bytes()).unwrap();
+        assert_eq!((first.fragment, first.ports.is_some()), (Fragment::First, true));
+        spec.fragment_offset = 3;
+        let later = FlowKey::extract(&spec.to_bytes()).unwrap();
+        assert_eq!((later.fragment, later.ports, later.protocol), (Fragment::Later, None, 17));
+    }
+
+    #[test]
+    fn ipv6_with_extension_headers() {
+        let spec = build::FrameSpec {
+            source: "2001:db8::1".parse().unwrap(),
+            destination: "2001:db8::2".parse().unwrap(),
+            ipv6_extensions: vec![ipv6::next_header::HOP_BY_HOP, ipv6::next_header::DESTINATION_OPTIONS],
+            l4: build::L4::Udp { source_port: 1, destination_port: 2 },
+            ..build::FrameSpec::default()
+        };
+        let key = FlowKey::extract(&spec.to_bytes()).unwrap();
+        assert_eq!((key.protocol, key.l3_offset, key.l4_offset), (17, 14, 14 + 40 + 16));
+        assert_eq!(key.ports, Some(Ports { source: 1, destination: 2 }));
+    }
+
+    #[test]
+    fn arp_and_garbage_have_no_key() {
+        let mut arp = vec![0xffu8; 42];
+        arp[12..14].copy_from_slice(&ethertype::ARP.to_be_bytes());
+        assert_eq!(FlowKey::extract(&arp), Err(FlowError::NotIp { ethertype: ethertype::ARP }));
+        assert_eq!(FlowKey::extract(&[0; 10]), Err(FlowError::Wire(WireError::Truncated)));
+        // A TCP header cut short: the key exists, the ports do not.
+        let frame = build::FrameSpec::default().to_bytes();
+        let key = FlowKey::extract(&frame[..14 + 20 + 10]).unwrap();
+        assert_eq!((key.protocol, key.ports), (6, None));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), ether in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100), Just(0x88a8), any::<u16>()]) {
+            let mut frame = bytes;
+            if frame.len() >= 14 {
+                frame[12..14].copy_from_slice(&ether.to_be_bytes());
+            }
+            if frame.len() > 14 && ether == 0x0800 {
+                frame[14] = 0x40 | (frame[14] & 0x0f);
+            }
+            if frame.len() > 14 && ether == 0x86dd {
+                frame[14] = 0x60 | (frame[14] & 0x0f);
+            }
+            if let Ok(key) = FlowKey::extract(&frame) {
+                prop_assert!(usize::from(key.l3_offset) < frame.len());
+                prop_assert!(key.l4_offset >= key.l3_offset);
+                prop_assert!(key.ports.is_none() || matches!(key.protocol, 6 | 17));
+                prop_assert_eq!(key.source.is_ipv6(), key.is_ipv6());
+                prop_assert_eq!(key.destination.is_ipv6(), key.is_ipv6());
+            }
+            // Every view, every accessor, at every offset a frame could put it.
+            for start in [0usize, 14, 18, 22] {
+                let bytes = frame.get(start..).unwrap_or_default();
+                if let Ok(p) = crate::ipv4::Packet::new_checked(bytes) {
+                    let _ = (p.payload(), p.header(), p.verify_checksum(), p.is_fragment(), crate::ipv4::Repr::parse(&p));
+                }
+                if let Ok(p) = crate::ipv6::Packet::new_checked(bytes) {
+                    let _ = (p.payload(), p.upper_layer(), p.flow_label(), crate::ipv6::Repr::parse(&p));
+                }
+                if let Ok(p) = tcp::Packet::new_checked(bytes) {
+                    let _ = (p.payload(), tcp::Repr::parse(&p));
+                }
+                if let Ok(p) = udp::Packet::new_checked(bytes) {
+                    let _ = (p.payload(), udp::Repr::parse(&p));
+                }
+                if let Ok(p) = crate::icmp::Packet::new_checked(bytes) {
+                    let _ = (p.payload(), crate::icmp::Repr::parse(&p));
+                }
+                if let Ok(p) = crate::vxlan::Packet::new_checked(bytes) {
+                    let _ = (p.vni(), p.payload());
+                }
+            }
+        }
+    }
+}
