@@ -2,7 +2,7 @@
 import subprocess
 import time
 
-from conftest import BIN, ENV
+from ec2_support import BIN, ENV
 
 
 def test_no_argument_server_answers_the_aws_cli_on_8787(tmp_path):

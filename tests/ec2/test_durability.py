@@ -2,7 +2,7 @@
 import signal
 import threading
 
-from helpers import lab
+from ec2_support import lab
 
 
 def describe_all(ec2):

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from helpers import error_code, lab, rule
-from conftest import BIN
+from ec2_support import error_code, lab, rule
+from ec2_support import BIN
 
 
 def test_describe_on_an_empty_account_is_empty(ec2):
@@ -374,7 +374,7 @@ def test_interface_inventory(server, ec2):
 @pytest.mark.parametrize("quota_file", [{"sessions_per_interface": 1}])
 def test_quotas_are_configurable(tmp_path, quota_file):
     import json
-    from conftest import Server
+    from ec2_support import Server
     path = tmp_path / "quotas.json"
     path.write_text(json.dumps(quota_file))
     srv = Server(tmp_path / "data", ["--quotas", str(path)]).start()

@@ -7,17 +7,22 @@
 //! GET    /tapwire/v1/network-interfaces/{eni}/config    the interface's config document;
 //!        ?after=R&wait=S  long poll: answer as soon as the revision passes R, or after S
 //!        seconds (max 60) with 304 Not Modified
+//! POST   /tapwire/v1/network-interfaces/{eni}/status    an agent's report: {"applied_revision":
+//!        R, …counters…}; the latest one per interface is kept in memory (not in the store:
+//!        it is the agent's state, gone with a restart and re-sent within seconds) and shown
+//!        by the list as "agent": {"applied_revision", "reported_at", "report"}
 //! ```
 //! Errors are `{"code": …, "message": …}` with EC2's codes and statuses.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
 use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
 use tapwire_control::{ApiError, Dialect, ResourceKind, render};
 use tapwire_model::NetworkInterfaceId;
@@ -58,11 +63,70 @@ pub async fn register(State(api): State<Arc<Api>>, Json(reg): Json<InterfaceRegi
     }
 }
 
+/// The latest status report of each interface's agent, in memory.
+#[derive(Debug, Default)]
+pub struct AgentReports(Mutex<HashMap<NetworkInterfaceId, AgentReport>>);
+
+/// One agent report as the list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentReport {
+    /// The configuration revision the agent's data plane runs with.
+    pub applied_revision: Option<u64>,
+    /// When the report arrived (seconds since the epoch).
+    pub reported_at: u64,
+    /// The report as sent (counters per session and rule).
+    pub report: serde_json::Value,
+}
+
+/// The body of a status report: the applied revision, the rest kept as sent.
+#[derive(Debug, Deserialize)]
+pub struct StatusBody {
+    /// Revision in use, `null` before the first configuration.
+    applied_revision: Option<u64>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
 /// `GET /tapwire/v1/network-interfaces`.
-pub async fn list(State(api): State<Arc<Api>>) -> Response {
+pub async fn list(State(api): State<Arc<Api>>, Extension(reports): Extension<Arc<AgentReports>>) -> Response {
     let state = api.control.read();
-    let all: Vec<_> = state.interfaces.values().cloned().collect();
+    let reports = reports.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let all: Vec<serde_json::Value> = state
+        .interfaces
+        .values()
+        .map(|i| {
+            let mut v = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
+            if let (Some(obj), Some(r)) = (v.as_object_mut(), reports.get(&i.id)) {
+                obj.insert("agent".to_owned(), serde_json::to_value(r).unwrap_or(serde_json::Value::Null));
+            }
+            v
+        })
+        .collect();
     Json(all).into_response()
+}
+
+/// `POST /tapwire/v1/network-interfaces/{eni}/status`.
+pub async fn report_status(
+    State(api): State<Arc<Api>>,
+    Extension(reports): Extension<Arc<AgentReports>>,
+    Path(eni): Path<String>,
+    Json(body): Json<StatusBody>,
+) -> Response {
+    let eni = match parse_eni(&eni) {
+        Ok(e) => e,
+        Err(e) => return error_response(&e),
+    };
+    if !api.control.read().interfaces.contains_key(&eni) {
+        return error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string()));
+    }
+    let reported_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let report = AgentReport {
+        applied_revision: body.applied_revision,
+        reported_at,
+        report: serde_json::Value::Object(body.rest),
+    };
+    reports.0.lock().unwrap_or_else(PoisonError::into_inner).insert(eni, report);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn parse_eni(raw: &str) -> Result<NetworkInterfaceId, ApiError> {

@@ -31,6 +31,21 @@ pub fn sigv4_credentials(headers: &HeaderMap, query_credential: Option<&str>) ->
     Credentials { access_key, region }
 }
 
+/// Reads an Alibaba caller's access key: from an ACS3 `Authorization` header
+/// (`ACS3-HMAC-SHA256 Credential=AKID,SignedHeaders=…,Signature=…`, the Tea SDK) or from the
+/// `AccessKeyId` parameter (signature V1, the legacy SDK). Alibaba has no region in the
+/// credential; the region is the `RegionId` parameter.
+pub fn acs_credentials(headers: &HeaderMap, access_key_param: Option<&str>) -> Credentials {
+    let from_header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("ACS3-"))
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(_, rest)| rest.split(',').find_map(|part| part.trim().strip_prefix("Credential=")));
+    let access_key = from_header.or(access_key_param).filter(|s| !s.is_empty()).map(str::to_owned);
+    Credentials { access_key, region: None }
+}
+
 /// Maps credentials to an account. Placeholder: every caller is the default account.
 pub fn account_for(_credentials: &Credentials) -> AccountId {
     AccountId::DEFAULT
@@ -55,5 +70,17 @@ mod tests {
         assert_eq!(sigv4_credentials(&HeaderMap::new(), None), Credentials::default());
         let q = sigv4_credentials(&HeaderMap::new(), Some("AK/20261122/ap-south-1/ec2/aws4_request"));
         assert_eq!(q.region.as_deref(), Some("ap-south-1"));
+    }
+
+    #[test]
+    fn reads_the_alibaba_access_key_from_acs3_or_the_parameter() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            "ACS3-HMAC-SHA256 Credential=LTAIexample,SignedHeaders=host;x-acs-action,Signature=ab".parse().unwrap(),
+        );
+        assert_eq!(acs_credentials(&h, None).access_key.as_deref(), Some("LTAIexample"));
+        assert_eq!(acs_credentials(&HeaderMap::new(), Some("LTAIlegacy")).access_key.as_deref(), Some("LTAIlegacy"));
+        assert_eq!(acs_credentials(&HeaderMap::new(), None), Credentials::default());
     }
 }

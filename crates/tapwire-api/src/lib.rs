@@ -1,11 +1,14 @@
 //! tapwire's HTTP front door.
 //!
 //! One port speaks every dialect. A request to `/` is EC2 Query when its `Version` (in the
-//! form body or the query string) is `2016-11-15`; tapwire's own JSON endpoints live under
-//! `/tapwire/v1/`. Parameters are read from the query string and the form body together.
+//! form body or the query string) is `2016-11-15`, and Alibaba RPC when its `Version` (in
+//! the body, the query string or the `x-acs-version` header) is `2016-04-28`; tapwire's own
+//! JSON endpoints live under `/tapwire/v1/`. Parameters are read from the query string and
+//! the form body together.
 //! Handlers are thin: decode → [`tapwire_control::Control`] → encode.
 
 pub mod agent;
+pub mod alibaba;
 pub mod auth;
 pub mod ec2;
 
@@ -51,6 +54,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/tapwire/v1/network-interfaces", get(agent::list).post(agent::register))
         .route("/tapwire/v1/network-interfaces/{eni}", axum::routing::delete(agent::deregister))
         .route("/tapwire/v1/network-interfaces/{eni}/config", get(agent::config))
+        .route("/tapwire/v1/network-interfaces/{eni}/status", axum::routing::post(agent::report_status))
+        .layer(axum::Extension(Arc::new(agent::AgentReports::default())))
         .with_state(api)
 }
 
@@ -72,6 +77,18 @@ fn collect_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Vec<
     pairs
 }
 
+fn json_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
+    resp
+}
+
+/// A header's value as text.
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 fn xml_response(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, body).into_response();
@@ -87,9 +104,33 @@ async fn query_api(
     body: Bytes,
 ) -> Response {
     let pairs = collect_params(query.as_deref(), &headers, &body);
-    let version = pairs.iter().rev().find(|(k, _)| k == "Version").map(|(_, v)| v.clone());
+    let version = pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "Version")
+        .map(|(_, v)| v.clone())
+        .or_else(|| header_text(&headers, "x-acs-version").map(str::to_owned));
     let request_id = request_id();
     match version.as_deref() {
+        Some(alibaba::VERSION) => {
+            let action = pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "Action")
+                .map(|(_, v)| v.clone())
+                .or_else(|| header_text(&headers, "x-acs-action").map(str::to_owned))
+                .unwrap_or_default();
+            let access_key_param = pairs.iter().find(|(k, _)| k == "AccessKeyId").map(|(_, v)| v.clone());
+            let creds = auth::acs_credentials(&headers, access_key_param.as_deref());
+            let caller = alibaba::Caller { account: auth::account_for(&creds) };
+            let rid = request_id.clone();
+            let reply = tokio::task::spawn_blocking(move || {
+                alibaba::handle(&api, &caller, &action, alibaba::params::Params::new(pairs), &rid)
+            })
+            .await
+            .unwrap_or_else(|e| alibaba::error_reply(&ApiError::internal(e), &request_id));
+            json_response(reply.status, reply.body)
+        }
         Some(ec2::VERSION) => {
             let credential = pairs.iter().find(|(k, _)| k == "X-Amz-Credential").map(|(_, v)| v.clone());
             let creds = auth::sigv4_credentials(&headers, credential.as_deref());
@@ -108,7 +149,9 @@ async fn query_api(
         other => {
             let message = match other {
                 None => "The request must contain the parameter Version".to_owned(),
-                Some(v) => format!("The API version '{v}' is not supported; this endpoint speaks EC2 2016-11-15."),
+                Some(v) => format!(
+                    "The API version '{v}' is not supported; this endpoint speaks EC2 2016-11-15 and Alibaba VPC 2016-04-28."
+                ),
             };
             let err = ApiError::new(
                 if other.is_none() { ErrorKind::MissingParameter } else { ErrorKind::InvalidAction },

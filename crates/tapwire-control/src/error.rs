@@ -49,6 +49,13 @@ pub enum ErrorKind {
     IncorrectStatus(ResourceKind),
     /// The same interface is given twice.
     DuplicateSource,
+    /// The interface is already a source of this session.
+    SourceAlreadyInSession,
+    /// The interface is not a source of this session.
+    SourceNotInSession,
+    /// The resource exists but this dialect cannot show it faithfully (e.g. an EC2 view of
+    /// a session with several sources).
+    NotRepresentable,
     /// A required parameter is missing.
     MissingParameter,
     /// A parameter has a bad value.

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use tapwire_model::ids::{FilterId, IdSuffix, NetworkInterfaceId, RuleId, SessionId, TargetId};
-use tapwire_model::limits::{self, ec2_tags};
+use tapwire_model::limits::{self, alibaba_tags, ec2_tags};
 use tapwire_model::resource::{
     Filter, FilterRule, NetworkInterface, ResourceStatus, Scope, Session, SessionTarget, Tag, Tags, Target,
     TargetDestination, upsert_tag,
@@ -18,9 +18,9 @@ use tapwire_model::rule::{RuleMatch, protocol};
 use crate::error::{ApiError, ErrorKind, Quota, ResourceKind};
 use crate::ops::{
     InterfaceRegistration, NewRule, NewSession, Operation, Output, RequestContext, ResourceRef, RuleChanges,
-    SessionChanges, TagSelector,
+    SessionChanges, TagSelector, Task,
 };
-use crate::state::{Change, State};
+use crate::state::{Change, ServiceRecord, State};
 use crate::{ControlConfig, Dialect, Entropy};
 
 /// Plans one operation against one state.
@@ -55,11 +55,23 @@ impl<'a> Planner<'a> {
     }
 
     pub(crate) fn run(&mut self, op: Operation) -> Result<Output, ApiError> {
+        if self.dialect == Dialect::Alibaba && op != Operation::OpenService {
+            self.check_service_open()?;
+        }
         match op {
             Operation::CreateFilter { name, description, tags, resource_group, rules } => {
                 self.create_filter(name, description, tags, resource_group, rules)
             }
             Operation::DeleteFilter(id) => self.delete_filter(id),
+            Operation::ModifyFilter { filter_id, name, description } => {
+                let mut filter = self.filter(filter_id)?.clone();
+                self.check_idle(filter.status, ResourceKind::Filter)?;
+                filter.name = name.apply(filter.name);
+                filter.description = description.apply(filter.description);
+                filter.status = self.busy_status(ResourceStatus::Modifying);
+                self.changes.push(Change::PutFilter(filter.clone()));
+                Ok(Output::Filter(self.view_after(filter)))
+            }
             Operation::ModifyNetworkServices { filter_id, add, remove } => {
                 let mut filter = self.filter(filter_id)?.clone();
                 self.check_idle(filter.status, ResourceKind::Filter)?;
@@ -78,17 +90,31 @@ impl<'a> Planner<'a> {
             Operation::DeleteRule(id) => {
                 let rule = self.rule(id)?;
                 self.check_idle(rule.status, ResourceKind::FilterRule)?;
-                self.changes.push(Change::DeleteRule(id));
+                self.remove_rule(rule);
                 Ok(Output::Deleted(id.to_string()))
             }
+            Operation::CreateRules { filter_id, rules } => {
+                let filter = self.filter(filter_id)?;
+                self.check_idle(filter.status, ResourceKind::Filter)?;
+                Ok(Output::Rules(self.plan_rules(filter_id, rules)?))
+            }
+            Operation::DeleteRules { filter_id, rule_ids } => self.delete_rules(filter_id, rule_ids),
             Operation::CreateSession(new) => self.create_session(new),
             Operation::ModifySession { session_id, changes } => self.modify_session(session_id, changes),
             Operation::DeleteSession(id) => {
                 let session = self.session(id)?;
                 self.check_idle(session.status, ResourceKind::Session)?;
-                self.changes.push(Change::DeleteSession(id));
+                let change = match self.dialect {
+                    Dialect::Alibaba => {
+                        Change::PutSession(Session { status: ResourceStatus::Deleting, ..session.clone() })
+                    }
+                    Dialect::Ec2 | Dialect::Tapwire => Change::DeleteSession(id),
+                };
+                self.changes.push(change);
                 Ok(Output::Deleted(id.to_string()))
             }
+            Operation::AddSources { session_id, sources } => self.add_sources(session_id, sources),
+            Operation::RemoveSources { session_id, sources } => self.remove_sources(session_id, sources),
             Operation::CreateTarget { destination, description, tags } => {
                 self.create_target(destination, description, tags)
             }
@@ -105,6 +131,37 @@ impl<'a> Planner<'a> {
             }
             Operation::CreateTags { resources, tags } => self.create_tags(resources, tags),
             Operation::DeleteTags { resources, tags } => self.delete_tags(resources, tags),
+            Operation::MoveResourceGroup { resource, resource_group } => {
+                let change = match resource {
+                    ResourceRef::Filter(id) => {
+                        Change::PutFilter(Filter { resource_group: Some(resource_group), ..self.filter(id)?.clone() })
+                    }
+                    ResourceRef::Session(id) => Change::PutSession(Session {
+                        resource_group: Some(resource_group),
+                        ..self.session(id)?.clone()
+                    }),
+                    ResourceRef::Rule(_) | ResourceRef::Target(_) => {
+                        return Err(ApiError::invalid("Only filters and sessions belong to resource groups."));
+                    }
+                };
+                self.changes.push(change);
+                Ok(Output::Done)
+            }
+            Operation::OpenService => {
+                let scope = self.scope();
+                if self.state.service_open(&scope) {
+                    return Err(ApiError::new(
+                        ErrorKind::AlreadyOpened,
+                        format!("The traffic mirror service is already opened in region {}.", scope.region),
+                    ));
+                }
+                self.changes.push(Change::PutService(ServiceRecord { scope, opened_at: self.now }));
+                Ok(Output::Done)
+            }
+            Operation::CompleteTask(task) => {
+                self.complete_task(task);
+                Ok(Output::Done)
+            }
             Operation::RegisterInterface(reg) => self.register_interface(reg),
             Operation::DeregisterInterface(id) => self.deregister_interface(id),
         }
@@ -135,7 +192,15 @@ impl<'a> Planner<'a> {
             .rules
             .get(&id)
             .filter(|r| state.filters.get(&r.filter_id).is_some_and(|f| self.in_scope(&f.scope)))
-            .ok_or_else(|| ApiError::not_found(ResourceKind::FilterRule, &id.to_string()))
+            .ok_or_else(|| ApiError::not_found(ResourceKind::FilterRule, &self.rule_name(id)))
+    }
+
+    /// A rule ID as the caller's dialect spells it.
+    fn rule_name(&self, id: RuleId) -> String {
+        match self.dialect {
+            Dialect::Alibaba => id.alibaba(),
+            Dialect::Ec2 | Dialect::Tapwire => id.to_string(),
+        }
     }
 
     fn session(&self, id: SessionId) -> Result<&'a Session, ApiError> {
@@ -174,6 +239,65 @@ impl<'a> Planner<'a> {
             ErrorKind::IncorrectStatus(kind),
             format!("The resource is {} and cannot be changed until that finishes.", status.as_str()),
         ))
+    }
+
+    /// Alibaba: nothing but opening the service works before the service is opened.
+    fn check_service_open(&self) -> Result<(), ApiError> {
+        if self.state.service_open(&self.scope()) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorKind::OptInRequired,
+            format!(
+                "The traffic mirror service is not opened in region {}; call OpenTrafficMirrorService first.",
+                self.ctx.region
+            ),
+        ))
+    }
+
+    /// Ends a task: busy resources become `Created`, `Deleting` ones go (a filter with its
+    /// rules). A task whose resource has moved on since it was listed is left alone.
+    fn complete_task(&mut self, task: Task) {
+        let done = |status: ResourceStatus| status == task.status;
+        let deleting = task.status == ResourceStatus::Deleting;
+        match task.resource {
+            ResourceRef::Filter(id) => match self.state.filters.get(&id) {
+                Some(f) if done(f.status) && deleting => {
+                    for rule in self.state.rules_of(id) {
+                        self.changes.push(Change::DeleteRule(rule.id));
+                    }
+                    self.changes.push(Change::DeleteFilter(id));
+                }
+                Some(f) if done(f.status) => {
+                    self.changes.push(Change::PutFilter(Filter { status: ResourceStatus::Created, ..f.clone() }));
+                }
+                _ => {}
+            },
+            ResourceRef::Rule(id) => match self.state.rules.get(&id) {
+                Some(r) if done(r.status) && deleting => self.changes.push(Change::DeleteRule(id)),
+                Some(r) if done(r.status) => {
+                    self.changes.push(Change::PutRule(FilterRule { status: ResourceStatus::Created, ..r.clone() }));
+                }
+                _ => {}
+            },
+            ResourceRef::Session(id) => match self.state.sessions.get(&id) {
+                Some(s) if done(s.status) && deleting => self.changes.push(Change::DeleteSession(id)),
+                Some(s) if done(s.status) => {
+                    self.changes.push(Change::PutSession(Session { status: ResourceStatus::Created, ..s.clone() }));
+                }
+                _ => {}
+            },
+            ResourceRef::Target(_) => {}
+        }
+    }
+
+    /// Deletes a rule now (EC2) or marks it `Deleting` for the background task (Alibaba).
+    fn remove_rule(&mut self, rule: &FilterRule) {
+        let change = match self.dialect {
+            Dialect::Alibaba => Change::PutRule(FilterRule { status: ResourceStatus::Deleting, ..rule.clone() }),
+            Dialect::Ec2 | Dialect::Tapwire => Change::DeleteRule(rule.id),
+        };
+        self.changes.push(change);
     }
 
     /// The status a changed resource enters: Alibaba shows the background task.
@@ -220,7 +344,7 @@ impl<'a> Planner<'a> {
         if count >= self.config.quotas.filters_per_account {
             return Err(quota(Quota::Filters, "The maximum number of traffic mirror filters has been reached."));
         }
-        let tags = merged_tags(Vec::new(), tags)?;
+        let tags = self.merged_tags(Vec::new(), tags)?;
         let id = loop {
             let id = FilterId::from_suffix(self.new_suffix());
             if !self.state.filters.contains_key(&id) {
@@ -252,11 +376,48 @@ impl<'a> Planner<'a> {
                 format!("The traffic mirror filter '{id}' is in use by a traffic mirror session."),
             ));
         }
-        for rule in self.state.rules_of(id) {
-            self.changes.push(Change::DeleteRule(rule.id));
+        let rules = self.state.rules_of(id);
+        for rule in &rules {
+            self.check_idle(rule.status, ResourceKind::FilterRule)?;
         }
-        self.changes.push(Change::DeleteFilter(id));
+        match self.dialect {
+            Dialect::Alibaba => {
+                for rule in rules {
+                    self.remove_rule(&rule);
+                }
+                let marked = Filter { status: ResourceStatus::Deleting, ..filter.clone() };
+                self.changes.push(Change::PutFilter(marked));
+            }
+            Dialect::Ec2 | Dialect::Tapwire => {
+                for rule in rules {
+                    self.changes.push(Change::DeleteRule(rule.id));
+                }
+                self.changes.push(Change::DeleteFilter(id));
+            }
+        }
         Ok(Output::Deleted(id.to_string()))
+    }
+
+    /// Deletes rules of one filter; every rule must exist, belong to it and be idle.
+    fn delete_rules(&mut self, filter_id: FilterId, rule_ids: Vec<RuleId>) -> Result<Output, ApiError> {
+        let filter = self.filter(filter_id)?;
+        self.check_idle(filter.status, ResourceKind::Filter)?;
+        let mut rules = Vec::with_capacity(rule_ids.len());
+        let mut seen = BTreeSet::new();
+        for id in rule_ids {
+            let rule = self.rule(id)?;
+            if rule.filter_id != filter_id {
+                return Err(ApiError::not_found(ResourceKind::FilterRule, &self.rule_name(id)));
+            }
+            self.check_idle(rule.status, ResourceKind::FilterRule)?;
+            if seen.insert(id) {
+                rules.push(rule);
+            }
+        }
+        for rule in rules {
+            self.remove_rule(rule);
+        }
+        Ok(Output::Done)
     }
 
     /// Validates and records new rules of one filter; checks them against the existing
@@ -267,7 +428,7 @@ impl<'a> Planner<'a> {
         for n in new {
             check_rule_match(&n.matches)?;
             check_rule_number(n.number)?;
-            let tags = merged_tags(Vec::new(), n.tags)?;
+            let tags = self.merged_tags(Vec::new(), n.tags)?;
             let id = loop {
                 let id = RuleId::from_suffix(self.new_suffix());
                 if !self.state.rules.contains_key(&id) {
@@ -379,7 +540,12 @@ impl<'a> Planner<'a> {
         if !limits::VNI.contains(&session.vni) {
             return Err(ApiError::invalid(format!("The virtual network ID {} is not 24-bit.", session.vni)));
         }
-        self.filter(session.filter_id)?;
+        if self.filter(session.filter_id)?.status == ResourceStatus::Deleting {
+            return Err(ApiError::new(
+                ErrorKind::IncorrectStatus(ResourceKind::Filter),
+                format!("The traffic mirror filter '{}' is being deleted.", session.filter_id),
+            ));
+        }
         let target_eni = self.resolve_session_target(&session.target)?;
         let others = || self.state.sessions.values().filter(|s| s.id != session.id);
         let mut seen = HashSet::new();
@@ -495,7 +661,7 @@ impl<'a> Planner<'a> {
         if new.sources.is_empty() {
             return Err(ApiError::missing("NetworkInterfaceId"));
         }
-        let tags = merged_tags(Vec::new(), new.tags)?;
+        let tags = self.merged_tags(Vec::new(), new.tags)?;
         let id = loop {
             let id = SessionId::from_suffix(self.new_suffix());
             if !self.state.sessions.contains_key(&id) {
@@ -600,6 +766,41 @@ impl<'a> Planner<'a> {
         Ok(Output::Session(session))
     }
 
+    fn add_sources(&mut self, id: SessionId, sources: Vec<NetworkInterfaceId>) -> Result<Output, ApiError> {
+        let previous = self.session(id)?;
+        self.check_idle(previous.status, ResourceKind::Session)?;
+        check_distinct(&sources)?;
+        if let Some(eni) = sources.iter().find(|eni| previous.sources.contains(eni)) {
+            return Err(ApiError::new(
+                ErrorKind::SourceAlreadyInSession,
+                format!("The network interface '{eni}' is already a source of traffic mirror session '{id}'."),
+            ));
+        }
+        let mut session = previous.clone();
+        session.sources.extend(sources);
+        self.check_session(&session, Some(previous))?;
+        session.status = self.busy_status(ResourceStatus::Modifying);
+        self.changes.push(Change::PutSession(session.clone()));
+        Ok(Output::Session(session))
+    }
+
+    fn remove_sources(&mut self, id: SessionId, sources: Vec<NetworkInterfaceId>) -> Result<Output, ApiError> {
+        let previous = self.session(id)?;
+        self.check_idle(previous.status, ResourceKind::Session)?;
+        check_distinct(&sources)?;
+        if let Some(eni) = sources.iter().find(|eni| !previous.sources.contains(eni)) {
+            return Err(ApiError::new(
+                ErrorKind::SourceNotInSession,
+                format!("The network interface '{eni}' is not a source of traffic mirror session '{id}'."),
+            ));
+        }
+        let mut session = previous.clone();
+        session.sources.retain(|eni| !sources.contains(eni));
+        session.status = self.busy_status(ResourceStatus::Modifying);
+        self.changes.push(Change::PutSession(session.clone()));
+        Ok(Output::Session(session))
+    }
+
     // === targets ===
 
     fn create_target(
@@ -637,7 +838,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let tags = merged_tags(Vec::new(), tags)?;
+        let tags = self.merged_tags(Vec::new(), tags)?;
         let id = loop {
             let id = TargetId::from_suffix(self.new_suffix());
             if !self.state.targets.contains_key(&id) {
@@ -674,7 +875,7 @@ impl<'a> Planner<'a> {
     fn create_tags(&mut self, resources: Vec<ResourceRef>, tags: Vec<Tag>) -> Result<Output, ApiError> {
         let mut planned = Vec::with_capacity(resources.len());
         for r in dedup(resources) {
-            planned.push((r, merged_tags(self.tags_of(r)?, tags.clone())?));
+            planned.push((r, self.merged_tags(self.tags_of(r)?, tags.clone())?));
         }
         for (r, t) in planned {
             self.put_tags(r, t)?;
@@ -775,36 +976,86 @@ fn dedup(resources: Vec<ResourceRef>) -> Vec<ResourceRef> {
     resources.into_iter().filter(|r| seen.insert(*r)).collect()
 }
 
-/// `existing` with `new` upserted, checked against the tag rules.
-fn merged_tags(mut existing: Tags, new: Vec<Tag>) -> Result<Tags, ApiError> {
-    for t in new {
-        if t.key.is_empty() || t.key.chars().count() > ec2_tags::KEY_MAX_CHARS {
+/// The same interface named twice in one request.
+fn check_distinct(sources: &[NetworkInterfaceId]) -> Result<(), ApiError> {
+    let mut seen = HashSet::new();
+    match sources.iter().find(|eni| !seen.insert(**eni)) {
+        Some(eni) => Err(ApiError::new(
+            ErrorKind::DuplicateSource,
+            format!("The network interface '{eni}' is given more than once."),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A dialect's tag rules.
+struct TagRules {
+    per_resource: usize,
+    key_max_chars: usize,
+    value_max_chars: usize,
+    reserved_prefixes: &'static [&'static str],
+    /// Alibaba: neither key nor value may contain a URL scheme.
+    forbid_urls: bool,
+}
+
+impl TagRules {
+    fn of(dialect: Dialect) -> Self {
+        match dialect {
+            Dialect::Alibaba => TagRules {
+                per_resource: alibaba_tags::PER_RESOURCE,
+                key_max_chars: alibaba_tags::KEY_MAX_CHARS,
+                value_max_chars: alibaba_tags::VALUE_MAX_CHARS,
+                reserved_prefixes: alibaba_tags::RESERVED_PREFIXES,
+                forbid_urls: true,
+            },
+            Dialect::Ec2 | Dialect::Tapwire => TagRules {
+                per_resource: ec2_tags::PER_RESOURCE,
+                key_max_chars: ec2_tags::KEY_MAX_CHARS,
+                value_max_chars: ec2_tags::VALUE_MAX_CHARS,
+                reserved_prefixes: &[ec2_tags::RESERVED_PREFIX],
+                forbid_urls: false,
+            },
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// `existing` with `new` upserted, checked against the caller's dialect's tag rules.
+    fn merged_tags(&self, mut existing: Tags, new: Vec<Tag>) -> Result<Tags, ApiError> {
+        let rules = TagRules::of(self.dialect);
+        let has_url = |s: &str| rules.forbid_urls && (s.contains("http://") || s.contains("https://"));
+        for t in new {
+            if t.key.is_empty() || t.key.chars().count() > rules.key_max_chars {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidTagKey,
+                    format!("Tag keys must be 1 to {} characters long.", rules.key_max_chars),
+                ));
+            }
+            if let Some(prefix) = rules.reserved_prefixes.iter().find(|p| t.key.starts_with(**p)) {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidTagKey,
+                    format!("Tag keys starting with '{prefix}' are reserved."),
+                ));
+            }
+            if has_url(&t.key) {
+                return Err(ApiError::new(ErrorKind::InvalidTagKey, "Tag keys must not contain http:// or https://."));
+            }
+            if t.value.chars().count() > rules.value_max_chars || has_url(&t.value) {
+                return Err(ApiError::invalid(format!(
+                    "Tag values must be at most {} characters long and contain no http:// or https://.",
+                    rules.value_max_chars
+                )));
+            }
+            upsert_tag(&mut existing, t);
+        }
+        if existing.len() > rules.per_resource {
             return Err(ApiError::new(
-                ErrorKind::InvalidTagKey,
-                format!("Tag keys must be 1 to {} characters long.", ec2_tags::KEY_MAX_CHARS),
+                ErrorKind::TagLimitExceeded,
+                format!("A resource can have at most {} tags.", rules.per_resource),
             ));
         }
-        if t.key.starts_with(ec2_tags::RESERVED_PREFIX) {
-            return Err(ApiError::new(
-                ErrorKind::InvalidTagKey,
-                format!("Tag keys starting with '{}' are reserved.", ec2_tags::RESERVED_PREFIX),
-            ));
-        }
-        if t.value.chars().count() > ec2_tags::VALUE_MAX_CHARS {
-            return Err(ApiError::invalid(format!(
-                "Tag values must be at most {} characters long.",
-                ec2_tags::VALUE_MAX_CHARS
-            )));
-        }
-        upsert_tag(&mut existing, t);
+        Ok(existing)
     }
-    if existing.len() > ec2_tags::PER_RESOURCE {
-        return Err(ApiError::new(
-            ErrorKind::TagLimitExceeded,
-            format!("A resource can have at most {} tags.", ec2_tags::PER_RESOURCE),
-        ));
-    }
-    Ok(existing)
 }
 
 fn check_rule_number(n: u32) -> Result<(), ApiError> {

@@ -24,8 +24,8 @@ use tapwire_model::limits::Quotas;
 use tapwire_store::{Store, StoreError};
 
 pub use error::{ApiError, ErrorKind, Quota, ResourceKind};
-pub use ops::{Operation, Output, RequestContext};
-pub use state::{Change, IdempotencyRecord, State, idempotency_key};
+pub use ops::{Operation, Output, RequestContext, Task};
+pub use state::{Change, IdempotencyRecord, ServiceRecord, State, idempotency_key};
 
 /// Which API a request came through; a few rules differ by dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,6 +175,14 @@ impl Control {
             }
         }
         Err(ApiError::internal("store kept moving under the writer"))
+    }
+
+    /// Finishes one background task through the same plan → commit → apply path as every
+    /// write, so the transition is durable. A task that has moved on is left alone.
+    pub fn complete_task(&self, task: Task, scope: &tapwire_model::resource::Scope) -> Result<(), ApiError> {
+        let ctx =
+            RequestContext { account: scope.account, region: scope.region.clone(), dry_run: false, idempotency: None };
+        self.execute(&ctx, Dialect::Tapwire, Operation::CompleteTask(task)).map(|_| ())
     }
 
     /// Reloads the state from the store (after another replica wrote).

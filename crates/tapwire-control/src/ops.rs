@@ -11,7 +11,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{
-    Filter, FilterRule, NetworkInterface, NetworkService, Session, SessionTarget, Tag, Target, TargetDestination,
+    Filter, FilterRule, NetworkInterface, NetworkService, ResourceStatus, Session, SessionTarget, Tag, Target,
+    TargetDestination,
 };
 use tapwire_model::rule::{Direction, PortRange, RuleAction, RuleMatch};
 
@@ -192,6 +193,16 @@ pub enum ResourceRef {
     Target(TargetId),
 }
 
+/// A resource's unfinished background task (Alibaba lifecycle): the resource and the
+/// transitional status it is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Task {
+    /// The resource.
+    pub resource: ResourceRef,
+    /// `Creating`, `Modifying` or `Deleting`.
+    pub status: ResourceStatus,
+}
+
 /// A state-changing request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -210,6 +221,15 @@ pub enum Operation {
     },
     /// Delete a filter and its rules.
     DeleteFilter(FilterId),
+    /// Change a filter's name or description (Alibaba).
+    ModifyFilter {
+        /// Filter.
+        filter_id: FilterId,
+        /// Alibaba name.
+        name: Update<String>,
+        /// Description.
+        description: Update<String>,
+    },
     /// Add or remove network services.
     ModifyNetworkServices {
         /// Filter.
@@ -235,6 +255,20 @@ pub enum Operation {
     },
     /// Delete a rule.
     DeleteRule(RuleId),
+    /// Create several rules of one filter at once (Alibaba); all or none.
+    CreateRules {
+        /// Filter.
+        filter_id: FilterId,
+        /// The rules, in request order.
+        rules: Vec<NewRule>,
+    },
+    /// Delete several rules of one filter at once (Alibaba); all or none.
+    DeleteRules {
+        /// Filter the rules must belong to.
+        filter_id: FilterId,
+        /// Rules.
+        rule_ids: Vec<RuleId>,
+    },
     /// Create a session.
     CreateSession(NewSession),
     /// Change a session.
@@ -246,6 +280,20 @@ pub enum Operation {
     },
     /// Delete a session.
     DeleteSession(SessionId),
+    /// Add source interfaces to a session (Alibaba).
+    AddSources {
+        /// Session.
+        session_id: SessionId,
+        /// Interfaces, none of them a source of the session yet.
+        sources: Vec<NetworkInterfaceId>,
+    },
+    /// Remove source interfaces from a session (Alibaba).
+    RemoveSources {
+        /// Session.
+        session_id: SessionId,
+        /// Interfaces, each a source of the session.
+        sources: Vec<NetworkInterfaceId>,
+    },
     /// Create a target.
     CreateTarget {
         /// Destination.
@@ -271,6 +319,18 @@ pub enum Operation {
         /// Which tags.
         tags: Vec<TagSelector>,
     },
+    /// Move a filter or session to another resource group (Alibaba).
+    MoveResourceGroup {
+        /// Resource.
+        resource: ResourceRef,
+        /// New resource group.
+        resource_group: String,
+    },
+    /// Open the traffic mirror service in the caller's region (Alibaba).
+    OpenService,
+    /// Finish a background task: `Creating`/`Modifying` → `Created`, `Deleting` → gone.
+    /// Does nothing when the resource has left that status (or is gone) already.
+    CompleteTask(Task),
     /// Register (or refresh) an interface.
     RegisterInterface(InterfaceRegistration),
     /// Remove an interface; its sessions go with it.
@@ -293,6 +353,8 @@ pub enum Output {
     Filter(FilterView),
     /// A rule.
     Rule(FilterRule),
+    /// Rules, in request order.
+    Rules(Vec<FilterRule>),
     /// A session.
     Session(Session),
     /// A target.

@@ -9,11 +9,26 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{
-    Filter, FilterRule, NetworkInterface, Session, SessionTarget, Target, TargetDestination,
+    Filter, FilterRule, NetworkInterface, ResourceStatus, Scope, Session, SessionTarget, Target, TargetDestination,
 };
 use tapwire_store::{Commit, Document, Snapshot, StoreError};
 
-use crate::ops::{FilterView, Output};
+use crate::ops::{FilterView, Output, ResourceRef, Task};
+
+/// A region where an account opened the traffic mirror service (Alibaba).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// Account and region.
+    pub scope: Scope,
+    /// When it was opened (seconds since the epoch).
+    pub opened_at: i64,
+}
+
+impl ServiceRecord {
+    fn key(scope: &Scope) -> String {
+        format!("{}/{}", scope.account, scope.region)
+    }
+}
 
 /// A stored ClientToken answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +64,8 @@ pub enum Change {
     DeleteInterface(NetworkInterfaceId),
     /// Remember a ClientToken answer under its key.
     PutIdempotency(String, IdempotencyRecord),
+    /// Record that a region's traffic mirror service is open.
+    PutService(ServiceRecord),
 }
 
 mod kind {
@@ -58,6 +75,7 @@ mod kind {
     pub const TARGET: &str = "target";
     pub const INTERFACE: &str = "interface";
     pub const IDEMPOTENCY: &str = "idempotency";
+    pub const SERVICE: &str = "service";
 }
 
 /// Everything the control plane knows.
@@ -77,6 +95,8 @@ pub struct State {
     pub interfaces: BTreeMap<NetworkInterfaceId, NetworkInterface>,
     /// ClientToken answers by `account/action/token`.
     pub idempotency: HashMap<String, IdempotencyRecord>,
+    /// Opened traffic mirror services by `account/region`.
+    pub services: BTreeMap<String, ServiceRecord>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(kind: &str, id: &str, body: &str) -> Result<T, StoreError> {
@@ -123,6 +143,10 @@ impl State {
                 kind::IDEMPOTENCY => {
                     state.idempotency.insert(d.id.clone(), decode(k, id, body)?);
                 }
+                kind::SERVICE => {
+                    let v: ServiceRecord = decode(k, id, body)?;
+                    state.services.insert(ServiceRecord::key(&v.scope), v);
+                }
                 other => return Err(StoreError::Backend(format!("unknown document kind {other:?}"))),
             }
         }
@@ -141,6 +165,7 @@ impl State {
                 Change::PutTarget(v) => puts.push(encode(kind::TARGET, v.id.to_string(), v)?),
                 Change::PutInterface(v) => puts.push(encode(kind::INTERFACE, v.id.to_string(), v)?),
                 Change::PutIdempotency(key, v) => puts.push(encode(kind::IDEMPOTENCY, key.clone(), v)?),
+                Change::PutService(v) => puts.push(encode(kind::SERVICE, ServiceRecord::key(&v.scope), v)?),
                 Change::DeleteFilter(id) => deletes.push((kind::FILTER, id.to_string())),
                 Change::DeleteRule(id) => deletes.push((kind::RULE, id.to_string())),
                 Change::DeleteSession(id) => deletes.push((kind::SESSION, id.to_string())),
@@ -172,6 +197,9 @@ impl State {
                 }
                 Change::PutIdempotency(key, v) => {
                     self.idempotency.insert(key, v);
+                }
+                Change::PutService(v) => {
+                    self.services.insert(ServiceRecord::key(&v.scope), v);
                 }
                 Change::DeleteFilter(id) => {
                     self.filters.remove(&id);
@@ -232,5 +260,30 @@ impl State {
             SessionTarget::LoadBalancer(_) => return None,
         };
         self.interfaces.get(&eni)
+    }
+
+    /// Whether the traffic mirror service is open for `scope` (Alibaba).
+    pub fn service_open(&self, scope: &Scope) -> bool {
+        self.services.contains_key(&ServiceRecord::key(scope))
+    }
+
+    /// Every resource whose background task has not finished, with the scope it lives in.
+    pub fn pending_tasks(&self) -> Vec<(Task, Scope)> {
+        let busy = |status: ResourceStatus| status != ResourceStatus::Created;
+        let filters = self
+            .filters
+            .values()
+            .filter(|f| busy(f.status))
+            .map(|f| (Task { resource: ResourceRef::Filter(f.id), status: f.status }, f.scope.clone()));
+        let rules = self.rules.values().filter(|r| busy(r.status)).filter_map(|r| {
+            let scope = self.filters.get(&r.filter_id)?.scope.clone();
+            Some((Task { resource: ResourceRef::Rule(r.id), status: r.status }, scope))
+        });
+        let sessions = self
+            .sessions
+            .values()
+            .filter(|s| busy(s.status))
+            .map(|s| (Task { resource: ResourceRef::Session(s.id), status: s.status }, s.scope.clone()));
+        filters.chain(rules).chain(sessions).collect()
     }
 }

@@ -56,6 +56,8 @@ pub mod alibaba_tags {
     pub const KEY_MAX_CHARS: usize = 128;
     /// Longest value, in characters.
     pub const VALUE_MAX_CHARS: usize = 128;
+    /// Key prefixes reserved for the cloud itself.
+    pub const RESERVED_PREFIXES: &[&str] = &["aliyun", "acs:"];
 }
 
 /// Quotas: defaults as EC2 has them, all changeable by the operator.

@@ -28,6 +28,10 @@ pub struct Args {
     /// JSON file overriding quotas, e.g. {"sessions_per_interface": 5}.
     #[arg(long)]
     quotas: Option<PathBuf>,
+    /// How long an Alibaba resource stays Creating/Modifying/Deleting before the background
+    /// task finishes it, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    alibaba_task_delay_ms: u64,
 }
 
 /// Runs the control plane until SIGINT or SIGTERM.
@@ -58,8 +62,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let local = listener.local_addr()?;
+        // Also finishes tasks left pending by a previous run.
+        let worker = tokio::spawn(tapwire_api::alibaba::lifecycle::run(
+            api.clone(),
+            std::time::Duration::from_millis(args.alibaba_task_delay_ms),
+        ));
         eprintln!("tapwire server listening on http://{local} (data in {})", args.data_dir.display());
         axum::serve(listener, tapwire_api::router(api)).with_graceful_shutdown(shutdown_signal()).await?;
+        worker.abort();
         eprintln!("tapwire server stopped");
         anyhow::Ok(())
     })

@@ -68,9 +68,12 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::Quota(Quota::Rules) => "TrafficMirrorFilterRuleLimitExceeded",
         ErrorKind::Quota(Quota::Sessions) => "TrafficMirrorSessionLimitExceeded",
         ErrorKind::Quota(Quota::Targets) => "TrafficMirrorTargetLimitExceeded",
-        ErrorKind::Quota(Quota::SourcesPerSession) | ErrorKind::DuplicateSource | ErrorKind::InvalidParameterValue => {
-            "InvalidParameterValue"
-        }
+        ErrorKind::Quota(Quota::SourcesPerSession)
+        | ErrorKind::DuplicateSource
+        | ErrorKind::SourceAlreadyInSession
+        | ErrorKind::SourceNotInSession
+        | ErrorKind::InvalidParameterValue => "InvalidParameterValue",
+        ErrorKind::NotRepresentable => "UnsupportedOperation",
         ErrorKind::TargetDestinationCount => "InvalidInput",
         ErrorKind::IncorrectStatus(_) => "IncorrectState",
         ErrorKind::MissingParameter => "MissingParameter",
@@ -439,17 +442,47 @@ fn filter_xml(x: &mut Xml, v: &FilterView) {
     tag_set(x, &f.tags);
 }
 
-fn session_target_id(s: &Session) -> Option<String> {
+/// The `tmt-` target EC2 shows for a session. Sessions made through Alibaba name their
+/// destination directly; they show the EC2 target on that destination, if there is one.
+fn session_target_id(state: &State, s: &Session) -> Option<TargetId> {
+    let same_scope = |t: &&Target| t.scope == s.scope;
     match &s.target {
-        SessionTarget::Target(id) => Some(id.to_string()),
-        SessionTarget::NetworkInterface(eni) => Some(eni.to_string()),
-        SessionTarget::LoadBalancer(lb) => Some(lb.clone()),
+        SessionTarget::Target(id) => Some(*id),
+        SessionTarget::NetworkInterface(eni) => state.target_on_interface(*eni).filter(same_scope).map(|t| t.id),
+        SessionTarget::LoadBalancer(lb) => state
+            .targets
+            .values()
+            .filter(same_scope)
+            .find(|t| match &t.destination {
+                TargetDestination::NetworkLoadBalancer(x) | TargetDestination::GatewayLoadBalancerEndpoint(x) => {
+                    x == lb
+                }
+                TargetDestination::NetworkInterface(_) => false,
+            })
+            .map(|t| t.id),
     }
 }
 
-fn session_xml(x: &mut Xml, s: &Session) {
+/// Whether EC2 can show a session faithfully: exactly one source, enabled (EC2 has no
+/// disabled sessions), and a destination that is an EC2 target. Sessions made through
+/// Alibaba may be none of these; Describe leaves them out and names them only to refuse
+/// (docs/dialects.md).
+fn ec2_can_show(state: &State, s: &Session) -> bool {
+    s.sources.len() == 1 && s.enabled && session_target_id(state, s).is_some()
+}
+
+fn not_representable(id: SessionId) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotRepresentable,
+        format!(
+            "The traffic mirror session '{id}' has several or no sources, is disabled, or names its destination without a traffic mirror target; the EC2 API cannot show it. Use the Alibaba Cloud VPC API."
+        ),
+    )
+}
+
+fn session_xml(x: &mut Xml, state: &State, s: &Session) {
     x.leaf("trafficMirrorSessionId", s.id)
-        .opt("trafficMirrorTargetId", session_target_id(s))
+        .opt("trafficMirrorTargetId", session_target_id(state, s))
         .leaf("trafficMirrorFilterId", s.filter_id)
         .opt("networkInterfaceId", s.sources.first())
         .leaf("ownerId", s.scope.account)
@@ -557,7 +590,7 @@ fn create_session(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     };
     let mut out = x.response();
     out.open("trafficMirrorSession");
-    session_xml(&mut out, &s);
+    session_xml(&mut out, &x.control.read(), &s);
     out.close("trafficMirrorSession");
     x.client_token(&mut out);
     Ok(out)
@@ -713,6 +746,14 @@ fn modify_rule(x: &Exchange<'_>) -> Result<Xml, ApiError> {
 fn modify_session(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     let p = x.params;
     let session_id = id_param(p, "TrafficMirrorSessionId", ResourceKind::Session)?;
+    {
+        let state = x.control.read();
+        if let Some(s) = state.sessions.get(&session_id).filter(|s| x.in_scope(&s.scope))
+            && !ec2_can_show(&state, s)
+        {
+            return Err(not_representable(session_id));
+        }
+    }
     let removed = remove_fields(p, &["packet-length", "description", "virtual-network-id"])?;
     let changes = SessionChanges {
         target: opt_id(p, "TrafficMirrorTargetId", ResourceKind::Target)?.map(SessionTarget::Target),
@@ -729,7 +770,7 @@ fn modify_session(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     };
     let mut out = x.response();
     out.open("trafficMirrorSession");
-    session_xml(&mut out, &s);
+    session_xml(&mut out, &x.control.read(), &s);
     out.close("trafficMirrorSession");
     Ok(out)
 }
@@ -875,9 +916,17 @@ fn describe_sessions(x: &Exchange<'_>) -> Result<Xml, ApiError> {
     )?;
     let page = page(p)?;
     let state = x.read()?;
+    for raw in &ids {
+        if let Some(s) = raw.parse().ok().and_then(|id: SessionId| state.sessions.get(&id))
+            && x.in_scope(&s.scope)
+            && !ec2_can_show(&state, s)
+        {
+            return Err(not_representable(s.id));
+        }
+    }
     let (items, next) = select(
         &state.sessions,
-        |s| x.in_scope(&s.scope),
+        |s| x.in_scope(&s.scope) && ec2_can_show(&state, s),
         &ids,
         ResourceKind::Session,
         &filters,
@@ -888,14 +937,14 @@ fn describe_sessions(x: &Exchange<'_>) -> Result<Xml, ApiError> {
             "packet-length" => opt_string(s.packet_length),
             "session-number" => vec![s.number.to_string()],
             "traffic-mirror-filter-id" => vec![s.filter_id.to_string()],
-            "traffic-mirror-target-id" => opt_string(session_target_id(s)),
+            "traffic-mirror-target-id" => opt_string(session_target_id(&state, s)),
             "virtual-network-id" => vec![s.vni.to_string()],
             _ => vec![s.id.to_string()],
         },
         &page,
     )?;
     let mut out = x.response();
-    out.list("trafficMirrorSessionSet", items, session_xml);
+    out.list("trafficMirrorSessionSet", items, |o, s| session_xml(o, &state, s));
     out.opt("nextToken", next);
     Ok(out)
 }
