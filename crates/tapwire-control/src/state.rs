@@ -1,10 +1,14 @@
 //! The control plane's working state: every resource, in memory, at one store revision.
 //!
+//! The maps are persistent (`imbl`): cloning a state is O(1) and shares structure, so the
+//! writer can plan a batch of requests on a private copy while readers keep the published
+//! snapshot.
+//!
 //! The state is only ever changed by applying a [`Change`] list that has already been
 //! committed to the store, so memory never runs ahead of disk. Readers take a shared lock
 //! and see a consistent revision.
 
-use std::collections::{BTreeMap, HashMap};
+use imbl::{HashMap, OrdMap};
 
 use serde::{Deserialize, Serialize};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
@@ -84,19 +88,19 @@ pub struct State {
     /// Store revision this state reflects.
     pub revision: u64,
     /// Filters by ID.
-    pub filters: BTreeMap<FilterId, Filter>,
+    pub filters: OrdMap<FilterId, Filter>,
     /// Rules by ID.
-    pub rules: BTreeMap<RuleId, FilterRule>,
+    pub rules: OrdMap<RuleId, FilterRule>,
     /// Sessions by ID.
-    pub sessions: BTreeMap<SessionId, Session>,
+    pub sessions: OrdMap<SessionId, Session>,
     /// Targets by ID.
-    pub targets: BTreeMap<TargetId, Target>,
+    pub targets: OrdMap<TargetId, Target>,
     /// Interfaces by ID.
-    pub interfaces: BTreeMap<NetworkInterfaceId, NetworkInterface>,
+    pub interfaces: OrdMap<NetworkInterfaceId, NetworkInterface>,
     /// ClientToken answers by `account/action/token`.
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Opened traffic mirror services by `account/region`.
-    pub services: BTreeMap<String, ServiceRecord>,
+    pub services: OrdMap<String, ServiceRecord>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(kind: &str, id: &str, body: &str) -> Result<T, StoreError> {

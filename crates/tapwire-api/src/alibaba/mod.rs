@@ -251,7 +251,7 @@ impl Exchange<'_> {
     }
 
     /// A snapshot for a List call, once the service is known to be open in the region.
-    fn read(&self) -> Result<(std::sync::RwLockReadGuard<'_, State>, Scope), ApiError> {
+    fn read(&self) -> Result<(std::sync::Arc<State>, Scope), ApiError> {
         let scope = self.scope()?;
         let state = self.api.control.read();
         if !state.service_open(&scope) {

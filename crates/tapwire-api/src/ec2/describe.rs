@@ -9,6 +9,8 @@
 //!   while others are inserted or deleted.
 
 use std::collections::BTreeMap;
+
+use imbl::OrdMap;
 use std::fmt::Display;
 use std::ops::Bound;
 use std::str::FromStr;
@@ -122,7 +124,7 @@ fn encode_token(last_id: &str) -> String {
 /// Explicit IDs are looked up directly; otherwise the walk starts right after the page
 /// cursor, so a request costs what it returns, not what the account holds.
 pub fn select<'a, K, T>(
-    items: &'a BTreeMap<K, T>,
+    items: &'a OrdMap<K, T>,
     visible: impl Fn(&T) -> bool,
     ids: &[String],
     kind: ResourceKind,
@@ -131,7 +133,8 @@ pub fn select<'a, K, T>(
     page: &Page,
 ) -> Result<(Vec<&'a T>, Option<String>), ApiError>
 where
-    K: Ord + FromStr + Display,
+    K: Ord + Clone + FromStr + Display,
+    T: Clone,
 {
     let wanted = |t: &&T| visible(t) && passes(filters, |name| values_of(t, name));
     if !ids.is_empty() {
@@ -191,8 +194,7 @@ mod tests {
 
     #[test]
     fn pages_walk_every_item_once_and_survive_inserts() {
-        let mut items: BTreeMap<String, String> =
-            (0..12).map(|i| (format!("id-{i:02}"), format!("id-{i:02}"))).collect();
+        let mut items: OrdMap<String, String> = (0..12).map(|i| (format!("id-{i:02}"), format!("id-{i:02}"))).collect();
         let mut page = Page { max_results: Some(5), after: None };
         let mut seen = Vec::new();
         loop {
@@ -213,7 +215,7 @@ mod tests {
 
     #[test]
     fn explicit_missing_id_is_not_found() {
-        let items: BTreeMap<String, String> = [("a".to_owned(), "a".to_owned())].into();
+        let items: OrdMap<String, String> = [("a".to_owned(), "a".to_owned())].into_iter().collect();
         let err = select(&items, |_| true, &["b".into()], ResourceKind::Session, &[], |_, _| vec![], &Page::default())
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound(ResourceKind::Session));

@@ -217,7 +217,7 @@ impl Exchange<'_> {
     }
 
     /// Prepares a read: finish parameter checks and honour DryRun.
-    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, State>, ApiError> {
+    fn read(&self) -> Result<std::sync::Arc<State>, ApiError> {
         let dry_run = self.dry_run()?;
         self.params.finish()?;
         if dry_run {
