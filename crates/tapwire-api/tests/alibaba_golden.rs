@@ -8,55 +8,17 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use rand::SeedableRng;
+use common::{Golden, api, register};
+use tapwire_api::Api;
 use tapwire_api::alibaba::lifecycle;
-use tapwire_api::{Api, ApiConfig, router};
-use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
-use tapwire_control::{Clock, Control, ControlConfig, Dialect};
-use tapwire_model::AccountId;
-use tower::ServiceExt;
-
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        1_795_000_000
-    }
-}
 
 const REGION: &str = "cn-hangzhou";
-
-fn api(dir: &std::path::Path) -> Arc<Api> {
-    let store = tapwire_store::SqliteStore::open_dir(dir).unwrap();
-    let control = Control::open(
-        Box::new(store),
-        Box::new(FixedClock),
-        Box::new(rand::rngs::StdRng::seed_from_u64(11)),
-        ControlConfig::default(),
-    )
-    .unwrap();
-    Arc::new(Api { control, config: ApiConfig::default() })
-}
-
-fn register(api: &Api, ip: &str, instance: Option<&str>) -> String {
-    let ctx = RequestContext { account: AccountId::DEFAULT, region: REGION.into(), dry_run: false, idempotency: None };
-    let reg = InterfaceRegistration {
-        host: instance.map(|i| i.replace("i-", "host-")),
-        ifname: Some("eth0".into()),
-        instance_id: instance.map(str::to_owned),
-        mac: None,
-        addresses: vec![ip.parse().unwrap()],
-    };
-    match api.control.execute(&ctx, Dialect::Tapwire, Operation::RegisterInterface(reg)).unwrap() {
-        Output::Interface(i) => i.id.to_string(),
-        other => panic!("{other:?}"),
-    }
-}
 
 /// How a request travels.
 #[derive(Clone, Copy)]
@@ -94,65 +56,41 @@ async fn call(api: &Arc<Api>, style: Style, action: &str, params: &[(&str, &str)
             .header("x-acs-version", "2016-04-28")
             .header("authorization", "ACS3-HMAC-SHA256 Credential=LTAIgolden,SignedHeaders=host,Signature=00");
     }
-    let resp = router(api.clone()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let (status, bytes) = common::send(api, req.body(Body::empty()).unwrap()).await;
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
-struct Golden {
-    dir: PathBuf,
-    n: usize,
-    update: bool,
-    failures: Vec<String>,
-}
-
-impl Golden {
-    fn check(&mut self, name: &str, status: u16, body: &serde_json::Value) {
-        self.n += 1;
-        let path = self.dir.join(format!("{:02}-{name}.json", self.n));
-        let mut body = body.clone();
-        assert!(body["RequestId"].as_str().is_some_and(|r| !r.is_empty()), "{name}: no RequestId");
-        body["RequestId"] = "REQUEST-ID".into();
-        let actual = format!("HTTP {status}\n{}\n", serde_json::to_string_pretty(&body).unwrap());
-        if self.update {
-            std::fs::write(&path, &actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("<missing {}>", path.display()));
-        if expected != actual {
-            self.failures.push(format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()));
-        }
-    }
+/// Checks the next response with its `RequestId` (which must be there) replaced by
+/// `REQUEST-ID`.
+fn check(g: &mut Golden, name: &str, status: u16, body: &serde_json::Value) {
+    let mut body = body.clone();
+    assert!(body["RequestId"].as_str().is_some_and(|r| !r.is_empty()), "{name}: no RequestId");
+    body["RequestId"] = "REQUEST-ID".into();
+    g.check(name, status, &serde_json::to_string_pretty(&body).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_and_error_matches_its_golden_json() {
     let dir = tempfile::tempdir().unwrap();
-    let api = api(dir.path());
-    let src1 = register(&api, "198.18.0.2", Some("i-web1"));
-    let src2 = register(&api, "198.18.0.3", Some("i-web2"));
-    let sensor = register(&api, "198.18.1.2", Some("i-sensor1"));
-    let free = register(&api, "198.18.2.2", None);
-    let mut g = Golden {
-        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/alibaba"),
-        n: 0,
-        update: std::env::var_os("UPDATE_GOLDEN").is_some(),
-        failures: Vec::new(),
-    };
+    let api = api(dir.path(), 11);
+    let src1 = register(&api, REGION, "198.18.0.2", Some("i-web1"));
+    let src2 = register(&api, REGION, "198.18.0.3", Some("i-web2"));
+    let sensor = register(&api, REGION, "198.18.1.2", Some("i-sensor1"));
+    let free = register(&api, REGION, "198.18.2.2", None);
+    let mut g = Golden::new("alibaba", "json");
     let idle = || lifecycle::complete_all(&api.control).unwrap();
     use Style::{Legacy, Tea};
     let r = [("RegionId", REGION)];
 
     // The service.
     let (s, b) = call(&api, Tea, "GetTrafficMirrorServiceStatus", &r).await;
-    g.check("service-status-closed", s, &b);
+    check(&mut g, "service-status-closed", s, &b);
     let (s, b) = call(&api, Tea, "ListTrafficMirrorFilters", &r).await;
-    g.check("error-opt-in-required", s, &b);
+    check(&mut g, "error-opt-in-required", s, &b);
     let (s, b) = call(&api, Legacy, "OpenTrafficMirrorService", &r).await;
-    g.check("open-service", s, &b);
+    check(&mut g, "open-service", s, &b);
     let (s, b) = call(&api, Tea, "OpenTrafficMirrorService", &r).await;
-    g.check("error-already-opened", s, &b);
+    check(&mut g, "error-already-opened", s, &b);
 
     // Filters and rules.
     let (s, b) = call(
@@ -182,14 +120,14 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("create-filter", s, &b);
+    check(&mut g, "create-filter", s, &b);
     let fid = b["TrafficMirrorFilterId"].as_str().unwrap().to_owned();
     let (s, b) = call(&api, Tea, "ListTrafficMirrorFilters", &r).await;
-    g.check("list-filters-creating", s, &b);
+    check(&mut g, "list-filters-creating", s, &b);
     let (s, b) =
         call(&api, Tea, "UpdateTrafficMirrorFilterAttribute", &[("RegionId", REGION), ("TrafficMirrorFilterId", &fid)])
             .await;
-    g.check("error-filter-busy", s, &b);
+    check(&mut g, "error-filter-busy", s, &b);
     idle();
     let (s, b) = call(
         &api,
@@ -211,7 +149,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("create-filter-rules", s, &b);
+    check(&mut g, "create-filter-rules", s, &b);
     let udp_rule = b["IngressRules"][0]["InstanceId"].as_str().unwrap().to_owned();
     let all_rule = b["IngressRules"][1]["InstanceId"].as_str().unwrap().to_owned();
     idle();
@@ -227,7 +165,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("update-filter-rule", s, &b);
+    check(&mut g, "update-filter-rule", s, &b);
     let (s, b) = call(
         &api,
         Tea,
@@ -235,10 +173,10 @@ async fn every_operation_and_error_matches_its_golden_json() {
         &[("RegionId", REGION), ("TrafficMirrorFilterId", &fid), ("TrafficMirrorFilterName", "web2")],
     )
     .await;
-    g.check("update-filter", s, &b);
+    check(&mut g, "update-filter", s, &b);
     let (s, b) =
         call(&api, Tea, "ListTrafficMirrorFilters", &[("RegionId", REGION), ("TrafficMirrorFilterIds.1", &fid)]).await;
-    g.check("list-filters-modifying", s, &b);
+    check(&mut g, "list-filters-modifying", s, &b);
     idle();
     let (s, b) = call(
         &api,
@@ -247,7 +185,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         &[("RegionId", REGION), ("TrafficMirrorFilterId", &fid), ("TrafficMirrorFilterRuleIds.1", &all_rule)],
     )
     .await;
-    g.check("delete-filter-rules", s, &b);
+    check(&mut g, "delete-filter-rules", s, &b);
     idle();
     let (s, b) = call(
         &api,
@@ -263,7 +201,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("error-rule-priority", s, &b);
+    check(&mut g, "error-rule-priority", s, &b);
 
     // Sessions.
     let (s, b) = call(
@@ -283,19 +221,19 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("create-session", s, &b);
+    check(&mut g, "create-session", s, &b);
     let sid = b["TrafficMirrorSessionId"].as_str().unwrap().to_owned();
     let (s, b) = call(&api, Tea, "ListTrafficMirrorSessions", &r).await;
-    g.check("list-sessions-creating", s, &b);
+    check(&mut g, "list-sessions-creating", s, &b);
     idle();
     let add = [("RegionId", REGION), ("TrafficMirrorSessionId", sid.as_str()), ("TrafficMirrorSourceIds.1", &src2)];
     let (s, b) = call(&api, Tea, "AddSourcesToTrafficMirrorSession", &add).await;
-    g.check("add-sources", s, &b);
+    check(&mut g, "add-sources", s, &b);
     let (s, b) = call(&api, Tea, "AddSourcesToTrafficMirrorSession", &add).await;
-    g.check("error-session-busy", s, &b);
+    check(&mut g, "error-session-busy", s, &b);
     idle();
     let (s, b) = call(&api, Tea, "AddSourcesToTrafficMirrorSession", &add).await;
-    g.check("error-source-already-associated", s, &b);
+    check(&mut g, "error-source-already-associated", s, &b);
     let (s, b) = call(
         &api,
         Tea,
@@ -303,7 +241,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         &[("RegionId", REGION), ("TrafficMirrorSessionId", &sid), ("TrafficMirrorSourceIds.1", &src1)],
     )
     .await;
-    g.check("remove-sources", s, &b);
+    check(&mut g, "remove-sources", s, &b);
     idle();
     let (s, b) = call(
         &api,
@@ -320,10 +258,10 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("update-session", s, &b);
+    check(&mut g, "update-session", s, &b);
     idle();
     let (s, b) = call(&api, Tea, "ListTrafficMirrorSessions", &[("RegionId", REGION), ("MaxResults", "1")]).await;
-    g.check("list-sessions", s, &b);
+    check(&mut g, "list-sessions", s, &b);
     let bad_sessions: [(&str, Vec<(&str, &str)>); 4] = [
         ("error-duplicate-role", vec![("TrafficMirrorSourceIds.1", &src1), ("TrafficMirrorTargetId", &src1)]),
         ("error-free-interface", vec![("TrafficMirrorSourceIds.1", &free), ("TrafficMirrorTargetId", &sensor)]),
@@ -348,7 +286,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
             ("Priority", "2"),
         ]);
         let (s, b) = call(&api, Tea, "CreateTrafficMirrorSession", &params).await;
-        g.check(name, s, &b);
+        check(&mut g, name, s, &b);
     }
 
     // Tags and resource groups.
@@ -365,7 +303,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("tag-resources", s, &b);
+    check(&mut g, "tag-resources", s, &b);
     let (s, b) = call(
         &api,
         Tea,
@@ -373,7 +311,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         &[("RegionId", REGION), ("ResourceType", "TRAFFICMIRRORFILTER"), ("ResourceId.1", &fid)],
     )
     .await;
-    g.check("list-tag-resources", s, &b);
+    check(&mut g, "list-tag-resources", s, &b);
     let (s, b) = call(
         &api,
         Tea,
@@ -381,7 +319,7 @@ async fn every_operation_and_error_matches_its_golden_json() {
         &[("RegionId", REGION), ("ResourceType", "TRAFFICMIRRORFILTER"), ("ResourceId.1", &fid), ("TagKey.1", "team")],
     )
     .await;
-    g.check("untag-resources", s, &b);
+    check(&mut g, "untag-resources", s, &b);
     let (s, b) = call(
         &api,
         Tea,
@@ -394,26 +332,26 @@ async fn every_operation_and_error_matches_its_golden_json() {
         ],
     )
     .await;
-    g.check("move-resource-group", s, &b);
+    check(&mut g, "move-resource-group", s, &b);
     let (s, b) =
         call(&api, Tea, "ListTrafficMirrorFilters", &[("RegionId", REGION), ("TrafficMirrorFilterIds.1", &fid)]).await;
-    g.check("list-filters", s, &b);
+    check(&mut g, "list-filters", s, &b);
 
     // Generic errors.
     let (s, b) = call(&api, Tea, "ListTrafficMirrorSessions", &[]).await;
-    g.check("error-missing-region", s, &b);
+    check(&mut g, "error-missing-region", s, &b);
     let (s, b) = call(&api, Tea, "CreateTrafficMirrorFilter", &[("RegionId", REGION), ("DryRun", "true")]).await;
-    g.check("error-dry-run", s, &b);
+    check(&mut g, "error-dry-run", s, &b);
     let (s, b) =
         call(&api, Tea, "CreateTrafficMirrorFilter", &[("RegionId", REGION), ("ClientToken", "token-1")]).await;
-    g.check("error-idempotent-mismatch", s, &b);
+    check(&mut g, "error-idempotent-mismatch", s, &b);
     let (s, b) =
         call(&api, Tea, "DeleteTrafficMirrorFilter", &[("RegionId", REGION), ("TrafficMirrorFilterId", &fid)]).await;
-    g.check("error-filter-in-use", s, &b);
+    check(&mut g, "error-filter-in-use", s, &b);
     let (s, b) = call(&api, Tea, "DescribeVpcs", &r).await;
-    g.check("error-unknown-action", s, &b);
+    check(&mut g, "error-unknown-action", s, &b);
     let (s, b) = call(&api, Tea, "ListTrafficMirrorFilters", &[("RegionId", REGION), ("MaxResults", "101")]).await;
-    g.check("error-max-results", s, &b);
+    check(&mut g, "error-max-results", s, &b);
     let (s, b) = call(
         &api,
         Tea,
@@ -421,24 +359,24 @@ async fn every_operation_and_error_matches_its_golden_json() {
         &[("RegionId", REGION), ("TrafficMirrorFilterIds.1", "tmf-00000000000000000")],
     )
     .await;
-    g.check("list-filters-unknown-id", s, &b);
+    check(&mut g, "list-filters-unknown-id", s, &b);
 
     // Deletes: Deleting, then gone.
     let (s, b) =
         call(&api, Tea, "DeleteTrafficMirrorSession", &[("RegionId", REGION), ("TrafficMirrorSessionId", &sid)]).await;
-    g.check("delete-session", s, &b);
+    check(&mut g, "delete-session", s, &b);
     let (s, b) = call(&api, Tea, "ListTrafficMirrorSessions", &r).await;
-    g.check("list-sessions-deleting", s, &b);
+    check(&mut g, "list-sessions-deleting", s, &b);
     idle();
     let (s, b) =
         call(&api, Tea, "DeleteTrafficMirrorSession", &[("RegionId", REGION), ("TrafficMirrorSessionId", &sid)]).await;
-    g.check("error-session-not-found", s, &b);
+    check(&mut g, "error-session-not-found", s, &b);
     let (s, b) =
         call(&api, Legacy, "DeleteTrafficMirrorFilter", &[("RegionId", REGION), ("TrafficMirrorFilterId", &fid)]).await;
-    g.check("delete-filter", s, &b);
+    check(&mut g, "delete-filter", s, &b);
     idle();
     let (s, b) = call(&api, Tea, "ListTrafficMirrorFilters", &r).await;
-    g.check("list-filters-empty", s, &b);
+    check(&mut g, "list-filters-empty", s, &b);
 
-    assert!(g.failures.is_empty(), "{} golden mismatches:\n{}", g.failures.len(), g.failures.join("\n"));
+    g.finish(42);
 }

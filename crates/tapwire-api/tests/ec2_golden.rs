@@ -7,53 +7,14 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use rand::SeedableRng;
-use tapwire_api::{Api, ApiConfig, router};
-use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
-use tapwire_control::{Clock, Control, ControlConfig, Dialect};
-use tapwire_model::AccountId;
-use tower::ServiceExt;
-
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        1_795_000_000
-    }
-}
-
-fn api(dir: &std::path::Path) -> Arc<Api> {
-    let store = tapwire_store::SqliteStore::open_dir(dir).unwrap();
-    let control = Control::open(
-        Box::new(store),
-        Box::new(FixedClock),
-        Box::new(rand::rngs::StdRng::seed_from_u64(7)),
-        ControlConfig::default(),
-    )
-    .unwrap();
-    Arc::new(Api { control, config: ApiConfig::default() })
-}
-
-fn register(api: &Api, ip: &str, instance: &str) -> String {
-    let ctx =
-        RequestContext { account: AccountId::DEFAULT, region: "us-east-1".into(), dry_run: false, idempotency: None };
-    let reg = InterfaceRegistration {
-        host: Some(instance.replace("i-", "host-")),
-        ifname: Some("eth0".into()),
-        instance_id: Some(instance.into()),
-        mac: Some("02:00:00:00:00:01".into()),
-        addresses: vec![ip.parse().unwrap()],
-    };
-    match api.control.execute(&ctx, Dialect::Tapwire, Operation::RegisterInterface(reg)).unwrap() {
-        Output::Interface(i) => i.id.to_string(),
-        other => panic!("{other:?}"),
-    }
-}
+use common::{Golden, api, register};
+use tapwire_api::Api;
 
 async fn call(api: &Arc<Api>, params: &[(&str, &str)]) -> (u16, String) {
     let mut body = form_urlencoded::Serializer::new(String::new());
@@ -69,10 +30,8 @@ async fn call(api: &Arc<Api>, params: &[(&str, &str)]) -> (u16, String) {
         )
         .body(Body::from(body.finish()))
         .unwrap();
-    let resp = router(api.clone()).oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    let (status, bytes) = common::send(api, req).await;
+    (status, String::from_utf8(bytes).unwrap())
 }
 
 fn normalise(xml: &str) -> String {
@@ -98,44 +57,16 @@ fn extract<'a>(xml: &'a str, tag: &str) -> &'a str {
     &xml[a..b]
 }
 
-struct Golden {
-    dir: PathBuf,
-    n: usize,
-    update: bool,
-    failures: Vec<String>,
-}
-
-impl Golden {
-    fn check(&mut self, name: &str, status: u16, body: &str) {
-        self.n += 1;
-        let path = self.dir.join(format!("{:02}-{name}.xml", self.n));
-        let actual = format!("HTTP {status}\n{}\n", normalise(body));
-        if self.update {
-            std::fs::write(&path, &actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("<missing {}>", path.display()));
-        if expected != actual {
-            self.failures.push(format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()));
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_and_error_matches_its_golden_xml() {
     let dir = tempfile::tempdir().unwrap();
-    let api = api(dir.path());
-    let src = register(&api, "198.18.0.2", "i-web1");
-    let dst = register(&api, "198.18.1.2", "i-sensor1");
-    let mut g = Golden {
-        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ec2"),
-        n: 0,
-        update: std::env::var_os("UPDATE_GOLDEN").is_some(),
-        failures: Vec::new(),
-    };
+    let api = api(dir.path(), 7);
+    let src = register(&api, "us-east-1", "198.18.0.2", Some("i-web1"));
+    let dst = register(&api, "us-east-1", "198.18.1.2", Some("i-sensor1"));
+    let mut g = Golden::new("ec2", "xml");
 
     let (s, b) = call(&api, &[("Action", "DescribeTrafficMirrorSessions")]).await;
-    g.check("describe-sessions-empty", s, &b);
+    g.check("describe-sessions-empty", s, &normalise(&b));
     let (s, b) = call(
         &api,
         &[
@@ -148,7 +79,7 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("create-filter", s, &b);
+    g.check("create-filter", s, &normalise(&b));
     let fid = extract(&b, "trafficMirrorFilterId").to_owned();
     let (s, b) = call(
         &api,
@@ -167,7 +98,7 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("create-filter-rule", s, &b);
+    g.check("create-filter-rule", s, &normalise(&b));
     let rid = extract(&b, "trafficMirrorFilterRuleId").to_owned();
     let (s, b) = call(
         &api,
@@ -182,7 +113,7 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("create-filter-rule-v6", s, &b);
+    g.check("create-filter-rule-v6", s, &normalise(&b));
     let (s, b) = call(
         &api,
         &[
@@ -193,7 +124,7 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("modify-filter-rule", s, &b);
+    g.check("modify-filter-rule", s, &normalise(&b));
     let (s, b) = call(
         &api,
         &[
@@ -203,13 +134,13 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("modify-network-services", s, &b);
+    g.check("modify-network-services", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DescribeTrafficMirrorFilterRules"), ("TrafficMirrorFilterId", &fid)]).await;
-    g.check("describe-filter-rules", s, &b);
+    g.check("describe-filter-rules", s, &normalise(&b));
     let (s, b) =
         call(&api, &[("Action", "CreateTrafficMirrorTarget"), ("NetworkInterfaceId", &dst), ("Description", "ids")])
             .await;
-    g.check("create-target", s, &b);
+    g.check("create-target", s, &normalise(&b));
     let tid = extract(&b, "trafficMirrorTargetId").to_owned();
     let (s, b) = call(
         &api,
@@ -219,7 +150,7 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("create-target-nlb", s, &b);
+    g.check("create-target-nlb", s, &normalise(&b));
     let (s, b) = call(
         &api,
         &[
@@ -233,7 +164,7 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("create-session", s, &b);
+    g.check("create-session", s, &normalise(&b));
     let sid = extract(&b, "trafficMirrorSessionId").to_owned();
     let (s, b) = call(
         &api,
@@ -245,50 +176,49 @@ async fn every_operation_and_error_matches_its_golden_xml() {
         ],
     )
     .await;
-    g.check("modify-session", s, &b);
+    g.check("modify-session", s, &normalise(&b));
     let (s, b) =
         call(&api, &[("Action", "CreateTags"), ("ResourceId.1", &sid), ("Tag.1.Key", "env"), ("Tag.1.Value", "prod")])
             .await;
-    g.check("create-tags", s, &b);
+    g.check("create-tags", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DescribeTrafficMirrorSessions"), ("MaxResults", "5")]).await;
-    g.check("describe-sessions", s, &b);
+    g.check("describe-sessions", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DescribeTrafficMirrorFilters"), ("TrafficMirrorFilterId.1", &fid)]).await;
-    g.check("describe-filters", s, &b);
+    g.check("describe-filters", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DescribeTrafficMirrorTargets")]).await;
-    g.check("describe-targets", s, &b);
+    g.check("describe-targets", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DescribeNetworkInterfaces"), ("NetworkInterfaceId.1", &src)]).await;
-    g.check("describe-network-interfaces", s, &b);
+    g.check("describe-network-interfaces", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DeleteTags"), ("ResourceId.1", &sid), ("Tag.1.Key", "env")]).await;
-    g.check("delete-tags", s, &b);
+    g.check("delete-tags", s, &normalise(&b));
 
     // Errors.
     let (s, b) = call(&api, &[("Action", "DeleteTrafficMirrorFilter"), ("TrafficMirrorFilterId", &fid)]).await;
-    g.check("error-filter-in-use", s, &b);
+    g.check("error-filter-in-use", s, &normalise(&b));
     let (s, b) =
         call(&api, &[("Action", "DeleteTrafficMirrorSession"), ("TrafficMirrorSessionId", "tms-0123456789abcdef0")])
             .await;
-    g.check("error-session-not-found", s, &b);
+    g.check("error-session-not-found", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "CreateTrafficMirrorFilter"), ("DryRun", "true")]).await;
-    g.check("error-dry-run", s, &b);
+    g.check("error-dry-run", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "CreateTrafficMirrorFilter"), ("ClientToken", "token-1")]).await;
-    g.check("error-idempotent-mismatch", s, &b);
+    g.check("error-idempotent-mismatch", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "CreateTrafficMirrorFilter"), ("Bogus", "1")]).await;
-    g.check("error-unknown-parameter", s, &b);
+    g.check("error-unknown-parameter", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "RebootInstances")]).await;
-    g.check("error-invalid-action", s, &b);
+    g.check("error-invalid-action", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "CreateTrafficMirrorTarget")]).await;
-    g.check("error-invalid-input", s, &b);
+    g.check("error-invalid-input", s, &normalise(&b));
 
     // Deletes.
     let (s, b) = call(&api, &[("Action", "DeleteTrafficMirrorSession"), ("TrafficMirrorSessionId", &sid)]).await;
-    g.check("delete-session", s, &b);
+    g.check("delete-session", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DeleteTrafficMirrorTarget"), ("TrafficMirrorTargetId", &tid)]).await;
-    g.check("delete-target", s, &b);
+    g.check("delete-target", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DeleteTrafficMirrorFilterRule"), ("TrafficMirrorFilterRuleId", &rid)]).await;
-    g.check("delete-filter-rule", s, &b);
+    g.check("delete-filter-rule", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DeleteTrafficMirrorFilter"), ("TrafficMirrorFilterId", &fid)]).await;
-    g.check("delete-filter", s, &b);
+    g.check("delete-filter", s, &normalise(&b));
 
-    assert!(g.failures.is_empty(), "{} golden mismatches:\n{}", g.failures.len(), g.failures.join("\n"));
-    assert!(g.n >= 28, "every scripted call was checked");
+    g.finish(28);
 }

@@ -1,0 +1,106 @@
+//! Shared harness of the golden tests: an in-process server with a seeded RNG and a fixed
+//! clock (so IDs and times are stable), interface registration, and the golden-file
+//! comparison. `UPDATE_GOLDEN=1` rewrites the files (review the diff before committing).
+
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use rand::SeedableRng;
+use tapwire_api::{Api, ApiConfig, router};
+use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
+use tapwire_control::{Clock, Control, ControlConfig, Dialect};
+use tapwire_model::AccountId;
+use tower::ServiceExt;
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        1_795_000_000
+    }
+}
+
+/// A server over a fresh store in `dir`, deterministic for `seed`.
+pub fn api(dir: &std::path::Path, seed: u64) -> Arc<Api> {
+    let store = tapwire_store::SqliteStore::open_dir(dir).unwrap();
+    let control = Control::open(
+        Box::new(store),
+        Box::new(FixedClock),
+        Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        ControlConfig::default(),
+    )
+    .unwrap();
+    Arc::new(Api { control, config: ApiConfig::default() })
+}
+
+/// Registers an interface (attached to `instance`, or free) and returns its ID.
+pub fn register(api: &Api, region: &str, ip: &str, instance: Option<&str>) -> String {
+    let ctx = RequestContext { account: AccountId::DEFAULT, region: region.into(), dry_run: false, idempotency: None };
+    let reg = InterfaceRegistration {
+        host: instance.map(|i| i.replace("i-", "host-")),
+        ifname: Some("eth0".into()),
+        instance_id: instance.map(str::to_owned),
+        mac: Some("02:00:00:00:00:01".into()),
+        addresses: vec![ip.parse().unwrap()],
+    };
+    match api.control.execute(&ctx, Dialect::Tapwire, Operation::RegisterInterface(reg)).unwrap() {
+        Output::Interface(i) => i.id.to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Sends one request through the router; returns status and body.
+pub async fn send(api: &Arc<Api>, req: Request<Body>) -> (u16, Vec<u8>) {
+    let resp = router(api.clone()).oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, bytes.to_vec())
+}
+
+/// Numbered golden files in one folder, compared (or rewritten) one by one.
+pub struct Golden {
+    dir: PathBuf,
+    extension: &'static str,
+    n: usize,
+    update: bool,
+    failures: Vec<String>,
+}
+
+impl Golden {
+    /// Golden files `tests/golden/{folder}/NN-name.{extension}`.
+    pub fn new(folder: &str, extension: &'static str) -> Self {
+        Self {
+            dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(folder),
+            extension,
+            n: 0,
+            update: std::env::var_os("UPDATE_GOLDEN").is_some(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Compares the next response (already normalised) with its file.
+    pub fn check(&mut self, name: &str, status: u16, body: &str) {
+        self.n += 1;
+        let path = self.dir.join(format!("{:02}-{name}.{}", self.n, self.extension));
+        let actual = format!("HTTP {status}\n{body}\n");
+        if self.update {
+            std::fs::write(&path, &actual).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("<missing {}>", path.display()));
+        if expected != actual {
+            self.failures.push(format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()));
+        }
+    }
+
+    /// Fails the test with every mismatch, and unless at least `at_least` files were checked.
+    pub fn finish(self, at_least: usize) {
+        assert!(self.failures.is_empty(), "{} golden mismatches:\n{}", self.failures.len(), self.failures.join("\n"));
+        assert!(self.n >= at_least, "only {} of {at_least} scripted calls were checked", self.n);
+    }
+}
