@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use imbl::OrdMap;
+
 use tapwire_model::ids::{FilterId, IdSuffix, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::limits::{self, alibaba_tags, ec2_tags};
 use tapwire_model::resource::{
@@ -178,20 +180,13 @@ impl<'a> Planner<'a> {
     }
 
     fn filter(&self, id: FilterId) -> Result<&'a Filter, ApiError> {
-        let state: &'a State = self.state;
-        state
-            .filters
-            .get(&id)
-            .filter(|f| self.in_scope(&f.scope))
+        lookup(&self.state.filters, &id, |f| self.in_scope(&f.scope))
             .ok_or_else(|| ApiError::not_found(ResourceKind::Filter, &id.to_string()))
     }
 
     fn rule(&self, id: RuleId) -> Result<&'a FilterRule, ApiError> {
-        let state: &'a State = self.state;
-        state
-            .rules
-            .get(&id)
-            .filter(|r| state.filters.get(&r.filter_id).is_some_and(|f| self.in_scope(&f.scope)))
+        let filters = &self.state.filters;
+        lookup(&self.state.rules, &id, |r| filters.get(&r.filter_id).is_some_and(|f| self.in_scope(&f.scope)))
             .ok_or_else(|| ApiError::not_found(ResourceKind::FilterRule, &self.rule_name(id)))
     }
 
@@ -204,30 +199,18 @@ impl<'a> Planner<'a> {
     }
 
     fn session(&self, id: SessionId) -> Result<&'a Session, ApiError> {
-        let state: &'a State = self.state;
-        state
-            .sessions
-            .get(&id)
-            .filter(|s| self.in_scope(&s.scope))
+        lookup(&self.state.sessions, &id, |s| self.in_scope(&s.scope))
             .ok_or_else(|| ApiError::not_found(ResourceKind::Session, &id.to_string()))
     }
 
     fn target(&self, id: TargetId) -> Result<&'a Target, ApiError> {
-        let state: &'a State = self.state;
-        state
-            .targets
-            .get(&id)
-            .filter(|t| self.in_scope(&t.scope))
+        lookup(&self.state.targets, &id, |t| self.in_scope(&t.scope))
             .ok_or_else(|| ApiError::not_found(ResourceKind::Target, &id.to_string()))
     }
 
     /// Interfaces are an account-wide inventory (a host does not move between regions).
     fn interface(&self, id: NetworkInterfaceId) -> Result<&'a NetworkInterface, ApiError> {
-        let state: &'a State = self.state;
-        state
-            .interfaces
-            .get(&id)
-            .filter(|i| i.scope.account == self.ctx.account)
+        lookup(&self.state.interfaces, &id, |i| i.scope.account == self.ctx.account)
             .ok_or_else(|| ApiError::not_found(ResourceKind::NetworkInterface, &id.to_string()))
     }
 
@@ -969,6 +952,11 @@ impl<'a> Planner<'a> {
         self.changes.push(Change::DeleteInterface(id));
         Ok(Output::Deleted(id.to_string()))
     }
+}
+
+/// The value under `id` if the caller may see it.
+fn lookup<'m, K: Ord + Clone, V: Clone>(map: &'m OrdMap<K, V>, id: &K, visible: impl Fn(&V) -> bool) -> Option<&'m V> {
+    map.get(id).filter(|v| visible(v))
 }
 
 fn dedup(resources: Vec<ResourceRef>) -> Vec<ResourceRef> {
