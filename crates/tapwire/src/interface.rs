@@ -57,8 +57,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&iface_json(&iface))?);
         }
         Command::List => {
-            let all: Vec<NetworkInterface> = client.get("/tapwire/v1/network-interfaces")?;
-            let out: Vec<serde_json::Value> = all.iter().map(iface_json).collect();
+            let all: Vec<Listed> = client.get("/tapwire/v1/network-interfaces")?;
+            let out: Vec<serde_json::Value> = all
+                .iter()
+                .map(|l| {
+                    let mut v = iface_json(&l.interface);
+                    if let (Some(obj), Some(a)) = (v.as_object_mut(), &l.agent) {
+                        obj.insert(
+                            "Agent".to_owned(),
+                            serde_json::json!({ "AppliedRevision": a.applied_revision, "ReportedAt": a.reported_at }),
+                        );
+                    }
+                    v
+                })
+                .collect();
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Deregister { network_interface_id } => {
@@ -67,6 +79,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An interface as the list endpoint shows it: with its agent's latest report, if any.
+#[derive(serde::Deserialize)]
+struct Listed {
+    #[serde(flatten)]
+    interface: NetworkInterface,
+    agent: Option<AgentSeen>,
+}
+
+/// What the list shows of an agent's report.
+#[derive(serde::Deserialize)]
+struct AgentSeen {
+    applied_revision: Option<u64>,
+    reported_at: u64,
 }
 
 /// The JSON people see, in the aws CLI's casing.

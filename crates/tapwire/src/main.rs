@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod client;
+mod demo;
 mod interface;
 mod server;
 mod simulate;
@@ -29,6 +31,10 @@ enum Command {
     Simulate(simulate::Args),
     /// Receive VXLAN mirror copies and write them to pcapng/pcap.
     Receive(tapwire_receive::Args),
+    /// Run the host agent: mirror this host's interfaces as the control plane says.
+    Agent(agent::Args),
+    /// Build a namespace lab, mirror real traffic end to end and show it (root).
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,8 @@ fn main() -> ExitCode {
         Command::Interface(args) => interface::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Receive(args) => tapwire_receive::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

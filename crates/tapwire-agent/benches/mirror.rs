@@ -1,0 +1,238 @@
+//! Mirroring cost on a veth pair: `cargo bench -p tapwire-agent --bench mirror` (root).
+//!
+//! Builds two namespaces (sender 198.18.200.1, receiver/sensor 198.18.200.2, veth, MTU
+//! 1500), then, in one run, drives 64-byte UDP datagrams (sendmmsg ×64, one connected
+//! socket, as fast as the sender goes) for `TAPWIRE_BENCH_SECONDS` (default 5) seconds:
+//! (a) nothing mirrored; (b) tapwire's pipeline (AF_PACKET TPACKET_V3 ring + engine
+//! pre-filter + classifier + raw-socket sendmmsg, in-process on its own thread, in the
+//! sender namespace) mirroring every datagram to VNI 42; (c) Linux tc: a clsact u32 filter
+//! with `mirred egress mirror` to a vxlan device (VNI 43). The receiver decapsulates with
+//! kernel vxlan devices (vx42, vx43), whose rx counters are the copies delivered.
+//! Prints sender pps, mirrored pps, copies lost and the sender's slowdown per case, and the
+//! goal check (zero copies lost; slowdown at most half of tc's). The sender is pinned to
+//! CPU 0, tapwire's capture thread to CPU 1; the receiver has no socket on the port (its
+//! kernel still takes every datagram through IP and UDP and drops it). Namespaces are
+//! deleted at the end, on failure too.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tapwire_agent::applied::{AppliedConfig, ConfigSlot};
+use tapwire_agent::capture::{Capture, RingCapture};
+use tapwire_agent::offload::OffloadMode;
+use tapwire_agent::output::RawTransmit;
+use tapwire_agent::pipeline::{self, Pipeline, PipelineSettings};
+use tapwire_agent::report::InterfaceReport;
+use tapwire_agent::sys::netdev::enter_network_namespace;
+use tapwire_agent::sys::send::{MmsgBatch, SendOutcome};
+use tapwire_agent::{AgentOptions, DEFAULT_MARK};
+use tapwire_model::config::InterfaceConfig;
+
+const SENDER: &str = "twbench-a";
+const RECEIVER: &str = "twbench-b";
+const A: &str = "198.18.200.1";
+const B: &str = "198.18.200.2";
+/// The sender runs on CPU 0 in every case; tapwire's capture thread on CPU 1 (what
+/// `tapwire agent --cpu 1` does). tc has no thread: its work runs on the sender's CPU.
+const SENDER_CPU: usize = 0;
+const AGENT_CPU: usize = 1;
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+struct Namespaces;
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in [SENDER, RECEIVER] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+fn build() -> Namespaces {
+    drop(Namespaces);
+    sh(&["ip", "netns", "add", SENDER]);
+    sh(&["ip", "netns", "add", RECEIVER]);
+    let guard = Namespaces;
+    sh(&["ip", "link", "add", "veth0", "netns", SENDER, "type", "veth", "peer", "name", "veth0", "netns", RECEIVER]);
+    for (ns, addr) in [(SENDER, A), (RECEIVER, B)] {
+        sh(&["ip", "-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "veth0"]);
+        sh(&["ip", "-n", ns, "link", "set", "veth0", "up"]);
+        sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+    }
+    for vni in ["42", "43"] {
+        let dev = format!("vx{vni}");
+        sh(&["ip", "-n", RECEIVER, "link", "add", &dev, "type", "vxlan", "id", vni, "dstport", "4789", "nolearning"]);
+        sh(&["ip", "-n", RECEIVER, "link", "set", &dev, "up"]);
+    }
+    guard
+}
+
+fn rx_packets(ns: &str, dev: &str) -> u64 {
+    let out = Command::new("ip").args(["-n", ns, "-s", "-j", "link", "show", dev]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
+}
+
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    let path = Path::new("/var/run/netns").join(ns);
+    std::thread::spawn(move || {
+        enter_network_namespace(&path).unwrap();
+        f()
+    })
+}
+
+/// Sends 64-byte datagrams from the sender namespace for `duration`; returns the count sent.
+fn blast(duration: Duration) -> u64 {
+    in_ns(SENDER, move || {
+        tapwire_agent::sys::pin_current_thread(SENDER_CPU).unwrap();
+        let socket = UdpSocket::bind((A, 0)).unwrap();
+        socket.connect((B, 5001)).unwrap();
+        let payload = [0x5au8; 64];
+        let mut batch = MmsgBatch::new(64);
+        let mut sent = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            sent += batch.send(&socket, 64, |_| (&payload[..], None), |_, o| drop::<SendOutcome>(o)) as u64;
+        }
+        sent
+    })
+    .join()
+    .unwrap()
+}
+
+fn config() -> InterfaceConfig {
+    serde_json::from_value(serde_json::json!({
+        "schema": 1, "revision": 1, "network_interface_id": "eni-0123456789abcdef0", "addresses": [A],
+        "sessions": [{"session_id": "tms-0123456789abcdef0", "number": 1, "vni": 42, "enabled": true,
+            "target": {"address": B, "port": 4789},
+            "filter": {"filter_id": "tmf-0123456789abcdef0", "network_services": [], "ingress": [],
+                "egress": [{"rule_id": "tmfr-0123456789abcdef0", "number": 1, "action": "accept", "protocol": 17,
+                    "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                    "destination_ports": {"from": 5001, "to": 5001}}]}}]
+    }))
+    .unwrap()
+}
+
+struct Case {
+    name: &'static str,
+    sent: u64,
+    mirrored: u64,
+    seconds: f64,
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("mirror: bench");
+        return;
+    }
+    let seconds: u64 = std::env::var("TAPWIRE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    let _guard = build();
+    blast(Duration::from_millis(500)); // warm up ARP and caches
+    let mut cases = Vec::new();
+
+    // (a) nothing mirrored.
+    let sent = blast(duration);
+    cases.push(Case { name: "a: no mirroring", sent, mirrored: 0, seconds: duration.as_secs_f64() });
+
+    // (b) tapwire.
+    let stop = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(ConfigSlot::default());
+    let applied = AppliedConfig::build(config(), DEFAULT_MARK, OffloadMode::Segment, &|a| {
+        tapwire_agent::sys::netdev::route_mtu(a).ok()
+    })
+    .unwrap();
+    slot.publish(Arc::new(applied));
+    let published = Arc::new(Mutex::new(InterfaceReport::default()));
+    let agent = {
+        let (stop, slot, published) = (Arc::clone(&stop), Arc::clone(&slot), Arc::clone(&published));
+        in_ns(SENDER, move || {
+            tapwire_agent::sys::pin_current_thread(AGENT_CPU).unwrap();
+            let options = AgentOptions::default();
+            let ifindex = tapwire_agent::sys::netdev::interface_index("veth0").unwrap();
+            let mut capture = RingCapture::open(ifindex, options.ring, &slot.load().1.unwrap().prefilter).unwrap();
+            let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size).unwrap();
+            let settings = PipelineSettings { offload: OffloadMode::Segment, interface_mtu: 1500, batch_size: 64 };
+            let mut p = Pipeline::new(settings, slot, transmit);
+            let cap: &mut dyn Capture = &mut capture;
+            pipeline::run(cap, &mut p, "veth0", options.poll_timeout, &stop, &published);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rx_packets(RECEIVER, "vx42");
+    let sent = blast(duration);
+    std::thread::sleep(Duration::from_millis(500));
+    let mirrored = rx_packets(RECEIVER, "vx42") - before;
+    stop.store(true, Ordering::Relaxed);
+    agent.join().unwrap();
+    let report = published.lock().unwrap().clone();
+    cases.push(Case { name: "b: tapwire agent", sent, mirrored, seconds: duration.as_secs_f64() });
+
+    // (c) tc u32 + mirred to a vxlan device.
+    for args in [
+        vec![
+            "ip", "-n", SENDER, "link", "add", "vxm", "type", "vxlan", "id", "43", "remote", B, "local", A, "dstport",
+            "4789",
+        ],
+        vec!["ip", "-n", SENDER, "link", "set", "vxm", "up"],
+        vec!["tc", "-n", SENDER, "qdisc", "add", "dev", "veth0", "clsact"],
+        vec![
+            "tc", "-n", SENDER, "filter", "add", "dev", "veth0", "egress", "protocol", "ip", "u32", "match", "ip",
+            "protocol", "17", "0xff", "match", "ip", "dport", "5001", "0xffff", "action", "mirred", "egress", "mirror",
+            "dev", "vxm",
+        ],
+    ] {
+        sh(&args);
+    }
+    let before = rx_packets(RECEIVER, "vx43");
+    let sent = blast(duration);
+    std::thread::sleep(Duration::from_millis(500));
+    let mirrored = rx_packets(RECEIVER, "vx43") - before;
+    cases.push(Case { name: "c: tc u32 + mirred -> vxlan", sent, mirrored, seconds: duration.as_secs_f64() });
+
+    let base = cases[0].sent as f64 / cases[0].seconds;
+    println!("\nmirroring 64-byte UDP on a veth pair, {seconds} s per case, {} CPUs", num_cpus());
+    println!(
+        "{:<30} {:>12} {:>14} {:>12} {:>16}",
+        "case", "sender pps", "mirrored pps", "copies lost", "sender slowdown"
+    );
+    let mut slowdowns = Vec::new();
+    for c in &cases {
+        let pps = c.sent as f64 / c.seconds;
+        let slowdown = 100.0 * (1.0 - pps / base);
+        slowdowns.push(slowdown);
+        let (mirrored, lost) = if c.mirrored == 0 && c.name.starts_with('a') {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            (format!("{:.0}", c.mirrored as f64 / c.seconds), c.sent.saturating_sub(c.mirrored).to_string())
+        };
+        println!("{:<30} {:>12.0} {:>14} {:>12} {:>15.1}%", c.name, pps, mirrored, lost, slowdown);
+    }
+    let d = report.sessions.first().map(|s| s.delivery).unwrap_or_default();
+    println!(
+        "tapwire counters: ring drops {}, send-queue drops {}, send errors {}, copies sent {}",
+        report.counters.ring_drops, d.dropped_send_busy, d.dropped_send_error, d.mirrored_packets
+    );
+    let lost_b = cases[1].sent.saturating_sub(cases[1].mirrored);
+    println!(
+        "goal: zero copies lost: {}; slowdown {:.1}% <= half of tc's {:.1}%: {}",
+        if lost_b == 0 { "yes" } else { "NO" },
+        slowdowns[1],
+        slowdowns[2],
+        if slowdowns[1] <= slowdowns[2] / 2.0 { "yes" } else { "NO" }
+    );
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

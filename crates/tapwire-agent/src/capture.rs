@@ -1,0 +1,260 @@
+//! Where frames come from: the [`Capture`] trait, the live [`RingCapture`] (AF_PACKET
+//! TPACKET_V3 on one interface) and [`MemoryCapture`] (frames from memory, for tests).
+//!
+//! A captured frame carries what the kernel told us about it: which way it crossed the
+//! interface (`sll_pkttype`: `PACKET_OUTGOING` = egress, `PACKET_LOOPBACK` = a looped-back
+//! multicast duplicate, anything else = ingress), its length on the wire (the captured
+//! bytes may be cut by the filter's snap length), whether its checksum is still partial
+//! (`TP_STATUS_CSUMNOTREADY`: egress with checksum offload) and a VLAN tag the kernel
+//! stripped into metadata.
+
+use std::io;
+use std::time::Duration;
+
+use tapwire_mirror::SockFilter;
+
+pub use crate::sys::ring::RingStatistics;
+use crate::sys::ring::{PacketRing, RingGeometry};
+
+const PACKET_OUTGOING: u8 = 4;
+const PACKET_LOOPBACK: u8 = 5;
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+/// `struct tpacket3_hdr` is 48 bytes; `struct sockaddr_ll` follows it (TPACKET_ALIGN'd).
+const TPACKET3_HDR_LEN: usize = 48;
+const SLL_PKTTYPE_OFFSET: usize = TPACKET3_HDR_LEN + 10;
+
+/// Which way a frame crossed the interface, as the kernel reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Received by the interface.
+    Ingress,
+    /// Sent by the interface.
+    Egress,
+    /// A looped-back copy of a frame this host sent (multicast loop); not mirrored.
+    Loopback,
+}
+
+/// An 802.1Q tag the kernel moved out of the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrippedVlan {
+    /// Tag control information.
+    pub tci: u16,
+    /// Tag protocol identifier (0x8100 unless the kernel said otherwise).
+    pub tpid: u16,
+}
+
+/// One captured frame, borrowed from the capture's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct CapturedFrame<'a> {
+    /// The captured bytes, from the Ethernet header on.
+    pub data: &'a [u8],
+    /// Length of the frame as it crossed the interface (≥ `data.len()`).
+    pub wire_len: usize,
+    /// Direction.
+    pub origin: Origin,
+    /// The L4 checksum is partial (offloaded to the device, not yet computed).
+    pub checksum_partial: bool,
+    /// A tag stripped into metadata.
+    pub vlan: Option<StrippedVlan>,
+}
+
+/// A source of frames with a kernel pre-filter.
+pub trait Capture: Send {
+    /// Waits up to `timeout` for frames and hands each to `sink`; returns how many.
+    fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(&CapturedFrame<'_>)) -> io::Result<usize>;
+    /// Replaces the pre-filter.
+    fn set_filter(&mut self, filter: &[SockFilter]) -> io::Result<()>;
+    /// Kernel counters since the previous call.
+    fn statistics(&mut self) -> io::Result<RingStatistics>;
+}
+
+/// A live TPACKET_V3 ring on one interface.
+pub struct RingCapture {
+    ring: PacketRing,
+}
+
+impl RingCapture {
+    /// Opens the ring on `ifindex`, with `filter` attached from the first packet on.
+    pub fn open(ifindex: u32, geometry: RingGeometry, filter: &[SockFilter]) -> io::Result<Self> {
+        Ok(Self { ring: PacketRing::open(ifindex, geometry, filter)? })
+    }
+}
+
+impl Capture for RingCapture {
+    fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(&CapturedFrame<'_>)) -> io::Result<usize> {
+        let mut delivered = 0;
+        let mut waited = false;
+        loop {
+            if let Some(block) = self.ring.next_block() {
+                delivered += walk_block(block.packets, block.count, sink);
+                continue;
+            }
+            if waited || delivered > 0 {
+                return Ok(delivered);
+            }
+            let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+            self.ring.wait(ms)?;
+            waited = true;
+        }
+    }
+
+    fn set_filter(&mut self, filter: &[SockFilter]) -> io::Result<()> {
+        self.ring.set_filter(filter)
+    }
+
+    fn statistics(&mut self) -> io::Result<RingStatistics> {
+        self.ring.statistics()
+    }
+}
+
+fn read_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn read_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// Walks the packets of one TPACKET_V3 block (`packets` starts at the first packet
+/// header); a malformed header ends the walk rather than reading out of bounds.
+pub fn walk_block(packets: &[u8], count: u32, sink: &mut dyn FnMut(&CapturedFrame<'_>)) -> usize {
+    let mut offset = 0usize;
+    let mut delivered = 0;
+    for _ in 0..count {
+        let Some(header) = packets.get(offset..) else { break };
+        let Some(frame) = parse_packet_header(header) else { break };
+        sink(&frame);
+        delivered += 1;
+        match read_u32(header, 0) {
+            Some(0) | None => break,
+            Some(next) => offset += next as usize,
+        }
+    }
+    delivered
+}
+
+fn parse_packet_header(h: &[u8]) -> Option<CapturedFrame<'_>> {
+    let snaplen = read_u32(h, 12)? as usize;
+    let wire_len = read_u32(h, 16)? as usize;
+    let status = read_u32(h, 20)?;
+    let mac = usize::from(read_u16(h, 24)?);
+    let tci = read_u32(h, 32)?;
+    let tpid = read_u16(h, 36)?;
+    let pkttype = *h.get(SLL_PKTTYPE_OFFSET)?;
+    let data = h.get(mac..mac.checked_add(snaplen)?)?;
+    let origin = match pkttype {
+        PACKET_OUTGOING => Origin::Egress,
+        PACKET_LOOPBACK => Origin::Loopback,
+        _ => Origin::Ingress,
+    };
+    let vlan = (status & TP_STATUS_VLAN_VALID != 0).then_some(StrippedVlan {
+        tci: tci as u16,
+        tpid: if status & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 { tpid } else { 0x8100 },
+    });
+    Some(CapturedFrame {
+        data,
+        wire_len: wire_len.max(data.len()),
+        origin,
+        checksum_partial: status & TP_STATUS_CSUMNOTREADY != 0,
+        vlan,
+    })
+}
+
+/// One frame held by a [`MemoryCapture`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFrame {
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// Direction.
+    pub origin: Origin,
+    /// Partial checksum flag.
+    pub checksum_partial: bool,
+    /// Stripped tag.
+    pub vlan: Option<StrippedVlan>,
+}
+
+impl OwnedFrame {
+    /// A frame seen in `origin` direction with nothing special about it.
+    pub fn new(data: Vec<u8>, origin: Origin) -> Self {
+        Self { data, origin, checksum_partial: false, vlan: None }
+    }
+}
+
+/// Frames from memory: each poll delivers everything queued since the previous one.
+#[derive(Debug, Default)]
+pub struct MemoryCapture {
+    /// Frames waiting to be delivered.
+    pub queue: Vec<OwnedFrame>,
+    /// Every filter set, in order.
+    pub filters: Vec<Vec<SockFilter>>,
+    /// What the next `statistics` call reports.
+    pub next_statistics: RingStatistics,
+}
+
+impl Capture for MemoryCapture {
+    fn poll(&mut self, _timeout: Duration, sink: &mut dyn FnMut(&CapturedFrame<'_>)) -> io::Result<usize> {
+        let frames = std::mem::take(&mut self.queue);
+        for f in &frames {
+            sink(&CapturedFrame {
+                data: &f.data,
+                wire_len: f.data.len(),
+                origin: f.origin,
+                checksum_partial: f.checksum_partial,
+                vlan: f.vlan,
+            });
+        }
+        Ok(frames.len())
+    }
+
+    fn set_filter(&mut self, filter: &[SockFilter]) -> io::Result<()> {
+        self.filters.push(filter.to_vec());
+        Ok(())
+    }
+
+    fn statistics(&mut self) -> io::Result<RingStatistics> {
+        Ok(std::mem::take(&mut self.next_statistics))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet_header(next: u32, data: &[u8], pkttype: u8, status: u32) -> Vec<u8> {
+        let mac = 64u16;
+        let mut h = vec![0u8; usize::from(mac)];
+        h[0..4].copy_from_slice(&next.to_ne_bytes());
+        h[12..16].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+        h[16..20].copy_from_slice(&(data.len() as u32 + 100).to_ne_bytes());
+        h[20..24].copy_from_slice(&status.to_ne_bytes());
+        h[24..26].copy_from_slice(&mac.to_ne_bytes());
+        h[32..36].copy_from_slice(&7u32.to_ne_bytes());
+        h[SLL_PKTTYPE_OFFSET] = pkttype;
+        h.extend_from_slice(data);
+        h
+    }
+
+    #[test]
+    fn walks_a_block_and_reads_direction_and_flags() {
+        let mut block = packet_header(80, &[1; 10], PACKET_OUTGOING, TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID);
+        block.resize(80, 0);
+        block.extend(packet_header(0, &[2; 5], 0, 0));
+        let mut seen = Vec::new();
+        let n = walk_block(&block, 2, &mut |f| {
+            seen.push((f.data.to_vec(), f.wire_len, f.origin, f.checksum_partial, f.vlan))
+        });
+        assert_eq!(n, 2);
+        assert_eq!(seen[0], (vec![1; 10], 110, Origin::Egress, true, Some(StrippedVlan { tci: 7, tpid: 0x8100 })));
+        assert_eq!(seen[1], (vec![2; 5], 105, Origin::Ingress, false, None));
+    }
+
+    #[test]
+    fn a_header_pointing_outside_the_block_ends_the_walk() {
+        let mut block = packet_header(0, &[1; 10], 0, 0);
+        block[12..16].copy_from_slice(&5000u32.to_ne_bytes());
+        let n = walk_block(&block, 1, &mut |_| panic!("no frame expected"));
+        assert_eq!(n, 0);
+    }
+}

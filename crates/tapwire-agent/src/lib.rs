@@ -1,0 +1,212 @@
+//! tapwire's host agent: mirrors the packets of local interfaces to VXLAN targets the way
+//! AWS/Alibaba VPC Traffic Mirroring does, driven by the control plane.
+//!
+//! Per monitored interface, two threads:
+//! - **capture** ([`pipeline::run`]): an AF_PACKET TPACKET_V3 ring ([`capture`]) with the
+//!   engine's cBPF pre-filter → flow key (tapwire-wire) → session decision (the engine's
+//!   [`tapwire_mirror::Classifier`]) → offload segmentation or truncation ([`offload`]) →
+//!   outer headers and inner frame written once into a preallocated batch → `sendmmsg`
+//!   on a raw, marked, non-blocking IPv4 socket ([`output`]);
+//! - **watch** ([`watch::watch`]): registers the interface, long-polls its configuration
+//!   by revision, compiles it off the packet path and hands it over through a
+//!   [`applied::ConfigSlot`] (an atomic generation + an `Arc` behind a mutex the capture
+//!   thread takes only when the generation moved), then reports what was applied.
+//!
+//! Plus one thread serving `/metrics` and `/status` ([`metrics`]). Counters are kept per
+//! session and per rule ([`report`]). The agent's own copies carry `SO_MARK` = `mark` and
+//! the pre-filter drops marked packets first, so its output never re-enters its capture.
+//!
+//! `sys` holds the only `unsafe` code of the crate.
+
+pub mod applied;
+pub mod capture;
+pub mod host;
+pub mod metrics;
+pub mod offload;
+pub mod output;
+pub mod pipeline;
+pub mod report;
+pub mod sys;
+pub mod watch;
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tapwire_mirror::SockFilter;
+use tapwire_mirror::bpf::op;
+
+use crate::capture::RingCapture;
+use crate::offload::OffloadMode;
+use crate::output::RawTransmit;
+use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::report::AgentStatus;
+pub use crate::sys::ring::RingGeometry;
+use crate::watch::{ApplySettings, ControlPlane, InterfaceShared, Registration, WatchOptions};
+
+/// The default `SO_MARK` of mirror copies ("tw" in ASCII, then 0x4d31).
+pub const DEFAULT_MARK: u32 = 0x7477_4d31;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Interfaces to monitor.
+    pub interfaces: Vec<String>,
+    /// Host name registered.
+    pub host: String,
+    /// Instance ID registered.
+    pub instance_id: Option<String>,
+    /// Offload super-frame handling.
+    pub offload: OffloadMode,
+    /// `SO_MARK` of the output.
+    pub mark: u32,
+    /// Capture ring per interface.
+    pub ring: RingGeometry,
+    /// Datagrams per `sendmmsg`.
+    pub batch_size: usize,
+    /// Send buffer of the output socket.
+    pub send_buffer: usize,
+    /// Longest wait for a ring block before housekeeping runs.
+    pub poll_timeout: Duration,
+    /// Config watch timing.
+    pub watch: WatchOptions,
+    /// CPU to pin the capture threads to (keeps mirroring off the CPUs that run the
+    /// host's own work); `None` lets the scheduler decide.
+    pub capture_cpu: Option<usize>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            interfaces: Vec::new(),
+            host: host::host_name(),
+            instance_id: None,
+            offload: OffloadMode::Segment,
+            mark: DEFAULT_MARK,
+            ring: RingGeometry { block_size: 1 << 20, block_count: 16, retire_timeout_ms: 5 },
+            batch_size: 64,
+            send_buffer: 4 << 20,
+            poll_timeout: Duration::from_millis(50),
+            watch: WatchOptions::default(),
+            capture_cpu: None,
+        }
+    }
+}
+
+/// A running agent.
+pub struct Agent {
+    interfaces: Vec<Arc<InterfaceShared>>,
+    stop: Arc<AtomicBool>,
+    capture_threads: Vec<JoinHandle<()>>,
+    started: Instant,
+    host: String,
+}
+
+/// A pre-filter that accepts nothing: in place until the first configuration arrives.
+const DROP_ALL: [SockFilter; 1] = [SockFilter { code: op::RET | op::K, jt: 0, jf: 0, k: 0 }];
+
+impl Agent {
+    /// Opens every interface's ring and output socket and starts the threads;
+    /// `control` makes one control-plane client per interface.
+    pub fn start<C: ControlPlane + 'static>(
+        options: &AgentOptions,
+        mut control: impl FnMut() -> C,
+    ) -> io::Result<Agent> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut interfaces = Vec::new();
+        let mut capture_threads = Vec::new();
+        for name in &options.interfaces {
+            let described = host::describe(name)?;
+            let shared = Arc::new(InterfaceShared::new(name));
+            let mut capture = RingCapture::open(described.ifindex, options.ring, &DROP_ALL)
+                .map_err(|e| io::Error::new(e.kind(), format!("capture ring on {name}: {e}")))?;
+            let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size)
+                .map_err(|e| io::Error::new(e.kind(), format!("output socket: {e}")))?;
+            let settings = PipelineSettings {
+                offload: options.offload,
+                interface_mtu: described.mtu,
+                batch_size: options.batch_size,
+            };
+            let mut pipeline = Pipeline::new(settings, Arc::clone(&shared.slot), transmit);
+            let (thread_shared, thread_stop, poll) = (Arc::clone(&shared), Arc::clone(&stop), options.poll_timeout);
+            let cpu = options.capture_cpu;
+            capture_threads.push(std::thread::Builder::new().name(format!("tw-capture-{name}")).spawn(move || {
+                if let Some(cpu) = cpu
+                    && let Err(e) = sys::pin_current_thread(cpu)
+                {
+                    tracing::warn!(cpu, error = %e, "could not pin the capture thread");
+                }
+                pipeline::run(
+                    &mut capture,
+                    &mut pipeline,
+                    &thread_shared.name,
+                    poll,
+                    &thread_stop,
+                    &thread_shared.counters,
+                )
+            })?);
+
+            let registration = Registration {
+                host: options.host.clone(),
+                ifname: name.clone(),
+                instance_id: options.instance_id.clone(),
+                mac: described.mac.clone(),
+                addresses: described.addresses.clone(),
+            };
+            let apply = ApplySettings {
+                mark: options.mark,
+                offload: options.offload,
+                route_mtu: Box::new(|a| sys::netdev::route_mtu(a).ok()),
+            };
+            let mut client = control();
+            let (watch_shared, watch_stop, watch_options) = (Arc::clone(&shared), Arc::clone(&stop), options.watch);
+            // Detached: a long poll cannot be interrupted, and the thread holds nothing
+            // the data plane needs.
+            std::thread::Builder::new().name(format!("tw-watch-{name}")).spawn(move || {
+                watch::watch(&mut client, &registration, &watch_shared, &apply, watch_options, &watch_stop)
+            })?;
+            interfaces.push(shared);
+        }
+        Ok(Agent { interfaces, stop, capture_threads, started: Instant::now(), host: options.host.clone() })
+    }
+
+    /// A snapshot of every interface's state and counters.
+    pub fn status(&self) -> AgentStatus {
+        status_of(&self.host, self.started, &self.interfaces)
+    }
+
+    /// A function producing [`Agent::status`] that can live on another thread.
+    pub fn status_source(&self) -> Arc<dyn Fn() -> AgentStatus + Send + Sync> {
+        let (host, started, interfaces) = (self.host.clone(), self.started, self.interfaces.clone());
+        Arc::new(move || status_of(&host, started, &interfaces))
+    }
+
+    /// Serves `/metrics` and `/status` on `listener` from a thread of its own.
+    pub fn serve_metrics(&self, listener: TcpListener) -> io::Result<()> {
+        let (source, stop) = (self.status_source(), Arc::clone(&self.stop));
+        std::thread::Builder::new().name("tw-metrics".into()).spawn(move || metrics::serve(listener, source, &stop))?;
+        Ok(())
+    }
+
+    /// Stops the capture threads (after they flush) and the metrics server.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.capture_threads {
+            if t.join().is_err() {
+                tracing::error!("a capture thread panicked");
+            }
+        }
+    }
+}
+
+fn status_of(host: &str, started: Instant, interfaces: &[Arc<InterfaceShared>]) -> AgentStatus {
+    AgentStatus {
+        host: host.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: started.elapsed().as_secs(),
+        interfaces: interfaces.iter().map(|i| i.report()).collect(),
+    }
+}

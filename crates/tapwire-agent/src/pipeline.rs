@@ -1,0 +1,439 @@
+//! The packet path of one interface: capture → parse → classify → segment/truncate →
+//! encapsulate → batch → send.
+//!
+//! [`Pipeline`] is owned by the interface's capture thread and is driven by [`run`]. Per
+//! frame it reads the flow key (tapwire-wire), asks the engine which session mirrors it
+//! (`decide_counted`, which also keeps the per-session/per-rule counts), and writes the
+//! copy into the next slot of the output batch: outer headers from the engine, the inner
+//! frame copied once (stripped VLAN tag re-inserted, partial checksum completed) or, for
+//! an offload super-frame, segmented or cut. A full batch is sent at once; a partial one
+//! after every poll. Nothing is allocated per packet.
+//!
+//! Invariants: counters are indexed by the current classifier; when the configuration
+//! changes they are folded into per-ID totals first, so the numbers people see are
+//! cumulative per session and rule ID.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tapwire_mirror::{Counters, Decision, RAW_IPV4_HEADERS_LEN, raw_ipv4_headers};
+use tapwire_model::Direction;
+use tapwire_wire::{FlowError, FlowKey};
+
+use crate::applied::{AppliedConfig, ConfigSlot, Route};
+use crate::capture::{Capture, CapturedFrame, Origin, RingStatistics, StrippedVlan};
+use crate::offload::{self, OffloadMode, TcpSuperFrame};
+use crate::output::{OutputBatch, SLOT_HEADROOM, SLOT_SIZE, SendOutcome, Transmit};
+use crate::report::{DeliveryCounters, InterfaceCounters, InterfaceReport, RuleReport, SessionReport};
+
+const VLAN_TAG_LEN: usize = 4;
+/// Where the inner frame (without a re-inserted tag) starts in a slot.
+const INNER_AT: usize = SLOT_HEADROOM + RAW_IPV4_HEADERS_LEN;
+
+/// Settings of one interface's pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineSettings {
+    /// How offload super-frames are copied.
+    pub offload: OffloadMode,
+    /// MTU of the captured interface: IP packets longer than this are super-frames.
+    pub interface_mtu: usize,
+    /// Datagrams per `sendmmsg`.
+    pub batch_size: usize,
+}
+
+/// One interface's packet path.
+pub struct Pipeline<T: Transmit> {
+    settings: PipelineSettings,
+    slot: Arc<ConfigSlot>,
+    generation: u64,
+    config: Option<Arc<AppliedConfig>>,
+    engine: Counters,
+    delivery: Vec<DeliveryCounters>,
+    interface: InterfaceCounters,
+    retired_sessions: BTreeMap<String, SessionReport>,
+    retired_rules: BTreeMap<String, RuleReport>,
+    batch: OutputBatch,
+    transmit: T,
+}
+
+impl<T: Transmit> Pipeline<T> {
+    /// A pipeline that takes its configurations from `slot` and sends through `transmit`.
+    pub fn new(settings: PipelineSettings, slot: Arc<ConfigSlot>, transmit: T) -> Self {
+        Self {
+            batch: OutputBatch::new(settings.batch_size),
+            settings,
+            slot,
+            generation: 0,
+            config: None,
+            engine: Counters::default(),
+            delivery: Vec::new(),
+            interface: InterfaceCounters::default(),
+            retired_sessions: BTreeMap::new(),
+            retired_rules: BTreeMap::new(),
+            transmit,
+        }
+    }
+
+    /// The transmitter (tests read what was sent).
+    pub fn transmit(&self) -> &T {
+        &self.transmit
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> Option<&Arc<AppliedConfig>> {
+        self.config.as_ref()
+    }
+
+    /// Switches to a newly published configuration, if any; returns it so the caller can
+    /// attach its pre-filter. One atomic load when nothing changed.
+    pub fn refresh(&mut self) -> Option<Arc<AppliedConfig>> {
+        if self.slot.generation() == self.generation {
+            return None;
+        }
+        let (generation, config) = self.slot.load();
+        let config = config?;
+        self.flush();
+        self.retire_counters();
+        self.engine = config.classifier.new_counters();
+        self.delivery = vec![DeliveryCounters::default(); config.classifier.sessions().len()];
+        self.config = Some(Arc::clone(&config));
+        self.generation = generation;
+        self.slot.mark_applied(generation);
+        Some(config)
+    }
+
+    /// Notes the outcome of attaching a pre-filter.
+    pub fn record_filter(&mut self, attached: bool) {
+        if attached {
+            self.interface.filter_updates += 1;
+        } else {
+            self.interface.filter_errors += 1;
+        }
+    }
+
+    /// Adds kernel ring counters.
+    pub fn record_ring(&mut self, stats: RingStatistics) {
+        self.interface.ring_packets += stats.packets;
+        self.interface.ring_drops += stats.drops;
+        self.interface.ring_freezes += stats.freezes;
+    }
+
+    /// Processes one captured frame.
+    pub fn handle(&mut self, frame: &CapturedFrame<'_>) {
+        let direction = match frame.origin {
+            Origin::Ingress => {
+                self.interface.frames_ingress += 1;
+                Direction::Ingress
+            }
+            Origin::Egress => {
+                self.interface.frames_egress += 1;
+                Direction::Egress
+            }
+            Origin::Loopback => {
+                self.interface.ignored_loopback += 1;
+                return;
+            }
+        };
+        let Some(config) = self.config.clone() else {
+            self.interface.ignored_unconfigured += 1;
+            return;
+        };
+        let key = match FlowKey::extract(frame.data) {
+            Ok(k) => k,
+            Err(FlowError::NotIp { .. }) => {
+                self.interface.ignored_not_ip += 1;
+                return;
+            }
+            Err(FlowError::Wire(_)) => {
+                self.interface.ignored_malformed += 1;
+                return;
+            }
+        };
+        let tag_len = if frame.vlan.is_some() { VLAN_TAG_LEN } else { 0 };
+        let logical_len = frame.wire_len + tag_len;
+        let Some(decision) = config.classifier.decide_counted(direction, &key, logical_len, &mut self.engine) else {
+            return;
+        };
+        let session = usize::from(decision.session);
+        let Some(&Route::Ipv4 { source, destination, path_mtu }) = config.routes.get(session) else {
+            if let Some(d) = self.delivery.get_mut(session) {
+                d.dropped_no_route += 1;
+            }
+            return;
+        };
+        let target = Target { decision, source, destination: SocketAddr::V4(destination), path_mtu };
+
+        let superframe = frame.wire_len.saturating_sub(usize::from(key.l3_offset)) > self.settings.interface_mtu;
+        if superframe {
+            let whole = frame.data.len() == frame.wire_len;
+            if self.settings.offload == OffloadMode::Segment
+                && whole
+                && let Some(sf) = TcpSuperFrame::parse(frame.data, &key)
+            {
+                let mss = self.settings.interface_mtu.saturating_sub(sf.ip_headers_len()).max(1);
+                let count = sf.segment_count(mss);
+                self.delivery[session].segmented_frames += 1;
+                self.delivery[session].segments += count as u64;
+                for i in 0..count {
+                    self.place(&target, frame.vlan, sf.segment_len(i, mss), |out| {
+                        (sf.write_segment(i, mss, out).0, false)
+                    });
+                }
+                return;
+            }
+            self.delivery[session].truncated_offload += 1;
+        }
+        let data = frame.data;
+        let partial = frame.checksum_partial && data.len() == frame.wire_len;
+        let completed = self.place(&target, frame.vlan, frame.wire_len, |out| {
+            let n = out.len().min(data.len());
+            out[..n].copy_from_slice(&data[..n]);
+            (n, partial && n == data.len() && offload::complete_checksum(&mut out[..n], &key))
+        });
+        if completed {
+            self.delivery[session].checksums_completed += 1;
+        }
+    }
+
+    /// Writes one copy of an `untagged_len`-byte frame into the next slot. `write` fills
+    /// the untagged inner frame (the buffer it gets is already cut to what fits) and
+    /// returns the bytes it wrote and whether it completed a checksum; the latter is
+    /// returned.
+    fn place(
+        &mut self,
+        target: &Target,
+        vlan: Option<StrippedVlan>,
+        untagged_len: usize,
+        write: impl FnOnce(&mut [u8]) -> (usize, bool),
+    ) -> bool {
+        if self.batch.is_full() {
+            self.flush();
+        }
+        let session = usize::from(target.decision.session);
+        let Some(slot) = self.batch.next_slot() else { return false };
+        let room = (target.path_mtu as usize).min(SLOT_SIZE) - RAW_IPV4_HEADERS_LEN;
+        let tag = vlan.filter(|_| untagged_len >= 14);
+        let tag_len = if tag.is_some() { VLAN_TAG_LEN } else { 0 };
+        let wanted = target.decision.inner_len(untagged_len + tag_len);
+        let inner_cap = wanted.min(room);
+        let untagged_cap = inner_cap.saturating_sub(tag_len);
+        let (written, completed) = write(&mut slot[INNER_AT..INNER_AT + untagged_cap]);
+        let written = written.min(untagged_cap);
+        let start = match tag {
+            Some(t) if written >= 12 => {
+                // Shift the MAC addresses 4 bytes forward and put the tag after them.
+                slot.copy_within(INNER_AT..INNER_AT + 12, INNER_AT - VLAN_TAG_LEN);
+                let at = INNER_AT - VLAN_TAG_LEN + 12;
+                slot[at..at + 2].copy_from_slice(&t.tpid.to_be_bytes());
+                slot[at + 2..at + 4].copy_from_slice(&t.tci.to_be_bytes());
+                0
+            }
+            _ => SLOT_HEADROOM,
+        };
+        let inner_len = INNER_AT - start - RAW_IPV4_HEADERS_LEN + written;
+        if raw_ipv4_headers(target.source, &target.decision, inner_len, &mut slot[start..]).is_err() {
+            self.delivery[session].dropped_no_route += 1;
+            return false;
+        }
+        if inner_len < wanted && wanted > room {
+            self.delivery[session].truncated_path_mtu += 1;
+        }
+        self.batch.commit(start, RAW_IPV4_HEADERS_LEN + inner_len, target.destination, target.decision.session);
+        completed
+    }
+
+    /// Sends whatever is batched.
+    pub fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = &self.batch;
+        let delivery = &mut self.delivery;
+        self.transmit.transmit(batch, &mut |i, outcome| {
+            let Some(d) = delivery.get_mut(usize::from(batch.session(i))) else { return };
+            match outcome {
+                SendOutcome::Sent => {
+                    d.mirrored_packets += 1;
+                    d.mirrored_bytes += batch.datagram(i).0.len() as u64;
+                }
+                SendOutcome::Busy => d.dropped_send_busy += 1,
+                SendOutcome::Failed(_) => d.dropped_send_error += 1,
+            }
+        });
+        self.batch.clear();
+    }
+
+    fn retire_counters(&mut self) {
+        let (sessions, rules) = self.current_reports();
+        for s in sessions {
+            let entry = self.retired_sessions.entry(s.session_id.clone()).or_default();
+            let mut merged = s.clone();
+            add_session(&mut merged, entry);
+            merged.active = false;
+            *entry = merged;
+        }
+        for r in rules {
+            let entry = self.retired_rules.entry(r.rule_id.clone()).or_default();
+            let mut merged = r.clone();
+            merged.matched_packets += entry.matched_packets;
+            merged.matched_bytes += entry.matched_bytes;
+            merged.truncated_packets += entry.truncated_packets;
+            merged.active = false;
+            *entry = merged;
+        }
+    }
+
+    /// Counters of the current classifier only.
+    fn current_reports(&self) -> (Vec<SessionReport>, Vec<RuleReport>) {
+        let Some(config) = &self.config else { return (Vec::new(), Vec::new()) };
+        let c = &config.classifier;
+        let sessions = c
+            .sessions()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let e = self.engine.sessions.get(i).copied().unwrap_or_default();
+                SessionReport {
+                    session_id: s.session_id.to_string(),
+                    number: s.number,
+                    vni: s.vni,
+                    target: SocketAddr::new(s.target.address, s.target.port).to_string(),
+                    active: true,
+                    matched_packets: e.mirrored_packets,
+                    matched_bytes: e.mirrored_bytes,
+                    truncated_packet_length: e.truncated_packets,
+                    network_service_packets: e.network_service_packets,
+                    delivery: self.delivery.get(i).copied().unwrap_or_default(),
+                }
+            })
+            .collect();
+        let rules = c
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let e = self.engine.rules.get(i).copied().unwrap_or_default();
+                RuleReport {
+                    rule_id: r.rule_id.to_string(),
+                    session_id: c
+                        .sessions()
+                        .get(usize::from(r.session))
+                        .map(|s| s.session_id.to_string())
+                        .unwrap_or_default(),
+                    direction: r.direction.to_string(),
+                    number: r.number,
+                    action: format!("{:?}", r.action).to_lowercase(),
+                    active: true,
+                    matched_packets: e.matched_packets,
+                    matched_bytes: e.matched_bytes,
+                    truncated_packets: e.truncated_packets,
+                }
+            })
+            .collect();
+        (sessions, rules)
+    }
+
+    /// Cumulative counters: current sessions and rules (with what they had before the
+    /// last configuration change), then those no longer configured.
+    pub fn report(&self, interface: &str) -> InterfaceReport {
+        let (mut sessions, mut rules) = self.current_reports();
+        let mut seen_sessions = std::collections::BTreeSet::new();
+        for s in &mut sessions {
+            if let Some(old) = self.retired_sessions.get(&s.session_id) {
+                add_session(s, old);
+            }
+            seen_sessions.insert(s.session_id.clone());
+        }
+        sessions.extend(self.retired_sessions.values().filter(|s| !seen_sessions.contains(&s.session_id)).cloned());
+        let mut seen_rules = std::collections::BTreeSet::new();
+        for r in &mut rules {
+            if let Some(old) = self.retired_rules.get(&r.rule_id) {
+                r.matched_packets += old.matched_packets;
+                r.matched_bytes += old.matched_bytes;
+                r.truncated_packets += old.truncated_packets;
+            }
+            seen_rules.insert(r.rule_id.clone());
+        }
+        rules.extend(self.retired_rules.values().filter(|r| !seen_rules.contains(&r.rule_id)).cloned());
+        InterfaceReport {
+            interface: interface.to_owned(),
+            applied_revision: self.config.as_ref().map(|c| c.revision()),
+            counters: self.interface,
+            sessions,
+            rules,
+            ..Default::default()
+        }
+    }
+}
+
+struct Target {
+    decision: Decision,
+    source: std::net::Ipv4Addr,
+    destination: SocketAddr,
+    path_mtu: u32,
+}
+
+fn add_session(s: &mut SessionReport, old: &SessionReport) {
+    s.matched_packets += old.matched_packets;
+    s.matched_bytes += old.matched_bytes;
+    s.truncated_packet_length += old.truncated_packet_length;
+    s.network_service_packets += old.network_service_packets;
+    s.delivery.add(&old.delivery);
+}
+
+/// How often ring statistics are read and counters published.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs the capture loop until `stop`: applies new configurations (re-attaching the
+/// pre-filter), feeds every frame to the pipeline, flushes after every poll, and
+/// publishes the interface report into `published` every [`PUBLISH_INTERVAL`] and once
+/// more on the way out.
+pub fn run<T: Transmit>(
+    capture: &mut dyn Capture,
+    pipeline: &mut Pipeline<T>,
+    interface: &str,
+    poll_timeout: Duration,
+    stop: &AtomicBool,
+    published: &Mutex<InterfaceReport>,
+) {
+    let mut last_publish = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(config) = pipeline.refresh() {
+            let attached = capture.set_filter(&config.prefilter);
+            if let Err(e) = &attached {
+                tracing::error!(interface, error = %e, "the kernel refused the pre-filter; keeping the previous one");
+            }
+            pipeline.record_filter(attached.is_ok());
+            // Right away, so the watcher's report names the revision now in use.
+            publish(capture, pipeline, interface, published);
+        }
+        if let Err(e) = capture.poll(poll_timeout, &mut |frame| pipeline.handle(frame)) {
+            tracing::warn!(interface, error = %e, "capture poll failed");
+            std::thread::sleep(poll_timeout);
+        }
+        pipeline.flush();
+        if last_publish.elapsed() >= PUBLISH_INTERVAL {
+            last_publish = Instant::now();
+            publish(capture, pipeline, interface, published);
+        }
+    }
+    pipeline.flush();
+    publish(capture, pipeline, interface, published);
+}
+
+fn publish<T: Transmit>(
+    capture: &mut dyn Capture,
+    pipeline: &mut Pipeline<T>,
+    interface: &str,
+    published: &Mutex<InterfaceReport>,
+) {
+    match capture.statistics() {
+        Ok(stats) => pipeline.record_ring(stats),
+        Err(e) => tracing::warn!(interface, error = %e, "reading ring statistics failed"),
+    }
+    let report = pipeline.report(interface);
+    *published.lock().unwrap_or_else(PoisonError::into_inner) = report;
+}

@@ -1,0 +1,359 @@
+//! What the agent tells people and the control plane: per-interface, per-session and
+//! per-rule counters ([`InterfaceReport`]), as JSON (`/status`, the status report sent to
+//! the server) and as Prometheus text (`/metrics`).
+//!
+//! Counters are cumulative for the life of the agent process: when a new configuration
+//! replaces the classifier, a session's or rule's counts carry over by ID, and sessions
+//! or rules that disappeared keep their final counts (with `active: false`).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to the copies of one session after classification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCounters {
+    /// Copies handed to the kernel.
+    pub mirrored_packets: u64,
+    /// Bytes of those datagrams (outer IPv4 + UDP + VXLAN + inner frame).
+    pub mirrored_bytes: u64,
+    /// Copies cut to fit the path MTU to the target.
+    pub truncated_path_mtu: u64,
+    /// Super-frames copied cut (truncate mode, or not TCP, or not captured whole).
+    pub truncated_offload: u64,
+    /// Super-frames split into segments.
+    pub segmented_frames: u64,
+    /// Segments produced from them.
+    pub segments: u64,
+    /// Partial TCP/UDP checksums completed.
+    pub checksums_completed: u64,
+    /// Copies dropped: the send queue or device was full (the agent never blocks).
+    pub dropped_send_busy: u64,
+    /// Copies dropped: the kernel refused the send (no route, …).
+    pub dropped_send_error: u64,
+    /// Copies dropped: no outer source address or an unsupported target family.
+    pub dropped_no_route: u64,
+}
+
+impl DeliveryCounters {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &DeliveryCounters) {
+        self.mirrored_packets += o.mirrored_packets;
+        self.mirrored_bytes += o.mirrored_bytes;
+        self.truncated_path_mtu += o.truncated_path_mtu;
+        self.truncated_offload += o.truncated_offload;
+        self.segmented_frames += o.segmented_frames;
+        self.segments += o.segments;
+        self.checksums_completed += o.checksums_completed;
+        self.dropped_send_busy += o.dropped_send_busy;
+        self.dropped_send_error += o.dropped_send_error;
+        self.dropped_no_route += o.dropped_no_route;
+    }
+
+    /// Copies dropped for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_send_busy + self.dropped_send_error + self.dropped_no_route
+    }
+}
+
+/// Per-interface counters that belong to no session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceCounters {
+    /// Frames received by the interface that passed the pre-filter.
+    pub frames_ingress: u64,
+    /// Frames sent by the interface that passed the pre-filter.
+    pub frames_egress: u64,
+    /// Looped-back duplicates ignored.
+    pub ignored_loopback: u64,
+    /// Non-IP frames ignored.
+    pub ignored_not_ip: u64,
+    /// Frames whose headers could not be read.
+    pub ignored_malformed: u64,
+    /// Frames seen before any configuration was applied.
+    pub ignored_unconfigured: u64,
+    /// Packets the kernel counted for the capture socket.
+    pub ring_packets: u64,
+    /// Packets the kernel dropped because the ring was full.
+    pub ring_drops: u64,
+    /// Times the ring was full.
+    pub ring_freezes: u64,
+    /// Pre-filters attached.
+    pub filter_updates: u64,
+    /// Pre-filters the kernel refused (the previous one stays).
+    pub filter_errors: u64,
+}
+
+/// One session's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionReport {
+    /// `tms-…`.
+    pub session_id: String,
+    /// Session number.
+    pub number: u32,
+    /// VNI.
+    pub vni: u32,
+    /// Target `address:port`.
+    pub target: String,
+    /// In the applied configuration.
+    pub active: bool,
+    /// Packets this session's filter accepted.
+    pub matched_packets: u64,
+    /// Bytes of those frames.
+    pub matched_bytes: u64,
+    /// Copies cut to the session's packet length.
+    pub truncated_packet_length: u64,
+    /// Packets taken by the `amazon-dns` network service.
+    pub network_service_packets: u64,
+    /// Delivery.
+    #[serde(flatten)]
+    pub delivery: DeliveryCounters,
+}
+
+/// One rule's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleReport {
+    /// `tmfr-…`.
+    pub rule_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// Rule number.
+    pub number: u32,
+    /// `accept` or `reject`.
+    pub action: String,
+    /// In the applied configuration.
+    pub active: bool,
+    /// Packets this rule decided.
+    pub matched_packets: u64,
+    /// Bytes of those frames.
+    pub matched_bytes: u64,
+    /// Copies cut to the packet length.
+    pub truncated_packets: u64,
+}
+
+/// Control-plane connection state of one interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlState {
+    /// The last exchange with the server succeeded.
+    pub connected: bool,
+    /// The last error, if the last exchange failed.
+    pub last_error: Option<String>,
+    /// Why the last configuration could not be applied, if it could not.
+    pub config_error: Option<String>,
+}
+
+/// Everything about one monitored interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceReport {
+    /// Interface name on the host.
+    pub interface: String,
+    /// `eni-…` once registered.
+    pub network_interface_id: Option<String>,
+    /// Revision of the applied configuration.
+    pub applied_revision: Option<u64>,
+    /// Control-plane state.
+    pub control: ControlState,
+    /// Interface counters.
+    pub counters: InterfaceCounters,
+    /// Sessions (current, then retired).
+    pub sessions: Vec<SessionReport>,
+    /// Rules.
+    pub rules: Vec<RuleReport>,
+}
+
+/// The agent's whole status, served at `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Host name.
+    pub host: String,
+    /// Agent version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Interfaces.
+    pub interfaces: Vec<InterfaceReport>,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Metric<'a> {
+    out: &'a mut String,
+}
+
+impl Metric<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+    }
+}
+
+type Field<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// Renders the status as Prometheus text exposition (version 0.0.4).
+pub fn prometheus(status: &AgentStatus) -> String {
+    let mut out = String::new();
+    let mut m = Metric { out: &mut out };
+    m.family("tapwire_agent_uptime_seconds", "gauge", "Seconds since the agent started.");
+    m.sample("tapwire_agent_uptime_seconds", &[("host", &status.host)], status.uptime_seconds);
+
+    let interface_fields: [Field<InterfaceReport>; 3] = [
+        ("tapwire_agent_applied_revision", "Revision of the applied configuration.", |i| {
+            i.applied_revision.unwrap_or(0)
+        }),
+        ("tapwire_agent_control_plane_connected", "1 when the last exchange with the server succeeded.", |i| {
+            u64::from(i.control.connected)
+        }),
+        ("tapwire_agent_config_error", "1 when the last configuration could not be applied.", |i| {
+            u64::from(i.control.config_error.is_some())
+        }),
+    ];
+    for (name, help, get) in interface_fields {
+        m.family(name, "gauge", help);
+        for i in &status.interfaces {
+            let eni = i.network_interface_id.clone().unwrap_or_default();
+            m.sample(name, &[("interface", &i.interface), ("eni", &eni)], get(i));
+        }
+    }
+    let counter_fields: [Field<InterfaceCounters>; 8] = [
+        ("tapwire_agent_ring_packets_total", "Packets the kernel passed to the capture ring.", |c| c.ring_packets),
+        ("tapwire_agent_ring_drops_total", "Packets the kernel dropped because the capture ring was full.", |c| {
+            c.ring_drops
+        }),
+        ("tapwire_agent_ring_freezes_total", "Times the capture ring was full.", |c| c.ring_freezes),
+        ("tapwire_agent_ignored_loopback_total", "Looped-back duplicates ignored.", |c| c.ignored_loopback),
+        ("tapwire_agent_ignored_not_ip_total", "Non-IP frames ignored.", |c| c.ignored_not_ip),
+        ("tapwire_agent_ignored_malformed_total", "Frames with unreadable headers.", |c| c.ignored_malformed),
+        ("tapwire_agent_filter_updates_total", "Kernel pre-filters attached.", |c| c.filter_updates),
+        ("tapwire_agent_filter_errors_total", "Kernel pre-filters refused.", |c| c.filter_errors),
+    ];
+    m.family("tapwire_agent_frames_total", "counter", "Frames captured, by direction.");
+    for i in &status.interfaces {
+        for (direction, v) in [("ingress", i.counters.frames_ingress), ("egress", i.counters.frames_egress)] {
+            m.sample("tapwire_agent_frames_total", &[("interface", &i.interface), ("direction", direction)], v);
+        }
+    }
+    for (name, help, get) in counter_fields {
+        m.family(name, "counter", help);
+        for i in &status.interfaces {
+            m.sample(name, &[("interface", &i.interface)], get(&i.counters));
+        }
+    }
+
+    let session_fields: [Field<SessionReport>; 10] = [
+        ("tapwire_session_matched_packets_total", "Packets the session's filter accepted.", |s| s.matched_packets),
+        ("tapwire_session_matched_bytes_total", "Bytes of frames the session's filter accepted.", |s| s.matched_bytes),
+        ("tapwire_session_mirrored_packets_total", "VXLAN copies sent.", |s| s.delivery.mirrored_packets),
+        ("tapwire_session_mirrored_bytes_total", "Bytes of VXLAN copies sent (outer headers included).", |s| {
+            s.delivery.mirrored_bytes
+        }),
+        ("tapwire_session_truncated_packet_length_total", "Copies cut to the session's packet length.", |s| {
+            s.truncated_packet_length
+        }),
+        ("tapwire_session_truncated_path_mtu_total", "Copies cut to fit the path MTU (never fragmented).", |s| {
+            s.delivery.truncated_path_mtu
+        }),
+        ("tapwire_session_truncated_offload_total", "Offload super-frames copied cut.", |s| {
+            s.delivery.truncated_offload
+        }),
+        ("tapwire_session_segmented_frames_total", "Offload super-frames split into segments.", |s| {
+            s.delivery.segmented_frames
+        }),
+        ("tapwire_session_segments_total", "Segments produced from super-frames.", |s| s.delivery.segments),
+        ("tapwire_session_checksums_completed_total", "Partial checksums completed in copies.", |s| {
+            s.delivery.checksums_completed
+        }),
+    ];
+    for (name, help, get) in session_fields {
+        m.family(name, "counter", help);
+        for i in &status.interfaces {
+            for s in &i.sessions {
+                let vni = s.vni.to_string();
+                m.sample(name, &[("interface", &i.interface), ("session", &s.session_id), ("vni", &vni)], get(s));
+            }
+        }
+    }
+    m.family("tapwire_session_dropped_packets_total", "counter", "Copies dropped, by reason.");
+    for i in &status.interfaces {
+        for s in &i.sessions {
+            for (reason, v) in [
+                ("send_busy", s.delivery.dropped_send_busy),
+                ("send_error", s.delivery.dropped_send_error),
+                ("no_route", s.delivery.dropped_no_route),
+            ] {
+                m.sample(
+                    "tapwire_session_dropped_packets_total",
+                    &[("interface", &i.interface), ("session", &s.session_id), ("reason", reason)],
+                    v,
+                );
+            }
+        }
+    }
+    let rule_fields: [Field<RuleReport>; 3] = [
+        ("tapwire_rule_matched_packets_total", "Packets the rule decided.", |r| r.matched_packets),
+        ("tapwire_rule_matched_bytes_total", "Bytes of frames the rule decided.", |r| r.matched_bytes),
+        ("tapwire_rule_truncated_packets_total", "Copies cut to the packet length.", |r| r.truncated_packets),
+    ];
+    for (name, help, get) in rule_fields {
+        m.family(name, "counter", help);
+        for i in &status.interfaces {
+            for r in &i.rules {
+                let number = r.number.to_string();
+                m.sample(
+                    name,
+                    &[
+                        ("interface", &i.interface),
+                        ("session", &r.session_id),
+                        ("rule", &r.rule_id),
+                        ("direction", &r.direction),
+                        ("number", &number),
+                        ("action", &r.action),
+                    ],
+                    get(r),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_one_sample_per_session_and_reason() {
+        let status = AgentStatus {
+            host: "h\"1".into(),
+            interfaces: vec![InterfaceReport {
+                interface: "eth0".into(),
+                applied_revision: Some(7),
+                sessions: vec![SessionReport {
+                    session_id: "tms-1".into(),
+                    vni: 42,
+                    matched_packets: 5,
+                    delivery: DeliveryCounters { mirrored_packets: 4, dropped_send_busy: 1, ..Default::default() },
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = prometheus(&status);
+        assert!(text.contains("tapwire_agent_uptime_seconds{host=\"h\\\"1\"} 0"));
+        assert!(text.contains("tapwire_agent_applied_revision{interface=\"eth0\",eni=\"\"} 7"));
+        assert!(
+            text.contains("tapwire_session_mirrored_packets_total{interface=\"eth0\",session=\"tms-1\",vni=\"42\"} 4")
+        );
+        assert!(text.contains(
+            "tapwire_session_dropped_packets_total{interface=\"eth0\",session=\"tms-1\",reason=\"send_busy\"} 1"
+        ));
+        assert_eq!(text.matches("# TYPE tapwire_session_matched_packets_total counter").count(), 1);
+    }
+}

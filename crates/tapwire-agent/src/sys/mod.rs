@@ -1,0 +1,55 @@
+//! The only `unsafe` of the agent: thin, safe wrappers over Linux system calls.
+//!
+//! - [`ring`]: an AF_PACKET socket with a memory-mapped TPACKET_V3 receive ring, its cBPF
+//!   filter and its drop statistics;
+//! - [`send`]: batched `sendmmsg(2)` from caller-owned buffers, and the raw IPv4 socket
+//!   (`IP_HDRINCL`, `SO_MARK`, non-blocking) mirror copies leave through;
+//! - [`netdev`]: interface addresses (`getifaddrs`), the path MTU of a route (`IP_MTU`)
+//!   and entering a network namespace (`setns`).
+//!
+//! Invariants: every unsafe block carries a `// SAFETY:` comment; memory the kernel
+//! writes (the ring) is only turned into a Rust slice while the kernel has handed it to
+//! user space (block status `TP_STATUS_USER`) and until it is handed back; nothing here
+//! allocates on the packet path.
+
+#![allow(unsafe_code)]
+
+pub mod netdev;
+pub mod ring;
+pub mod send;
+
+use std::io;
+
+/// Turns a `-1` return of a libc call into the thread's `errno`.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+/// `setsockopt` of one plain value.
+fn set_option<T: Copy>(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: T) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised `T` on our stack and the length passed is
+    // exactly its size; the kernel only reads it during the call.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Pins the calling thread to CPU `cpu`.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        return Err(io::Error::other(format!("CPU {cpu} is out of range")));
+    }
+    // SAFETY: `cpu` is within the set's capacity (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a live cpu_set_t of the size passed.
+    check(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
+}

@@ -1,0 +1,198 @@
+//! Batched sends with `sendmmsg(2)` and the raw socket mirror copies leave through.
+//!
+//! [`MmsgBatch`] owns its `mmsghdr`, `iovec` and address arrays (boxed, never resized) and
+//! points them at the caller's datagrams only for the duration of one [`MmsgBatch::send`]
+//! call, so no pointer outlives the borrow it came from. Sends never block
+//! (`MSG_DONTWAIT`): a full socket buffer or device queue makes the rest of the batch
+//! [`SendOutcome::Busy`], which the caller counts as dropped copies.
+
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+use super::{check, set_option};
+
+/// What happened to one datagram of a batch.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Handed to the kernel.
+    Sent,
+    /// Not sent: the socket buffer or the device queue was full.
+    Busy,
+    /// Not sent: the kernel refused it (no route, message too long, …).
+    Failed(io::Error),
+}
+
+/// Reusable arrays for sending up to `capacity()` datagrams in one system call.
+pub struct MmsgBatch {
+    hdrs: Box<[libc::mmsghdr]>,
+    iovs: Box<[libc::iovec]>,
+    addrs: Box<[libc::sockaddr_storage]>,
+}
+
+// SAFETY: the raw pointers inside the arrays are only set and used within `send`, which
+// borrows `self` mutably; between calls they are dangling but never read.
+unsafe impl Send for MmsgBatch {}
+
+impl MmsgBatch {
+    /// Arrays for `capacity` datagrams.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        // SAFETY: mmsghdr, iovec and sockaddr_storage are plain C structs of integers and
+        // raw pointers, for which all-zero bytes are valid.
+        let (hdr, iov, addr) = unsafe {
+            (
+                std::mem::zeroed::<libc::mmsghdr>(),
+                std::mem::zeroed::<libc::iovec>(),
+                std::mem::zeroed::<libc::sockaddr_storage>(),
+            )
+        };
+        Self {
+            hdrs: vec![hdr; capacity].into_boxed_slice(),
+            iovs: vec![iov; capacity].into_boxed_slice(),
+            addrs: vec![addr; capacity].into_boxed_slice(),
+        }
+    }
+
+    /// Most datagrams per call.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Sends `count` datagrams (at most `capacity()`); `datagram(i)` gives the bytes and
+    /// destination (`None` on a connected socket) of the i-th. `outcome(i, …)` is called
+    /// once per datagram, in order. Returns how many were sent.
+    pub fn send<'b>(
+        &mut self,
+        socket: &impl AsRawFd,
+        count: usize,
+        datagram: impl Fn(usize) -> (&'b [u8], Option<SocketAddr>),
+        mut outcome: impl FnMut(usize, SendOutcome),
+    ) -> usize {
+        let fd: RawFd = socket.as_raw_fd();
+        let n = count.min(self.capacity());
+        for i in 0..n {
+            let (bytes, destination) = datagram(i);
+            self.iovs[i] = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
+            let name_len = match destination {
+                Some(address) => write_sockaddr(&mut self.addrs[i], address),
+                None => 0,
+            };
+            let h = &mut self.hdrs[i];
+            h.msg_hdr.msg_name = if name_len == 0 { ptr::null_mut() } else { ptr::from_mut(&mut self.addrs[i]).cast() };
+            h.msg_hdr.msg_namelen = name_len;
+            h.msg_hdr.msg_iov = ptr::from_mut(&mut self.iovs[i]);
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = ptr::null_mut();
+            h.msg_hdr.msg_controllen = 0;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+        let mut sent = 0;
+        let mut start = 0;
+        while start < n {
+            // SAFETY: hdrs[start..n] are initialised above; each points at one iovec of
+            // `self.iovs` describing a slice the caller keeps borrowed for 'b (beyond
+            // this call) and, when named, at a sockaddr in `self.addrs` with its true
+            // length. All arrays are borrowed mutably by this call.
+            let ret = unsafe {
+                libc::sendmmsg(fd, self.hdrs.as_mut_ptr().add(start), (n - start) as libc::c_uint, libc::MSG_DONTWAIT)
+            };
+            if ret > 0 {
+                let done = ret as usize;
+                for i in start..start + done {
+                    outcome(i, SendOutcome::Sent);
+                }
+                sent += done;
+                start += done;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN | libc::ENOBUFS) | None => {
+                    for i in start..n {
+                        outcome(i, SendOutcome::Busy);
+                    }
+                    break;
+                }
+                Some(_) if ret < 0 => {
+                    // The first datagram of the rest is the one the kernel refused.
+                    outcome(start, SendOutcome::Failed(err));
+                    start += 1;
+                }
+                Some(_) => {
+                    for i in start..n {
+                        outcome(i, SendOutcome::Busy);
+                    }
+                    break;
+                }
+            }
+        }
+        sent
+    }
+}
+
+fn write_sockaddr(storage: &mut libc::sockaddr_storage, address: SocketAddr) -> libc::socklen_t {
+    match address {
+        SocketAddr::V4(a) => {
+            let sin = sockaddr_in(a);
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
+            unsafe { ptr::write(ptr::from_mut(storage).cast::<libc::sockaddr_in>(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.
+            unsafe { ptr::write(ptr::from_mut(storage).cast::<libc::sockaddr_in6>(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A raw IPv4 socket for datagrams whose IPv4 header the caller builds (`IP_HDRINCL`),
+/// non-blocking, with `SO_MARK` set so the agent's capture filter drops its own output.
+pub struct RawIpv4Socket {
+    fd: OwnedFd,
+}
+
+impl RawIpv4Socket {
+    /// Opens the socket with `mark` and a send buffer of `send_buffer` bytes (forced when
+    /// the process may, else as large as the system allows).
+    pub fn open(mark: u32, send_buffer: usize) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the descriptor is owned right below.
+        let raw = check(unsafe {
+            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW)
+        })?;
+        // SAFETY: `raw` is a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)?;
+        let size = libc::c_int::try_from(send_buffer).unwrap_or(libc::c_int::MAX);
+        if set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
+            set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
+        }
+        Ok(Self { fd })
+    }
+}
+
+impl AsRawFd for RawIpv4Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,226 @@
+"""Fixtures for the end-to-end data-plane tests (root, network namespaces).
+
+`mirror_env` builds a lab (see lab.py), starts the real `tapwire server` (root namespace,
+on the lab's root address), a `tapwire agent` inside the source namespace (via
+`ip netns exec`) and a sniffer on the sensor's eth0, and offers helpers to create mirror
+resources with boto3 and to read what the sensor received. Everything is torn down
+after the test, also when it fails.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab import BIN, HERE, PYTHON, Lab, sh, stale_labs, wait_for  # noqa: E402
+
+REGION = "us-east-1"
+
+
+def pytest_sessionstart(session):
+    # Namespaces of a run that was killed before its finalisers ran.
+    for ns in stale_labs():
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MirrorEnv:
+    """A lab with a server, an agent in the source namespace and a sensor sniffer."""
+
+    def __init__(self, lab, tmp):
+        self.lab = lab
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://{lab.ip['root']}:{self.port}"
+        self.data_dir = tmp / "data"
+        self.server = None
+        self.agent = None
+        self.sniffer = None
+        self.capture_file = tmp / "sensor.jsonl"
+        self.host = f"tw-test-src-{lab.suffix}"
+        self.ec2 = boto3.client("ec2", endpoint_url=self.url, region_name=REGION,
+                                aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key="secret")
+        self.targets = {}
+
+    # -- processes -------------------------------------------------------------------
+
+    def start_server(self):
+        log = open(self.tmp / "server.log", "a")
+        self.server = self.lab.spawn("root", BIN, "server", "--listen", f"{self.lab.ip['root']}:{self.port}",
+                                     "--data-dir", str(self.data_dir), stderr=log)
+        wait_for(lambda: "listening on" in (self.tmp / "server.log").read_text(), what="server start")
+
+    def kill_server(self):
+        self.lab.stop(self.server, signal.SIGKILL)
+
+    def start_agent(self, *extra):
+        log = open(self.tmp / "agent.log", "a")
+        self.agent = self.lab.spawn("src", BIN, "agent", "--server", self.url, "--interface", "eth0",
+                                    "--host", self.host, "--instance-id", "i-web1", *extra, stderr=log,
+                                    env={**os.environ, "TAPWIRE_LOG": "info"})
+        wait_for(lambda: self.agent_status(check=False), timeout=15, what="agent metrics endpoint")
+
+    def stop_agent(self):
+        self.lab.stop(self.agent)
+
+    def start_sniffer(self):
+        self.sniffer = self.lab.spawn("sens", PYTHON, str(HERE / "sniff.py"), "eth0,eth1", str(self.capture_file),
+                                      stdout=subprocess.PIPE)
+        assert self.sniffer.stdout.readline().strip() == "ready"
+
+    # -- agent and control plane -----------------------------------------------------
+
+    def agent_status(self, check=True):
+        proc = subprocess.run(self.lab.nsexec("src", BIN, "agent", "status", "--json"), capture_output=True,
+                              text=True, timeout=10)
+        if proc.returncode != 0:
+            if check:
+                raise AssertionError(f"agent status failed: {proc.stderr}")
+            return None
+        return json.loads(proc.stdout)
+
+    def agent_interface(self):
+        return self.agent_status()["interfaces"][0]
+
+    def source_eni(self):
+        return wait_for(lambda: (self.agent_status(check=False) or {"interfaces": [{}]})["interfaces"][0]
+                        .get("network_interface_id"), timeout=15, what="agent registration")
+
+    def revision(self):
+        return self.agent_interface()["applied_revision"]
+
+    def wait_applied(self, minimum):
+        return wait_for(lambda: (self.revision() or 0) >= minimum and self.revision(), timeout=10,
+                        what=f"agent to apply revision {minimum}")
+
+    def server_config(self):
+        with urllib.request.urlopen(f"{self.url}/tapwire/v1/network-interfaces/{self.source_eni()}/config",
+                                    timeout=5) as r:
+            return json.load(r)
+
+    def server_interfaces(self):
+        with urllib.request.urlopen(f"{self.url}/tapwire/v1/network-interfaces", timeout=5) as r:
+            return json.load(r)
+
+    def register_sensor(self, address):
+        out = sh(BIN, "interface", "register", "--server", self.url, "--ip", address, "--ifname", "eth0",
+                 "--host", f"tw-test-sensor-{self.lab.suffix}-{address}")
+        return json.loads(out)["NetworkInterfaceId"]
+
+    def target(self, mirror_link=False):
+        """The sensor as a target: on the shared link, or on the jumbo mirror link."""
+        key = "mirror" if mirror_link else "shared"
+        if key not in self.targets:
+            address = self.lab.mirror_ip["sens"] if mirror_link else self.lab.ip["sens"]
+            eni = self.register_sensor(address)
+            self.targets[key] = self.ec2.create_traffic_mirror_target(NetworkInterfaceId=eni)[
+                "TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+        return self.targets[key]
+
+    def make_filter(self, rules):
+        """rules: dicts with direction ('ingress'/'egress'), number, action, protocol, ports, cidrs."""
+        fid = self.ec2.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+        for r in rules:
+            v6 = r.get("v6", False)
+            any_cidr = "::/0" if v6 else "0.0.0.0/0"
+            args = dict(TrafficMirrorFilterId=fid, TrafficDirection=r["direction"], RuleNumber=r["number"],
+                        RuleAction=r.get("action", "accept"),
+                        SourceCidrBlock=r.get("source", any_cidr), DestinationCidrBlock=r.get("destination", any_cidr))
+            if "protocol" in r:
+                args["Protocol"] = r["protocol"]
+            if "dport" in r:
+                args["DestinationPortRange"] = {"FromPort": r["dport"], "ToPort": r["dport"]}
+            self.ec2.create_traffic_mirror_filter_rule(**args)
+        return fid
+
+    def make_session(self, filter_id, number, vni, packet_length=None, mirror_link=False):
+        args = dict(NetworkInterfaceId=self.source_eni(), TrafficMirrorTargetId=self.target(mirror_link),
+                    TrafficMirrorFilterId=filter_id, SessionNumber=number, VirtualNetworkId=vni)
+        if packet_length:
+            args["PacketLength"] = packet_length
+        return self.ec2.create_traffic_mirror_session(**args)["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+
+    # -- traffic and what the sensor saw ---------------------------------------------
+
+    def udp(self, frm, to_ip, port, count, size=64, interval=0.0):
+        args = [PYTHON, str(HERE / "traffic.py"), "udp", to_ip, str(port), str(count), str(size)]
+        if interval:
+            args.append(str(interval))
+        self.lab.run(frm, *args)
+
+    def copies(self):
+        if not self.capture_file.exists():
+            return []
+        out = []
+        for line in self.capture_file.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line being written
+        return out
+
+    def wait_copies(self, predicate, timeout=10, what="copies at the sensor"):
+        return wait_for(lambda: predicate(self.copies()), timeout=timeout, what=what)
+
+    def settle(self, seconds=0.5):
+        """Waits until the sensor's count stops moving for `seconds`."""
+        last = -1
+        while True:
+            n = len(self.copies())
+            if n == last:
+                return n
+            last = n
+            time.sleep(seconds)
+
+    def vxlan_rx(self, dev):
+        return self.lab.link_stats("sens", dev)["rx"]["packets"]
+
+
+def inner_udp(copy):
+    """(src ip, dst ip, dst port, inner frame length) of an IPv4/UDP or IPv6/UDP inner frame."""
+    b = bytes.fromhex(copy["inner"])
+    ethertype = int.from_bytes(b[12:14], "big")
+    if ethertype == 0x0800:
+        ihl = (b[14] & 0x0F) * 4
+        proto = b[23]
+        src, dst = socket.inet_ntop(socket.AF_INET, b[26:30]), socket.inet_ntop(socket.AF_INET, b[30:34])
+        l4 = 14 + ihl
+    elif ethertype == 0x86DD:
+        proto = b[20]
+        src, dst = socket.inet_ntop(socket.AF_INET6, b[22:38]), socket.inet_ntop(socket.AF_INET6, b[38:54])
+        l4 = 54
+    else:
+        return None
+    dport = int.from_bytes(b[l4 + 2:l4 + 4], "big") if proto in (6, 17) and len(b) >= l4 + 4 else None
+    return {"proto": proto, "src": src, "dst": dst, "dport": dport, "len": len(b)}
+
+
+@pytest.fixture
+def mirror_env(tmp_path):
+    lab = Lab().build()
+    env = MirrorEnv(lab, tmp_path)
+    try:
+        env.start_server()
+        env.start_sniffer()
+        env.start_agent()
+        env.source_eni()
+        yield env
+    finally:
+        for name in ("agent.log", "server.log"):
+            p = tmp_path / name
+            if p.exists():
+                sys.stderr.write(f"--- {name} (tail)\n" + "".join(p.read_text().splitlines(True)[-15:]))
+        lab.close()

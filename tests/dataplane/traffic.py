@@ -1,0 +1,63 @@
+"""Traffic for the data-plane tests, run inside a lab namespace.
+
+    traffic.py udp DST PORT COUNT SIZE [INTERVAL]   COUNT datagrams of SIZE payload bytes
+    traffic.py udp-forever DST PORT SIZE INTERVAL   until killed
+    traffic.py tcp-sink PORT                        accept TCP connections, discard data
+    traffic.py tcp-send DST PORT BYTES              one connection carrying BYTES
+DST may be IPv4 or IPv6. Prints the number of datagrams or bytes sent.
+"""
+import socket
+import sys
+import time
+
+
+def family(dst):
+    return socket.AF_INET6 if ":" in dst else socket.AF_INET
+
+
+def main():
+    mode = sys.argv[1]
+    if mode in ("udp", "udp-forever"):
+        dst, port = sys.argv[2], int(sys.argv[3])
+        if mode == "udp":
+            count, size = int(sys.argv[4]), int(sys.argv[5])
+            interval = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+        else:
+            count, size, interval = None, int(sys.argv[4]), float(sys.argv[5])
+        s = socket.socket(family(dst), socket.SOCK_DGRAM)
+        payload = bytes(range(256)) * (size // 256 + 1)
+        sent = 0
+        while count is None or sent < count:
+            s.sendto(payload[:size], (dst, port))
+            sent += 1
+            if interval:
+                time.sleep(interval)
+        print(sent)
+    elif mode == "tcp-sink":
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", int(sys.argv[2])))
+        srv.listen(8)
+        print("ready", flush=True)
+        while True:
+            conn, _ = srv.accept()
+            while conn.recv(1 << 20):
+                pass
+            conn.close()
+    elif mode == "tcp-send":
+        dst, port, total = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        s = socket.create_connection((dst, port), timeout=10)
+        chunk = b"x" * 65536
+        left = total
+        while left > 0:
+            left -= s.send(chunk[: min(left, len(chunk))])
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        s.close()
+        print(total)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
