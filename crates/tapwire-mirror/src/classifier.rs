@@ -9,7 +9,9 @@
 //!   indexes into this list.
 //! - For each direction and address family, one [`RuleSet`] holds the enabled sessions'
 //!   rules of that family in evaluation order (session, then rule number); the rules of
-//!   one session occupy a contiguous run of bits.
+//!   one session occupy a contiguous run of bits. Sets of at most
+//!   [`crate::scan::MAX_RULES`] rules are matched by the branch-free scan, larger ones
+//!   through the bit-vector index; both give the same bits.
 //!
 //! [`Classifier::decide`] reads only the flow key and allocates nothing.
 
@@ -25,6 +27,7 @@ use tapwire_wire::{FlowKey, Ports};
 use crate::counters::Counters;
 use crate::encap;
 use crate::index::{self, Dimension};
+use crate::scan::{Scan, ScanKey, ScanRule};
 
 /// The DNS port the `amazon-dns` network service is about.
 pub const DNS_PORT: u16 = 53;
@@ -133,13 +136,27 @@ struct Entry {
     accept: bool,
 }
 
-/// The rules of one direction and address family, indexed for first-match lookup.
+/// The rules of one direction and address family, in evaluation order, with what finds
+/// the ones a packet matches. `W` is the number of 32-bit words of an address.
 #[derive(Debug, Clone)]
-struct RuleSet<A> {
+struct RuleSet<A, const W: usize> {
     entries: Box<[Entry]>,
-    words: usize,
     /// Per session index: the first bit after that session's rules.
     session_end: Box<[u32]>,
+    lookup: Lookup<A, W>,
+}
+
+/// Small sets are scanned rule by rule without branches; large ones use the index.
+#[derive(Debug, Clone)]
+enum Lookup<A, const W: usize> {
+    Scan(Scan<W>),
+    Index(Box<Index<A>>),
+}
+
+/// The bit-vector index of a set of more than [`crate::scan::MAX_RULES`] rules.
+#[derive(Debug, Clone)]
+struct Index<A> {
+    words: usize,
     source: Dimension<A>,
     destination: Dimension<A>,
     source_port: Dimension<u16>,
@@ -151,13 +168,32 @@ struct RuleSet<A> {
     portless: Box<[u64]>,
 }
 
+/// Addresses as the scan's 32-bit words, most significant first.
+trait Words<const W: usize>: index::Key {
+    fn words(self) -> [u32; W];
+}
+
+impl Words<1> for u32 {
+    #[inline(always)]
+    fn words(self) -> [u32; 1] {
+        [self]
+    }
+}
+
+impl Words<4> for u128 {
+    #[inline(always)]
+    fn words(self) -> [u32; 4] {
+        [(self >> 96) as u32, (self >> 64) as u32, (self >> 32) as u32, self as u32]
+    }
+}
+
 /// An interface's mirroring configuration, compiled for fast decisions.
 #[derive(Debug, Clone)]
 pub struct Classifier {
     sessions: Vec<SessionInfo>,
     rules: Vec<RuleInfo>,
-    v4: [RuleSet<u32>; 2],
-    v6: [RuleSet<u128>; 2],
+    v4: [RuleSet<u32, 1>; 2],
+    v6: [RuleSet<u128, 4>; 2],
     dns_resolvers: Vec<IpAddr>,
     /// The lowest-numbered enabled session with `amazon-dns` on.
     first_dns_session: Option<u16>,
@@ -360,15 +396,14 @@ impl Classifier {
 /// Whether `flow` is DHCP or DHCPv6 (UDP with both ports in the family's DHCP pair).
 #[inline]
 pub fn is_dhcp(flow: &FlowKey) -> bool {
-    if flow.protocol != protocol::UDP {
-        return false;
-    }
-    let Some(p) = flow.ports else { return false };
-    let pair = if flow.is_ipv6() { DHCP_PORTS_V6 } else { DHCP_PORTS_V4 };
-    pair.contains(&p.source) && pair.contains(&p.destination)
+    // Port 0 is in neither pair, so "no ports" needs no branch; `&` rather than `&&`
+    // keeps the protocol and port tests (unpredictable on mixed traffic) branch-free.
+    let (source, destination) = flow.ports.map_or((0, 0), |p| (p.source, p.destination));
+    let [a, b] = if flow.is_ipv6() { DHCP_PORTS_V6 } else { DHCP_PORTS_V4 };
+    (flow.protocol == protocol::UDP) & (source == a || source == b) & (destination == a || destination == b)
 }
 
-impl<A: index::Key> RuleSet<A> {
+impl<A: Words<W>, const W: usize> RuleSet<A, W> {
     fn build(
         sessions: &[SessionInfo],
         rules: &[RuleInfo],
@@ -405,39 +440,37 @@ impl<A: index::Key> RuleSet<A> {
             count += entries.iter().filter(|e| usize::from(e.session) == session).count() as u32;
             *end = count;
         }
-        let words = entries.len().div_ceil(64);
+        let ported: Vec<bool> = rules_without_ports(&entries, rules).map(|none| !none).collect();
 
-        // Protocol classes: one per protocol some rule names, plus "any other" (class 0).
-        let mut named: Vec<u8> = protocols.iter().flatten().copied().collect();
-        named.sort_unstable();
-        named.dedup();
-        let mut protocol_class = Box::new([0u16; 256]);
-        let mut protocol_sets = Vec::with_capacity((named.len() + 1) * words);
-        protocol_sets.extend_from_slice(&index::bitset(
-            words,
-            protocols.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| i),
-        ));
-        for (class, &p) in named.iter().enumerate() {
-            protocol_class[usize::from(p)] = class as u16 + 1;
-            let bits = protocols.iter().enumerate().filter(|(_, q)| q.is_none() || **q == Some(p)).map(|(i, _)| i);
-            protocol_sets.extend_from_slice(&index::bitset(words, bits));
-        }
-        let portless = index::bitset(
-            words,
-            rules_without_ports(&entries, rules).enumerate().filter(|(_, none)| *none).map(|(i, _)| i),
-        );
-        Self {
-            words,
-            session_end: session_end.into_boxed_slice(),
-            source: Dimension::build(&source, words),
-            destination: Dimension::build(&destination, words),
-            source_port: Dimension::build(&source_port, words),
-            destination_port: Dimension::build(&destination_port, words),
-            protocol_class,
-            protocol_sets: protocol_sets.into_boxed_slice(),
-            portless,
-            entries: entries.into_boxed_slice(),
-        }
+        let scan_rules: Vec<ScanRule<W>> = (0..entries.len())
+            .map(|i| {
+                // A CIDR's range is [network, broadcast]: the bits they share are its prefix.
+                let prefix = |(lo, hi): (A, A)| {
+                    let (lo, hi) = (lo.words(), hi.words());
+                    std::array::from_fn(|w| (lo[w], !(lo[w] ^ hi[w])))
+                };
+                ScanRule {
+                    source: prefix(source[i]),
+                    destination: prefix(destination[i]),
+                    protocol: protocols[i],
+                    ported: ported[i],
+                    source_port: source_port[i],
+                    destination_port: destination_port[i],
+                }
+            })
+            .collect();
+        let lookup = match Scan::build(&scan_rules) {
+            Some(scan) => Lookup::Scan(scan),
+            None => Lookup::Index(Box::new(Index::build(
+                &source,
+                &destination,
+                &source_port,
+                &destination_port,
+                &protocols,
+                &ported,
+            ))),
+        };
+        Self { entries: entries.into_boxed_slice(), session_end: session_end.into_boxed_slice(), lookup }
     }
 
     /// The entry that decides the packet: the first accept rule of the first session
@@ -450,22 +483,59 @@ impl<A: index::Key> RuleSet<A> {
         dst: A,
         flow: &FlowKey,
         dns_session: u16,
+        on_reject: impl FnMut(u32),
+    ) -> Option<Entry> {
+        match &self.lookup {
+            Lookup::Scan(scan) => {
+                let key = ScanKey {
+                    source: src.words(),
+                    destination: dst.words(),
+                    protocol: flow.protocol,
+                    ports: flow.ports.map(|p| (p.source, p.destination)),
+                };
+                self.first_in_word(scan.matches(&key), dns_session, on_reject)
+            }
+            Lookup::Index(index) => self.first_in_index(index, src, dst, flow, dns_session, on_reject),
+        }
+    }
+
+    /// [`RuleSet::first_match`] over the bits of the first 64 rules, `m`.
+    #[inline(always)]
+    fn first_in_word(&self, mut m: u64, dns_session: u16, mut on_reject: impl FnMut(u32)) -> Option<Entry> {
+        while m != 0 {
+            let entry = *self.entries.get(m.trailing_zeros() as usize)?;
+            if entry.session >= dns_session {
+                return None;
+            }
+            if entry.accept {
+                return Some(entry);
+            }
+            on_reject(entry.rule);
+            let end = self.session_end.get(usize::from(entry.session)).map_or(64, |&e| e);
+            m &= u64::MAX.checked_shl(end).unwrap_or(0);
+        }
+        None
+    }
+
+    /// [`RuleSet::first_match`] through the bit-vector index.
+    #[inline]
+    fn first_in_index(
+        &self,
+        index: &Index<A>,
+        src: A,
+        dst: A,
+        flow: &FlowKey,
+        dns_session: u16,
         mut on_reject: impl FnMut(u32),
     ) -> Option<Entry> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let w = self.words;
-        let class = usize::from(self.protocol_class[usize::from(flow.protocol)]);
-        let p = self.protocol_sets.get(class * w..class * w + w).unwrap_or_default();
-        if w == 1 {
-            return self.first_match_one_word(p.first().copied().unwrap_or(0), src, dst, flow, dns_session, on_reject);
-        }
-        let s = self.source.lookup(src);
-        let d = self.destination.lookup(dst);
+        let w = index.words;
+        let class = usize::from(index.protocol_class[usize::from(flow.protocol)]);
+        let p = index.protocol_sets.get(class * w..class * w + w).unwrap_or_default();
+        let s = index.source.lookup(src);
+        let d = index.destination.lookup(dst);
         let (sp, dp) = match flow.ports {
-            Some(ports) => (self.source_port.lookup(ports.source), self.destination_port.lookup(ports.destination)),
-            None => (&self.portless[..], &self.portless[..]),
+            Some(ports) => (index.source_port.lookup(ports.source), index.destination_port.lookup(ports.destination)),
+            None => (&index.portless[..], &index.portless[..]),
         };
         let mut word = 0;
         // Bits below `floor` belong to sessions already decided (by a reject rule).
@@ -495,54 +565,42 @@ impl<A: index::Key> RuleSet<A> {
     }
 }
 
-impl<A: index::Key> RuleSet<A> {
-    /// [`RuleSet::first_match`] for at most 64 rules: the fields are ANDed one at a time
-    /// (most selective and cheapest first) so that most packets stop after a lookup or two.
-    #[inline]
-    fn first_match_one_word(
-        &self,
-        protocols: u64,
-        src: A,
-        dst: A,
-        flow: &FlowKey,
-        dns_session: u16,
-        mut on_reject: impl FnMut(u32),
-    ) -> Option<Entry> {
-        let mut m = protocols;
-        if m == 0 {
-            return None;
+impl<A: index::Key> Index<A> {
+    fn build(
+        source: &[(A, A)],
+        destination: &[(A, A)],
+        source_port: &[(u16, u16)],
+        destination_port: &[(u16, u16)],
+        protocols: &[Option<u8>],
+        ported: &[bool],
+    ) -> Self {
+        let words = protocols.len().div_ceil(64);
+        // Protocol classes: one per protocol some rule names, plus "any other" (class 0).
+        let mut named: Vec<u8> = protocols.iter().flatten().copied().collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut protocol_class = Box::new([0u16; 256]);
+        let mut protocol_sets = Vec::with_capacity((named.len() + 1) * words);
+        protocol_sets.extend_from_slice(&index::bitset(
+            words,
+            protocols.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| i),
+        ));
+        for (class, &p) in named.iter().enumerate() {
+            protocol_class[usize::from(p)] = class as u16 + 1;
+            let bits = protocols.iter().enumerate().filter(|(_, q)| q.is_none() || **q == Some(p)).map(|(i, _)| i);
+            protocol_sets.extend_from_slice(&index::bitset(words, bits));
         }
-        match flow.ports {
-            Some(ports) => {
-                m &= self.destination_port.lookup_word(ports.destination);
-                if m == 0 {
-                    return None;
-                }
-                m &= self.source_port.lookup_word(ports.source);
-            }
-            None => m &= self.portless.first().copied().unwrap_or(0),
+        let portless = index::bitset(words, ported.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| i));
+        Self {
+            words,
+            source: Dimension::build(source, words),
+            destination: Dimension::build(destination, words),
+            source_port: Dimension::build(source_port, words),
+            destination_port: Dimension::build(destination_port, words),
+            protocol_class,
+            protocol_sets: protocol_sets.into_boxed_slice(),
+            portless,
         }
-        if m == 0 {
-            return None;
-        }
-        m &= self.destination.lookup_word(dst);
-        if m == 0 {
-            return None;
-        }
-        m &= self.source.lookup_word(src);
-        while m != 0 {
-            let entry = *self.entries.get(m.trailing_zeros() as usize)?;
-            if entry.session >= dns_session {
-                return None;
-            }
-            if entry.accept {
-                return Some(entry);
-            }
-            on_reject(entry.rule);
-            let end = self.session_end.get(usize::from(entry.session)).map_or(64, |&e| e);
-            m &= u64::MAX.checked_shl(end).unwrap_or(0);
-        }
-        None
     }
 }
 

@@ -84,15 +84,6 @@ impl<K: Key> Dimension<K> {
     }
 }
 
-impl<K: Key> Dimension<K> {
-    /// The first word of [`Dimension::lookup`]: the whole bitset when there are at most
-    /// 64 rules.
-    #[inline]
-    pub(crate) fn lookup_word(&self, key: K) -> u64 {
-        self.lookup(key).first().copied().unwrap_or(0)
-    }
-}
-
 /// A bitset with `words` words from a list of set bits.
 pub(crate) fn bitset(words: usize, bits: impl IntoIterator<Item = usize>) -> Box<[u64]> {
     let mut set = vec![0u64; words];

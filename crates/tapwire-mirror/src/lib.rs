@@ -36,15 +36,20 @@
 //! # Compilation
 //!
 //! [`Classifier::compile`] validates the document, sorts sessions by number and each
-//! direction's rules by number, and builds, per direction and address family, one
-//! bit-vector index over the enabled sessions' rules in evaluation order (see
-//! the private `index` module): one bit per rule, interval tables per address and port
-//! field, a 256-entry protocol table. A decision is then a few binary searches, an AND of
-//! bitsets, and a scan for the first set bit; a reject rule makes the scan skip to the
-//! next session's bits, and the scan stops at the first session that has `amazon-dns` on
-//! when the packet is DNS. Cost grows with log(rules) plus rules/64 words, not with the
-//! rule count, and nothing is allocated per packet.
+//! direction's rules by number, and lays out, per direction and address family, the
+//! enabled sessions' rules in evaluation order, one bit per rule. A decision computes the
+//! set of rules that match the packet, then scans it for the first set bit; a reject rule
+//! makes the scan skip to the next session's bits, and the scan stops at the first
+//! session that has `amazon-dns` on when the packet is DNS. Nothing is allocated per
+//! packet. The matching set comes from one of two structures (private modules):
 //!
+//! - up to 64 rules (`scan`): every rule is tested, without a data-dependent branch —
+//!   protocol and each port through small lookup tables, the CIDRs four rules at a time
+//!   with SIMD-friendly masked compares — into one `u64`;
+//! - more (`index`): a bit-vector index — interval tables per address and port field, a
+//!   256-entry protocol table, and an AND of bitsets; cost grows with log(rules) plus
+//!   rules/64 words, not with the rule count.
+
 //! # Outputs
 //!
 //! A [`Decision`] names the session and rule and carries what the sender needs (VNI,
@@ -59,6 +64,7 @@ mod classifier;
 pub mod counters;
 pub mod encap;
 mod index;
+mod scan;
 
 pub use bpf::{Prefilter, SockFilter};
 pub use classifier::{

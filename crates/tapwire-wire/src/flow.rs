@@ -4,6 +4,11 @@
 //! or IPv6 header (walking IPv6 extension headers), and takes the ports of TCP and UDP.
 //! It never allocates and never panics.
 //!
+//! The common case — at most one VLAN tag, then IPv4 without options that is not a later
+//! fragment, or IPv6 without extension headers — takes a fast path that checks lengths
+//! once and reads fields at fixed offsets; every other frame takes the general path
+//! above. Both give the same key (a property test checks it).
+//!
 //! Invariants of a returned key:
 //! - `ports` is `Some` only for TCP or UDP whose header is complete inside the IP packet
 //!   and which is not a later fragment (later fragments carry no L4 header);
@@ -94,7 +99,18 @@ impl std::error::Error for FlowError {}
 
 impl FlowKey {
     /// Extracts the key of an Ethernet frame; see the module docs.
+    #[inline]
     pub fn extract(frame: &[u8]) -> Result<FlowKey, FlowError> {
+        match fast_path(frame) {
+            Some(key) => Ok(key),
+            None => Self::extract_general(frame),
+        }
+    }
+
+    /// Every frame [`fast_path`] declines: QinQ, IPv4 options or later fragments, IPv6
+    /// extension headers, non-IP and malformed frames.
+    #[inline(never)]
+    fn extract_general(frame: &[u8]) -> Result<FlowKey, FlowError> {
         let eth = ethernet::Frame::new_checked(frame)?;
         let mut ether = eth.ethertype();
         let mut offset = ethernet::HEADER_LEN;
@@ -161,6 +177,80 @@ impl FlowKey {
     }
 }
 
+/// Big-endian u16 at `at`; callers have checked `at + 2 <= bytes.len()`.
+#[inline(always)]
+fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// The common case in one pass: at most one VLAN tag, then IPv4 without options that is
+/// not a later fragment, or IPv6 without extension headers. Gives the same key as the
+/// general path, or `None` to hand the frame to it.
+#[inline(always)]
+fn fast_path(frame: &[u8]) -> Option<FlowKey> {
+    // Shortest frame handled here: Ethernet + one tag + an IPv4 header.
+    if frame.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN + ipv4::MIN_HEADER_LEN {
+        return None;
+    }
+    let outer = be16(frame, 12);
+    let tagged = ethertype::is_vlan_tag(outer);
+    let inner = be16(frame, 16);
+    let (ether, l3, vlan) = if tagged {
+        if ethertype::is_vlan_tag(inner) {
+            return None;
+        }
+        let tci = be16(frame, 14);
+        (inner, ethernet::HEADER_LEN + vlan::HEADER_LEN, VlanInfo { count: 1, outer_tci: Some(tci), inner_tci: None })
+    } else {
+        (outer, ethernet::HEADER_LEN, VlanInfo::default())
+    };
+    let (source, destination, protocol, l4, end, fragment) = match ether {
+        ethertype::IPV4 => {
+            let h: &[u8; ipv4::MIN_HEADER_LEN] = frame.get(l3..l3 + ipv4::MIN_HEADER_LEN)?.try_into().ok()?;
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            let flags_offset = u16::from_be_bytes([h[6], h[7]]);
+            // Version 4 without options, a sane total length, not a later fragment.
+            if h[0] != 0x45 || total < ipv4::MIN_HEADER_LEN || flags_offset & 0x1fff != 0 {
+                return None;
+            }
+            let fragment = if flags_offset & 0x2000 != 0 { Fragment::First } else { Fragment::Whole };
+            let source = IpAddr::V4([h[12], h[13], h[14], h[15]].into());
+            let destination = IpAddr::V4([h[16], h[17], h[18], h[19]].into());
+            (source, destination, h[9], l3 + ipv4::MIN_HEADER_LEN, l3 + total, fragment)
+        }
+        ethertype::IPV6 => {
+            let h: &[u8; ipv6::HEADER_LEN] = frame.get(l3..l3 + ipv6::HEADER_LEN)?.try_into().ok()?;
+            let next = h[6];
+            if h[0] >> 4 != 6 || ipv6::next_header::is_skipped_extension(next) {
+                return None;
+            }
+            let payload = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&h[8..24]);
+            let mut d = [0u8; 16];
+            d.copy_from_slice(&h[24..40]);
+            let l4 = l3 + ipv6::HEADER_LEN;
+            (IpAddr::V6(s.into()), IpAddr::V6(d.into()), next, l4, l4 + payload, Fragment::Whole)
+        }
+        _ => return None,
+    };
+    // The upper layer ends at the IP packet's declared end or the buffer's, whichever
+    // comes first (as `ipv4::Packet::payload` and `ipv6::Packet::payload`).
+    let upper = frame.get(l4..end.min(frame.len())).unwrap_or_default();
+    Some(FlowKey {
+        vlan,
+        ethertype: ether,
+        l3_offset: l3 as u16,
+        l4_offset: l4 as u16,
+        source,
+        destination,
+        protocol,
+        ports: ports_of(protocol, upper),
+        fragment,
+    })
+}
+
+#[inline(always)]
 fn ports_of(protocol: u8, upper: &[u8]) -> Option<Ports> {
     match protocol {
         tcp::PROTOCOL => {
@@ -240,8 +330,90 @@ mod tests {
         assert_eq!((key.protocol, key.ports), (6, None));
     }
 
+    /// Frames near the fast path's edges: tags, IHL, fragment bits, extension headers,
+    /// lengths and protocols drawn from the values that change its decisions.
+    fn edge_frame() -> impl Strategy<Value = Vec<u8>> {
+        (
+            0usize..3,
+            prop_oneof![Just(0x8100u16), Just(0x88a8), Just(0x9100), any::<u16>()],
+            any::<bool>(),
+            prop_oneof![Just(0x45u8), Just(0x46), Just(0x44), Just(0x60), any::<u8>()],
+            prop_oneof![Just(6u8), Just(17), Just(1), Just(58), Just(0), Just(43), Just(44), Just(60), any::<u8>()],
+            prop_oneof![Just(0u16), Just(0x2000), Just(0x4000), Just(0x0003), any::<u16>()],
+            any::<u16>(),
+            (proptest::collection::vec(any::<u8>(), 0..80), 0usize..140),
+        )
+            .prop_map(|(tags, tag_type, v6, first, proto, flags, len_field, (tail, cut))| {
+                let mut f = vec![0u8; 12];
+                for _ in 0..tags {
+                    f.extend_from_slice(&tag_type.to_be_bytes());
+                    f.extend_from_slice(&[0x20, 0x07]);
+                }
+                f.extend_from_slice(&(if v6 { 0x86ddu16 } else { 0x0800 }).to_be_bytes());
+                let mut ip = vec![0u8; if v6 { 40 } else { 20 }];
+                ip[0] = first;
+                if v6 {
+                    ip[4..6].copy_from_slice(&(len_field % 120).to_be_bytes());
+                    ip[6] = proto;
+                } else {
+                    ip[2..4].copy_from_slice(&(len_field % 140).to_be_bytes());
+                    ip[6..8].copy_from_slice(&flags.to_be_bytes());
+                    ip[9] = proto;
+                }
+                f.extend_from_slice(&ip);
+                f.extend_from_slice(&tail);
+                f.truncate(cut.max(10));
+                f
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
+        #[test]
+        fn fast_path_agrees_with_general_path(frame in edge_frame()) {
+            if let Some(key) = fast_path(&frame) {
+                prop_assert_eq!(Ok(key), FlowKey::extract_general(&frame));
+            }
+        }
+
+        #[test]
+        fn fast_path_agrees_on_built_frames(
+            tags in 0usize..3, v6: bool, l4 in 0u8..3, payload_len in 0usize..40, cut in 0usize..120,
+            more_fragments: bool, later: bool,
+        ) {
+            let (source, destination) = if v6 {
+                ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+            } else {
+                ("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap())
+            };
+            let spec = build::FrameSpec {
+                vlan_tags: (0..tags).map(|i| (ethertype::VLAN, 10 + i as u16)).collect(),
+                source,
+                destination,
+                l4: match l4 {
+                    0 => build::L4::Tcp { source_port: 1, destination_port: 2 },
+                    1 => build::L4::Udp { source_port: 3, destination_port: 4 },
+                    _ => build::L4::Icmp { message_type: 8, code: 0 },
+                },
+                payload_len,
+                more_fragments: more_fragments && !v6,
+                fragment_offset: if later && !v6 { 5 } else { 0 },
+                ..build::FrameSpec::default()
+            };
+            let mut frame = spec.to_bytes();
+            let whole = frame.len();
+            frame.truncate(whole.min(cut.max(14)));
+            let fast = fast_path(&frame);
+            if let Some(key) = fast {
+                prop_assert_eq!(Ok(key), FlowKey::extract_general(&frame));
+            }
+            // The common case really takes the fast path.
+            if frame.len() == whole && tags <= 1 && !later {
+                prop_assert!(fast.is_some());
+            }
+        }
+
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), ether in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100), Just(0x88a8), any::<u16>()]) {
             let mut frame = bytes;
