@@ -4,12 +4,16 @@
 //! 1500), then, in one run, drives 64-byte UDP datagrams (sendmmsg ×64, one connected
 //! socket, as fast as the sender goes) for `TAPWIRE_BENCH_SECONDS` (default 5) seconds:
 //! (a) nothing mirrored; (b) tapwire's pipeline (AF_PACKET TPACKET_V3 ring + engine
-//! pre-filter + classifier + raw-socket sendmmsg, in-process on its own thread, in the
+//! pre-filter + classifier + raw UDP socket sendmmsg, in-process on its own thread, in the
 //! sender namespace) mirroring every datagram to VNI 42; (c) Linux tc: a clsact u32 filter
 //! with `mirred egress mirror` to a vxlan device (VNI 43). The receiver decapsulates with
 //! kernel vxlan devices (vx42, vx43), whose rx counters are the copies delivered.
 //! Prints sender pps, mirrored pps, copies lost and the sender's slowdown per case, and the
-//! goal check (zero copies lost; slowdown at most half of tc's). The sender is pinned to
+//! goal check (zero copies lost; slowdown at most half of tc's), plus the sender thread's
+//! CPU share and CPU time per datagram (the slowdown other load on the machine cannot fake:
+//! if something else takes the sender's CPU, pps drops but ns per datagram does not) and
+//! the capture thread's CPU time per copy. `TAPWIRE_BENCH_RING=<KiB>x<blocks>` overrides
+//! the agent's ring geometry. The sender is pinned to
 //! CPU 0, tapwire's capture thread to CPU 1; the receiver has no socket on the port (its
 //! kernel still takes every datagram through IP and UDP and drops it). Namespaces are
 //! deleted at the end, on failure too.
@@ -91,8 +95,19 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
     })
 }
 
-/// Sends 64-byte datagrams from the sender namespace for `duration`; returns the count sent.
-fn blast(duration: Duration) -> u64 {
+/// Nanoseconds the calling thread has run on a CPU (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Sends 64-byte datagrams from the sender namespace for `duration`; returns the count sent
+/// and the sender thread's CPU time in nanoseconds (other load on the machine takes CPU
+/// away from the sender; packets per CPU-second are the cost measure that load does not
+/// change).
+fn blast(duration: Duration) -> (u64, u64) {
     in_ns(SENDER, move || {
         tapwire_agent::sys::pin_current_thread(SENDER_CPU).unwrap();
         let socket = UdpSocket::bind((A, 0)).unwrap();
@@ -100,11 +115,12 @@ fn blast(duration: Duration) -> u64 {
         let payload = [0x5au8; 64];
         let mut batch = MmsgBatch::new(64);
         let mut sent = 0u64;
+        let cpu = thread_cpu_ns();
         let start = Instant::now();
         while start.elapsed() < duration {
             sent += batch.send(&socket, 64, |_| (&payload[..], None), |_, o| drop::<SendOutcome>(o)) as u64;
         }
-        sent
+        (sent, thread_cpu_ns() - cpu)
     })
     .join()
     .unwrap()
@@ -126,6 +142,7 @@ fn config() -> InterfaceConfig {
 struct Case {
     name: &'static str,
     sent: u64,
+    sender_cpu_ns: u64,
     mirrored: u64,
     seconds: f64,
 }
@@ -142,8 +159,8 @@ fn main() {
     let mut cases = Vec::new();
 
     // (a) nothing mirrored.
-    let sent = blast(duration);
-    cases.push(Case { name: "a: no mirroring", sent, mirrored: 0, seconds: duration.as_secs_f64() });
+    let (sent, sender_cpu_ns) = blast(duration);
+    cases.push(Case { name: "a: no mirroring", sent, sender_cpu_ns, mirrored: 0, seconds: duration.as_secs_f64() });
 
     // (b) tapwire.
     let stop = Arc::new(AtomicBool::new(false));
@@ -158,25 +175,35 @@ fn main() {
         let (stop, slot, published) = (Arc::clone(&stop), Arc::clone(&slot), Arc::clone(&published));
         in_ns(SENDER, move || {
             tapwire_agent::sys::pin_current_thread(AGENT_CPU).unwrap();
-            let options = AgentOptions::default();
+            let mut options = AgentOptions::default();
+            // TAPWIRE_BENCH_RING=<block KiB>x<blocks> tries another ring geometry.
+            if let Some((kib, blocks)) = std::env::var("TAPWIRE_BENCH_RING").ok().and_then(|v| {
+                let (k, b) = v.split_once('x')?;
+                Some((k.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
+            }) {
+                options.ring.block_size = kib << 10;
+                options.ring.block_count = blocks;
+            }
             let ifindex = tapwire_agent::sys::netdev::interface_index("veth0").unwrap();
             let mut capture = RingCapture::open(ifindex, options.ring, &slot.load().1.unwrap().prefilter).unwrap();
             let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size).unwrap();
             let settings = PipelineSettings { offload: OffloadMode::Segment, interface_mtu: 1500, batch_size: 64 };
             let mut p = Pipeline::new(settings, slot, transmit);
             let cap: &mut dyn Capture = &mut capture;
+            let cpu = thread_cpu_ns();
             pipeline::run(cap, &mut p, "veth0", options.poll_timeout, &stop, &published);
+            thread_cpu_ns() - cpu
         })
     };
     std::thread::sleep(Duration::from_millis(300));
     let before = rx_packets(RECEIVER, "vx42");
-    let sent = blast(duration);
+    let (sent, sender_cpu_ns) = blast(duration);
     std::thread::sleep(Duration::from_millis(500));
     let mirrored = rx_packets(RECEIVER, "vx42") - before;
     stop.store(true, Ordering::Relaxed);
-    agent.join().unwrap();
+    let agent_cpu_ns = agent.join().unwrap();
     let report = published.lock().unwrap().clone();
-    cases.push(Case { name: "b: tapwire agent", sent, mirrored, seconds: duration.as_secs_f64() });
+    cases.push(Case { name: "b: tapwire agent", sent, sender_cpu_ns, mirrored, seconds: duration.as_secs_f64() });
 
     // (c) tc u32 + mirred to a vxlan device.
     for args in [
@@ -195,33 +222,50 @@ fn main() {
         sh(&args);
     }
     let before = rx_packets(RECEIVER, "vx43");
-    let sent = blast(duration);
+    let (sent, sender_cpu_ns) = blast(duration);
     std::thread::sleep(Duration::from_millis(500));
     let mirrored = rx_packets(RECEIVER, "vx43") - before;
-    cases.push(Case { name: "c: tc u32 + mirred -> vxlan", sent, mirrored, seconds: duration.as_secs_f64() });
+    cases.push(Case {
+        name: "c: tc u32 + mirred -> vxlan",
+        sent,
+        sender_cpu_ns,
+        mirrored,
+        seconds: duration.as_secs_f64(),
+    });
 
     let base = cases[0].sent as f64 / cases[0].seconds;
     println!("\nmirroring 64-byte UDP on a veth pair, {seconds} s per case, {} CPUs", num_cpus());
     println!(
-        "{:<30} {:>12} {:>14} {:>12} {:>16}",
-        "case", "sender pps", "mirrored pps", "copies lost", "sender slowdown"
+        "{:<30} {:>12} {:>14} {:>12} {:>16} {:>11} {:>16}",
+        "case", "sender pps", "mirrored pps", "copies lost", "sender slowdown", "sender CPU", "ns/pkt (sender)"
     );
     let mut slowdowns = Vec::new();
     for c in &cases {
         let pps = c.sent as f64 / c.seconds;
         let slowdown = 100.0 * (1.0 - pps / base);
         slowdowns.push(slowdown);
+        let cpu_share = format!("{:.0}%", 100.0 * c.sender_cpu_ns as f64 / 1e9 / c.seconds);
+        let ns_per_packet = c.sender_cpu_ns as f64 / c.sent.max(1) as f64;
         let (mirrored, lost) = if c.mirrored == 0 && c.name.starts_with('a') {
             ("-".to_owned(), "-".to_owned())
         } else {
             (format!("{:.0}", c.mirrored as f64 / c.seconds), c.sent.saturating_sub(c.mirrored).to_string())
         };
-        println!("{:<30} {:>12.0} {:>14} {:>12} {:>15.1}%", c.name, pps, mirrored, lost, slowdown);
+        println!(
+            "{:<30} {:>12.0} {:>14} {:>12} {:>15.1}% {:>11} {:>16.0}",
+            c.name, pps, mirrored, lost, slowdown, cpu_share, ns_per_packet
+        );
     }
     let d = report.sessions.first().map(|s| s.delivery).unwrap_or_default();
     println!(
         "tapwire counters: ring drops {}, send-queue drops {}, send errors {}, copies sent {}",
         report.counters.ring_drops, d.dropped_send_busy, d.dropped_send_error, d.mirrored_packets
+    );
+    println!(
+        "tapwire capture thread: {:.0} ms on CPU {AGENT_CPU}, {:.0} ns per copy sent (the sensor's decapsulation of \
+         the copies runs in the same softirq context and is included)",
+        agent_cpu_ns as f64 / 1e6,
+        agent_cpu_ns as f64 / d.mirrored_packets.max(1) as f64
     );
     let lost_b = cases[1].sent.saturating_sub(cases[1].mirrored);
     println!(

@@ -6,7 +6,7 @@
 //!   engine's cBPF pre-filter → flow key (tapwire-wire) → session decision (the engine's
 //!   [`tapwire_mirror::Classifier`]) → offload segmentation or truncation ([`offload`]) →
 //!   outer headers and inner frame written once into a preallocated batch → `sendmmsg`
-//!   on a raw, marked, non-blocking IPv4 socket ([`output`]);
+//!   on raw, marked, non-blocking UDP sockets, one per target ([`output`]);
 //! - **watch** ([`watch::watch`]): registers the interface, long-polls its configuration
 //!   by revision, compiles it off the packet path and hands it over through a
 //!   [`applied::ConfigSlot`] (an atomic generation + an `Arc` behind a mutex the capture
@@ -86,7 +86,11 @@ impl Default for AgentOptions {
             instance_id: None,
             offload: OffloadMode::Segment,
             mark: DEFAULT_MARK,
-            ring: RingGeometry { block_size: 1 << 20, block_count: 16, retire_timeout_ms: 5 },
+            // Many small blocks rather than a few big ones: the retire timer hands blocks
+            // over partly filled, so below block_size / retire_timeout (50 MB/s here) the
+            // ring rides out blocks × timeout of capture-thread stall (640 ms), not
+            // 16 × 5 ms. 256 KiB still holds three 64 KiB offload super-frames.
+            ring: RingGeometry { block_size: 256 << 10, block_count: 128, retire_timeout_ms: 5 },
             batch_size: 64,
             send_buffer: 4 << 20,
             poll_timeout: Duration::from_millis(50),

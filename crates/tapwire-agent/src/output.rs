@@ -6,17 +6,23 @@
 //! Slots are [`SLOT_SIZE`] bytes plus room for a re-inserted VLAN tag; nothing is
 //! allocated after construction.
 //!
-//! Why a raw IPv4 socket (`IP_HDRINCL`) rather than UDP sockets: the outer UDP source port
-//! must follow the inner flow (AWS hashes the 5-tuple so load balancers and ECMP spread
-//! flows), which one connected UDP socket cannot do and a pool of sockets only
-//! approximates; with self-built headers every copy carries its flow's port, DF is set
-//! explicitly, and the kernel still routes and resolves neighbours for us.
+//! Why raw sockets rather than UDP sockets: the outer UDP source port must follow the
+//! inner flow (AWS hashes the 5-tuple so load balancers and ECMP spread flows), which one
+//! connected UDP socket cannot do and a pool of sockets only approximates. The batch
+//! holds whole IPv4 datagrams (headers built by the engine, DF set); [`RawTransmit`]
+//! sends everything after the IPv4 header through a raw UDP socket per (source, target)
+//! whose kernel-built IPv4 header says the same (DF, TTL 64, no options), so every copy
+//! still carries its flow's port, and the kernel routes (from its cache) and resolves
+//! neighbours for us.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
+use tapwire_wire::ipv4;
+
+use crate::applied::Route;
 pub use crate::sys::send::SendOutcome;
-use crate::sys::send::{MmsgBatch, RawIpv4Socket};
+use crate::sys::send::{MmsgBatch, RawUdpSocket};
 
 /// Largest datagram a slot holds (outer headers included); copies are cut to fit.
 pub const SLOT_SIZE: usize = 9216;
@@ -96,38 +102,113 @@ impl OutputBatch {
 
 /// Sends batches.
 pub trait Transmit: Send {
+    /// Gets ready for a new configuration's routes (opens what they need, closes what
+    /// only the previous ones needed). Called when the configuration changes, never per
+    /// packet.
+    fn prepare(&mut self, routes: &[Route]) {
+        let _ = routes;
+    }
     /// Sends every datagram of `batch`, reporting each outcome in order.
     fn transmit(&mut self, batch: &OutputBatch, outcome: &mut dyn FnMut(usize, SendOutcome));
 }
 
-/// `sendmmsg` on a raw IPv4 socket.
+/// One output socket: (outer source, target) and the socket, `None` if it could not be
+/// opened (not retried before the next configuration).
+type Path = (Ipv4Addr, Ipv4Addr, Option<RawUdpSocket>);
+
+/// `sendmmsg` on raw UDP sockets, one per (outer source, target) in use.
 pub struct RawTransmit {
-    socket: RawIpv4Socket,
+    mark: u32,
+    send_buffer: usize,
+    paths: Vec<Path>,
     mmsg: MmsgBatch,
 }
 
 impl RawTransmit {
-    /// A marked, non-blocking raw socket and arrays for `batch_size` datagrams per call.
+    /// Sockets get `mark` and a `send_buffer`-byte buffer; `batch_size` datagrams per call.
+    /// Sockets are opened by [`Transmit::prepare`] (or on the first copy to a new target).
     pub fn open(mark: u32, send_buffer: usize, batch_size: usize) -> io::Result<Self> {
-        Ok(Self { socket: RawIpv4Socket::open(mark, send_buffer)?, mmsg: MmsgBatch::new(batch_size) })
+        Ok(Self { mark, send_buffer, paths: Vec::new(), mmsg: MmsgBatch::new(batch_size) })
+    }
+
+    fn open_path(&self, source: Ipv4Addr, target: Ipv4Addr) -> Path {
+        match RawUdpSocket::open(source, target, self.mark, self.send_buffer) {
+            Ok(socket) => (source, target, Some(socket)),
+            Err(e) => {
+                tracing::error!(%source, %target, error = %e, "cannot open the output socket; copies to this target are dropped");
+                (source, target, None)
+            }
+        }
+    }
+
+    /// Index of the path from `source` to `target`, opened if new.
+    fn path(&mut self, source: Ipv4Addr, target: Ipv4Addr) -> usize {
+        if let Some(i) = self.paths.iter().position(|p| p.0 == source && p.1 == target) {
+            return i;
+        }
+        let path = self.open_path(source, target);
+        self.paths.push(path);
+        self.paths.len() - 1
     }
 }
 
+/// Outer source and target of a datagram of the batch (its IPv4 header).
+fn endpoints(datagram: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let header = datagram.get(..ipv4::MIN_HEADER_LEN)?;
+    let address = |at: usize| Some(Ipv4Addr::from(<[u8; 4]>::try_from(header.get(at..at + 4)?).ok()?));
+    Some((address(12)?, address(16)?))
+}
+
 impl Transmit for RawTransmit {
+    fn prepare(&mut self, routes: &[Route]) {
+        let mut paths = Vec::new();
+        for route in routes {
+            let Route::Ipv4 { source, destination, .. } = *route else { continue };
+            let target = *destination.ip();
+            if paths.iter().any(|p: &Path| p.0 == source && p.1 == target) {
+                continue;
+            }
+            match self.paths.iter().position(|p| p.0 == source && p.1 == target && p.2.is_some()) {
+                Some(i) => paths.push(self.paths.swap_remove(i)),
+                None => paths.push(self.open_path(source, target)),
+            }
+        }
+        self.paths = paths;
+    }
+
     fn transmit(&mut self, batch: &OutputBatch, outcome: &mut dyn FnMut(usize, SendOutcome)) {
         let mut start = 0;
         while start < batch.len() {
-            let count = (batch.len() - start).min(self.mmsg.capacity());
-            self.mmsg.send(
-                &self.socket,
-                count,
-                |i| {
-                    let (bytes, destination) = batch.datagram(start + i);
-                    (bytes, Some(destination))
-                },
-                |i, o| outcome(start + i, o),
-            );
-            start += count;
+            let Some((source, target)) = endpoints(batch.datagram(start).0) else {
+                outcome(start, SendOutcome::Failed(io::Error::from_raw_os_error(libc::EINVAL)));
+                start += 1;
+                continue;
+            };
+            // The run of datagrams that leave through the same socket.
+            let mut end = start + 1;
+            while end < batch.len()
+                && end - start < self.mmsg.capacity()
+                && endpoints(batch.datagram(end).0) == Some((source, target))
+            {
+                end += 1;
+            }
+            let path = self.path(source, target);
+            match &self.paths[path].2 {
+                Some(socket) => {
+                    self.mmsg.send(
+                        socket,
+                        end - start,
+                        |i| (&batch.datagram(start + i).0[ipv4::MIN_HEADER_LEN..], None),
+                        |i, o| outcome(start + i, o),
+                    );
+                }
+                None => {
+                    for i in start..end {
+                        outcome(i, SendOutcome::Failed(io::Error::from_raw_os_error(libc::ENETUNREACH)));
+                    }
+                }
+            }
+            start = end;
         }
     }
 }

@@ -97,6 +97,7 @@ impl<T: Transmit> Pipeline<T> {
         let config = config?;
         self.flush();
         self.retire_counters();
+        self.transmit.prepare(&config.routes);
         self.engine = config.classifier.new_counters();
         self.delivery = vec![DeliveryCounters::default(); config.classifier.sessions().len()];
         self.config = Some(Arc::clone(&config));

@@ -67,8 +67,9 @@ struct RunArgs {
     /// SO_MARK of the agent's copies; its capture filter drops packets with this mark.
     #[arg(long, default_value_t = DEFAULT_MARK)]
     mark: u32,
-    /// Capture ring blocks per interface (1 MiB each).
-    #[arg(long, default_value_t = 16)]
+    /// Capture ring blocks per interface (256 KiB each; each is handed over after at most
+    /// --block-timeout-ms, so blocks × timeout is how long the capture thread may stall).
+    #[arg(long, default_value_t = 128)]
     ring_blocks: u32,
     /// Milliseconds after which a partly filled ring block is handed over (1-10).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]

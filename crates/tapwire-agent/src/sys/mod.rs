@@ -2,8 +2,8 @@
 //!
 //! - [`ring`]: an AF_PACKET socket with a memory-mapped TPACKET_V3 receive ring, its cBPF
 //!   filter and its drop statistics;
-//! - [`send`]: batched `sendmmsg(2)` from caller-owned buffers, and the raw IPv4 socket
-//!   (`IP_HDRINCL`, `SO_MARK`, non-blocking) mirror copies leave through;
+//! - [`send`]: batched `sendmmsg(2)` from caller-owned buffers, and the raw UDP sockets
+//!   (one per source and target; DF, `SO_MARK`, non-blocking) mirror copies leave through;
 //! - [`netdev`]: interface addresses (`getifaddrs`), the path MTU of a route (`IP_MTU`)
 //!   and entering a network namespace (`setns`).
 //!

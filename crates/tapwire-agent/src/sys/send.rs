@@ -1,4 +1,4 @@
-//! Batched sends with `sendmmsg(2)` and the raw socket mirror copies leave through.
+//! Batched sends with `sendmmsg(2)` and the raw UDP sockets mirror copies leave through.
 //!
 //! [`MmsgBatch`] owns its `mmsghdr`, `iovec` and address arrays (boxed, never resized) and
 //! points them at the caller's datagrams only for the duration of one [`MmsgBatch::send`]
@@ -7,7 +7,7 @@
 //! [`SendOutcome::Busy`], which the caller counts as dropped copies.
 
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
@@ -91,6 +91,7 @@ impl MmsgBatch {
         }
         let mut sent = 0;
         let mut start = 0;
+        let mut retried = false;
         while start < n {
             // SAFETY: hdrs[start..n] are initialised above; each points at one iovec of
             // `self.iovs` describing a slice the caller keeps borrowed for 'b (beyond
@@ -106,6 +107,7 @@ impl MmsgBatch {
                 }
                 sent += done;
                 start += done;
+                retried = false;
                 continue;
             }
             let err = io::Error::last_os_error();
@@ -117,10 +119,17 @@ impl MmsgBatch {
                     }
                     break;
                 }
+                Some(libc::ECONNREFUSED) if !retried => {
+                    // A connected socket reports an earlier ICMP port unreachable from the
+                    // target on the next send, which clears it; the datagram itself was
+                    // never tried, so try it once more.
+                    retried = true;
+                }
                 Some(_) if ret < 0 => {
                     // The first datagram of the rest is the one the kernel refused.
                     outcome(start, SendOutcome::Failed(err));
                     start += 1;
+                    retried = false;
                 }
                 Some(_) => {
                     for i in start..n {
@@ -166,32 +175,64 @@ fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
-/// A raw IPv4 socket for datagrams whose IPv4 header the caller builds (`IP_HDRINCL`),
-/// non-blocking, with `SO_MARK` set so the agent's capture filter drops its own output.
-pub struct RawIpv4Socket {
+/// A raw IPv4 socket of protocol UDP from one source address to one target address: the
+/// caller writes the UDP header (so every copy keeps its flow's outer source port), the
+/// VXLAN header and the inner frame; the kernel adds the IPv4 header (DF through
+/// `IP_PMTUDISC_DO`, TTL 64). Non-blocking, with `SO_MARK` set so the agent's capture
+/// filter drops its own output.
+///
+/// Why not `IP_HDRINCL`: the kernel routes header-included packets with
+/// `FLOWI_FLAG_KNOWN_NH`, which on a directly connected route disables the per-CPU route
+/// cache, so every datagram allocated and RCU-freed its own `rtable` (measured: most of
+/// the route cost of the send path). Without it the output route is the nexthop's cached
+/// one.
+///
+/// The socket is connected to the target, so of the UDP packets the host receives the
+/// kernel only hands it those from the target (raw sockets see every packet of their
+/// protocol that matches their addresses), and a drop-all filter discards even those.
+pub struct RawUdpSocket {
     fd: OwnedFd,
 }
 
-impl RawIpv4Socket {
-    /// Opens the socket with `mark` and a send buffer of `send_buffer` bytes (forced when
-    /// the process may, else as large as the system allows).
-    pub fn open(mark: u32, send_buffer: usize) -> io::Result<Self> {
+/// The program `ret #0`: accept nothing.
+const DROP_ALL: [libc::sock_filter; 1] = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0 }];
+
+impl RawUdpSocket {
+    /// Opens the socket from `source` to `target` with `mark` and a send buffer of
+    /// `send_buffer` bytes (forced when the process may, else as large as the system
+    /// allows).
+    pub fn open(source: Ipv4Addr, target: Ipv4Addr, mark: u32, send_buffer: usize) -> io::Result<Self> {
         // SAFETY: plain socket(2) call; the descriptor is owned right below.
         let raw = check(unsafe {
-            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW)
+            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_UDP)
         })?;
         // SAFETY: `raw` is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)?;
+        let s = fd.as_raw_fd();
+        let mut filter = DROP_ALL;
+        let program = libc::sock_fprog { len: 1, filter: filter.as_mut_ptr() };
+        // `program` points into `filter`, which outlives the call; the kernel copies it.
+        set_option(s, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, program)?;
+        set_option(s, libc::SOL_SOCKET, libc::SO_RCVBUF, 0 as libc::c_int)?;
+        set_option(s, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)?;
+        set_option(s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)?;
+        set_option(s, libc::IPPROTO_IP, libc::IP_TTL, 64 as libc::c_int)?;
         let size = libc::c_int::try_from(send_buffer).unwrap_or(libc::c_int::MAX);
-        if set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
-            set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
+        if set_option(s, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
+            set_option(s, libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
         }
+        let local = sockaddr_in(SocketAddrV4::new(source, 0));
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: `local` is a valid sockaddr_in on our stack and its size is passed.
+        check(unsafe { libc::bind(s, ptr::from_ref(&local).cast(), len) })?;
+        let remote = sockaddr_in(SocketAddrV4::new(target, 0));
+        // SAFETY: as above.
+        check(unsafe { libc::connect(s, ptr::from_ref(&remote).cast(), len) })?;
         Ok(Self { fd })
     }
 }
 
-impl AsRawFd for RawIpv4Socket {
+impl AsRawFd for RawUdpSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
