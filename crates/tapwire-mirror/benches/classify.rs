@@ -1,4 +1,5 @@
-//! Packets classified per second per core: tapwire (parse + flow key + decide) against
+//! Packets classified per second per core: tapwire (`Classifier::decide_frame`: parse
+//! and decide in one pass) against
 //! libpcap's BPF filter (`pcap_offline_filter`) evaluating the equivalent tcpdump
 //! expression, on the same realistic mix (TCP/UDP/ICMP, IPv4/IPv6, 802.1Q), with 1, 10,
 //! 100 and 1,000 rules per direction in each of 3 sessions.
@@ -7,7 +8,8 @@
 //! expression is exactly equivalent; setup checks both agree on every packet. Criterion
 //! ids are `classify/tapwire/N` and `classify/libpcap/N`; a summary with decisions per
 //! second, the ratio, and nanoseconds per packet of flow-key extraction alone, of the
-//! decision alone and of both together is printed at the end.
+//! decision on a ready key alone, of both in sequence (`FlowKey::extract` + `decide`)
+//! and of the fused `decide_frame` (the headline figure) is printed at the end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -215,18 +217,25 @@ fn expression(cfg: &InterfaceConfig) -> String {
 
 #[inline]
 fn ours(classifier: &Classifier, frame: &[u8]) -> bool {
+    classifier.decide_frame(Direction::Ingress, frame).is_some()
+}
+
+/// The two-stage path `decide_frame` fuses.
+#[inline]
+fn split(classifier: &Classifier, frame: &[u8]) -> bool {
     match FlowKey::extract(frame) {
         Ok(key) => classifier.decide(Direction::Ingress, &key).is_some(),
         Err(_) => false,
     }
 }
 
-/// Nanoseconds per packet of each stage, each measured alone (best round), and of both
-/// together as the headline figure measures them.
+/// Nanoseconds per packet of each stage, each measured alone (best round), of both in
+/// sequence, and of the fused path the headline figure measures.
 struct Stages {
     extract: f64,
     decide: f64,
     both: f64,
+    fused: f64,
 }
 
 /// Decisions per second of `f` over `packets`: the best of several short rounds, so that
@@ -271,6 +280,7 @@ fn main() {
             }
         };
         let mirrored = packets.iter().filter(|p| ours(&classifier, p)).count();
+        assert!(packets.iter().all(|p| ours(&classifier, p) == split(&classifier, p)), "fused and split paths differ");
         if let Some(program) = &program {
             let disagree = packets.iter().filter(|p| ours(&classifier, p) != program.filter(p)).count();
             assert_eq!(disagree, 0, "tapwire and libpcap disagree on {disagree} packets at {n} rules");
@@ -290,6 +300,7 @@ fn main() {
 
         let budget = Duration::from_millis(700);
         let ours_rate = rate(&packets, budget, |p| ours(&classifier, p));
+        let split_rate = rate(&packets, budget, |p| split(&classifier, p));
         let keys: Vec<FlowKey> = packets.iter().filter_map(|p| FlowKey::extract(p).ok()).collect();
         // black_box the key: with `extract` inlined, `is_ok()` alone would let the
         // optimiser drop most of the parsing.
@@ -303,15 +314,20 @@ fn main() {
             decide_rate / 1e6
         );
         let theirs = program.as_ref().map(|prog| rate(&packets, budget, |p| prog.filter(p)));
-        let stages = Stages { extract: 1e9 / parse_rate, decide: 1e9 / decide_rate, both: 1e9 / ours_rate };
+        let stages = Stages {
+            extract: 1e9 / parse_rate,
+            decide: 1e9 / decide_rate,
+            both: 1e9 / split_rate,
+            fused: 1e9 / ours_rate,
+        };
         summary.push((n, mirrored, ours_rate, theirs, compile_time, stages));
     }
     criterion.final_summary();
 
     println!("\nsummary ({PACKETS} packets, 3 sessions, rules per direction as listed, one core):");
     println!(
-        "{:>6} {:>9} {:>16} {:>16} {:>8} {:>14} {:>22}",
-        "rules", "mirrored", "tapwire dec/s", "libpcap dec/s", "ratio", "pcap compile", "ns: extract/decide/both"
+        "{:>6} {:>9} {:>16} {:>16} {:>8} {:>14} {:>30}",
+        "rules", "mirrored", "tapwire dec/s", "libpcap dec/s", "ratio", "pcap compile", "ns: extract/decide/both/fused"
     );
     for (n, mirrored, ours_rate, theirs, compile_time, stages) in summary {
         let (theirs_text, ratio) = match theirs {
@@ -319,10 +335,10 @@ fn main() {
             None => ("n/a".to_owned(), "n/a".to_owned()),
         };
         println!(
-            "{n:>6} {mirrored:>9} {:>16} {theirs_text:>16} {ratio:>8} {:>13.1?} {:>22}",
+            "{n:>6} {mirrored:>9} {:>16} {theirs_text:>16} {ratio:>8} {:>13.1?} {:>30}",
             format!("{:.2}M", ours_rate / 1e6),
             compile_time,
-            format!("{:.1} / {:.1} / {:.1}", stages.extract, stages.decide, stages.both),
+            format!("{:.1} / {:.1} / {:.1} / {:.1}", stages.extract, stages.decide, stages.both, stages.fused),
         );
     }
 }

@@ -13,7 +13,10 @@
 //!   [`crate::scan::MAX_RULES`] rules are matched by the branch-free scan, larger ones
 //!   through the bit-vector index; both give the same bits.
 //!
-//! [`Classifier::decide`] reads only the flow key and allocates nothing.
+//! [`Classifier::decide`] reads only the flow key and allocates nothing;
+//! [`Classifier::decide_frame`] reads the frame itself, through [`CompactKey::extract`]
+//! (integer addresses, no [`FlowKey`]) for common frames and [`FlowKey::extract`] for
+//! the rest. Both go through one decision procedure on a [`CompactKey`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -22,7 +25,7 @@ use tapwire_model::config::{ConfigError, InterfaceConfig, TargetEndpoint};
 use tapwire_model::resource::NetworkService;
 use tapwire_model::rule::protocol;
 use tapwire_model::{Direction, FilterId, RuleAction, RuleId, RuleMatch, SessionId};
-use tapwire_wire::{FlowKey, Ports};
+use tapwire_wire::{Addresses, CompactKey, FlowKey};
 
 use crate::counters::Counters;
 use crate::encap;
@@ -169,7 +172,7 @@ struct Index<A> {
 }
 
 /// Addresses as the scan's 32-bit words, most significant first.
-trait Words<const W: usize>: index::Key {
+trait Words<const W: usize>: index::Key + Into<u128> {
     fn words(self) -> [u32; W];
 }
 
@@ -195,6 +198,9 @@ pub struct Classifier {
     v4: [RuleSet<u32, 1>; 2],
     v6: [RuleSet<u128, 4>; 2],
     dns_resolvers: Vec<IpAddr>,
+    /// `dns_resolvers` by family, as integers.
+    dns_v4: Box<[u32]>,
+    dns_v6: Box<[u128]>,
     /// The lowest-numbered enabled session with `amazon-dns` on.
     first_dns_session: Option<u16>,
     outer_source_v4: Option<Ipv4Addr>,
@@ -292,6 +298,22 @@ impl Classifier {
             v4,
             v6,
             dns_resolvers: config.dns_resolvers.clone(),
+            dns_v4: config
+                .dns_resolvers
+                .iter()
+                .filter_map(|a| match a {
+                    IpAddr::V4(v4) => Some(u32::from(*v4)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+            dns_v6: config
+                .dns_resolvers
+                .iter()
+                .filter_map(|a| match a {
+                    IpAddr::V6(v6) => Some(u128::from(*v6)),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
             first_dns_session,
             outer_source_v4,
             outer_source_v6,
@@ -329,7 +351,30 @@ impl Classifier {
     /// Which session mirrors a packet that crossed the interface in `direction`, or `None`.
     #[inline]
     pub fn decide(&self, direction: Direction, flow: &FlowKey) -> Option<Decision> {
-        self.decide_with(direction, flow, |_| {})
+        self.decide_compact(direction, &flow.compact()?)
+    }
+
+    /// [`Classifier::decide`] on the [`CompactKey`] of a flow key.
+    #[inline]
+    pub fn decide_compact(&self, direction: Direction, key: &CompactKey) -> Option<Decision> {
+        self.decide_with(direction, key, |_| {})
+    }
+
+    /// Which session mirrors a raw Ethernet frame: the same as [`Classifier::decide`] on
+    /// [`FlowKey::extract`]'s key, and `None` when it has none; common frames are read
+    /// straight into a [`CompactKey`], without building the [`FlowKey`].
+    #[inline]
+    pub fn decide_frame(&self, direction: Direction, frame: &[u8]) -> Option<Decision> {
+        match CompactKey::extract(frame) {
+            Some(key) => self.decide_with(direction, &key, |_| {}),
+            None => self.decide_frame_general(direction, frame),
+        }
+    }
+
+    /// [`Classifier::decide_frame`] for frames the fast parse declines (kept out of line).
+    #[inline(never)]
+    fn decide_frame_general(&self, direction: Direction, frame: &[u8]) -> Option<Decision> {
+        self.decide(direction, &FlowKey::extract(frame).ok()?)
     }
 
     /// [`Classifier::decide`], also recording in `counters` every rule that matched (reject
@@ -341,7 +386,33 @@ impl Classifier {
         frame_len: usize,
         counters: &mut Counters,
     ) -> Option<Decision> {
-        let decision = self.decide_with(direction, flow, |rule| counters.record_reject(rule, frame_len));
+        self.decide_compact_counted(direction, &flow.compact()?, frame_len, counters)
+    }
+
+    /// [`Classifier::decide_frame`] with the counting of [`Classifier::decide_counted`]
+    /// (the frame's length is `frame.len()`).
+    pub fn decide_frame_counted(
+        &self,
+        direction: Direction,
+        frame: &[u8],
+        counters: &mut Counters,
+    ) -> Option<Decision> {
+        let key = match CompactKey::extract(frame) {
+            Some(key) => key,
+            None => FlowKey::extract(frame).ok()?.compact()?,
+        };
+        self.decide_compact_counted(direction, &key, frame.len(), counters)
+    }
+
+    #[inline]
+    fn decide_compact_counted(
+        &self,
+        direction: Direction,
+        key: &CompactKey,
+        frame_len: usize,
+        counters: &mut Counters,
+    ) -> Option<Decision> {
+        let decision = self.decide_with(direction, key, |rule| counters.record_reject(rule, frame_len));
         if let Some(d) = &decision {
             counters.record_mirror(d, frame_len);
         }
@@ -349,26 +420,54 @@ impl Classifier {
     }
 
     /// The decision procedure; `on_reject` sees each reject rule that decided a session.
-    #[inline]
-    fn decide_with(&self, direction: Direction, flow: &FlowKey, on_reject: impl FnMut(u32)) -> Option<Decision> {
-        if is_dhcp(flow) {
+    #[inline(always)]
+    fn decide_with(&self, direction: Direction, key: &CompactKey, on_reject: impl FnMut(u32)) -> Option<Decision> {
+        let slot = direction_slot(direction);
+        let ports = key.ports.map(|p| (p.source, p.destination));
+        match key.addresses {
+            Addresses::V4 { source, destination } => {
+                let set = &self.v4[slot];
+                self.decide_in(set, source, destination, key.protocol, ports, DHCP_PORTS_V4, &self.dns_v4, on_reject)
+            }
+            Addresses::V6 { source, destination } => {
+                let set = &self.v6[slot];
+                self.decide_in(set, source, destination, key.protocol, ports, DHCP_PORTS_V6, &self.dns_v6, on_reject)
+            }
+        }
+    }
+
+    /// [`Classifier::decide_with`] for one address family: `dhcp` is its DHCP port pair,
+    /// `resolvers` its DNS resolvers.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments, reason = "inlined into its two callers; a struct would only be unpacked")]
+    fn decide_in<A: Words<W>, const W: usize>(
+        &self,
+        set: &RuleSet<A, W>,
+        source: A,
+        destination: A,
+        protocol: u8,
+        ports: Option<(u16, u16)>,
+        [a, b]: [u16; 2],
+        resolvers: &[A],
+        on_reject: impl FnMut(u32),
+    ) -> Option<Decision> {
+        // Port 0 is in no DHCP pair and is not DNS, so "no ports" needs no branch; `&`
+        // rather than `&&` keeps the unpredictable protocol and port tests branch-free.
+        let (sp, dp) = ports.unwrap_or((0, 0));
+        if (protocol == protocol::UDP) & (sp == a || sp == b) & (dp == a || dp == b) {
             return None;
         }
+        // Resolvers are looked at only when some session has `amazon-dns` on.
         let dns_session = match self.first_dns_session {
-            Some(s) if self.is_dns(flow) => s,
+            Some(s)
+                if (dp == DNS_PORT && resolvers.contains(&destination))
+                    || (sp == DNS_PORT && resolvers.contains(&source)) =>
+            {
+                s
+            }
             _ => u16::MAX,
         };
-        let slot = direction_slot(direction);
-        let hit = match (flow.source, flow.destination) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                self.v4[slot].first_match(u32::from(s), u32::from(d), flow, dns_session, on_reject)
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                self.v6[slot].first_match(u128::from(s), u128::from(d), flow, dns_session, on_reject)
-            }
-            _ => return None,
-        };
-        let (session, rule) = match hit {
+        let (session, rule) = match set.first_match(source, destination, protocol, ports, dns_session, on_reject) {
             Some(entry) => (entry.session, Some(entry.rule)),
             None if dns_session != u16::MAX => (dns_session, None),
             None => return None,
@@ -380,16 +479,8 @@ impl Classifier {
             vni: s.vni,
             packet_length: s.packet_length,
             target: s.target,
-            outer_source_port: encap::outer_source_port(flow),
+            outer_source_port: encap::source_port_of(source.into(), destination.into(), protocol, (sp, dp)),
         })
-    }
-
-    fn is_dns(&self, flow: &FlowKey) -> bool {
-        let Some(Ports { source, destination }) = flow.ports else {
-            return false;
-        };
-        (destination == DNS_PORT && self.dns_resolvers.contains(&flow.destination))
-            || (source == DNS_PORT && self.dns_resolvers.contains(&flow.source))
     }
 }
 
@@ -481,21 +572,17 @@ impl<A: Words<W>, const W: usize> RuleSet<A, W> {
         &self,
         src: A,
         dst: A,
-        flow: &FlowKey,
+        protocol: u8,
+        ports: Option<(u16, u16)>,
         dns_session: u16,
         on_reject: impl FnMut(u32),
     ) -> Option<Entry> {
         match &self.lookup {
             Lookup::Scan(scan) => {
-                let key = ScanKey {
-                    source: src.words(),
-                    destination: dst.words(),
-                    protocol: flow.protocol,
-                    ports: flow.ports.map(|p| (p.source, p.destination)),
-                };
+                let key = ScanKey { source: src.words(), destination: dst.words(), protocol, ports };
                 self.first_in_word(scan.matches(&key), dns_session, on_reject)
             }
-            Lookup::Index(index) => self.first_in_index(index, src, dst, flow, dns_session, on_reject),
+            Lookup::Index(index) => self.first_in_index(index, src, dst, protocol, ports, dns_session, on_reject),
         }
     }
 
@@ -519,22 +606,26 @@ impl<A: Words<W>, const W: usize> RuleSet<A, W> {
 
     /// [`RuleSet::first_match`] through the bit-vector index.
     #[inline]
+    #[allow(clippy::too_many_arguments, reason = "the packet's fields, inlined")]
     fn first_in_index(
         &self,
         index: &Index<A>,
         src: A,
         dst: A,
-        flow: &FlowKey,
+        protocol: u8,
+        ports: Option<(u16, u16)>,
         dns_session: u16,
         mut on_reject: impl FnMut(u32),
     ) -> Option<Entry> {
         let w = index.words;
-        let class = usize::from(index.protocol_class[usize::from(flow.protocol)]);
+        let class = usize::from(index.protocol_class[usize::from(protocol)]);
         let p = index.protocol_sets.get(class * w..class * w + w).unwrap_or_default();
         let s = index.source.lookup(src);
         let d = index.destination.lookup(dst);
-        let (sp, dp) = match flow.ports {
-            Some(ports) => (index.source_port.lookup(ports.source), index.destination_port.lookup(ports.destination)),
+        let (sp, dp) = match ports {
+            Some((source, destination)) => {
+                (index.source_port.lookup(source), index.destination_port.lookup(destination))
+            }
             None => (&index.portless[..], &index.portless[..]),
         };
         let mut word = 0;

@@ -79,11 +79,18 @@ impl From<WireError> for EncapError {
 /// load balancer. Stable across runs and hosts (no random seed).
 #[inline]
 pub fn outer_source_port(flow: &FlowKey) -> u16 {
-    let (sp, dp) = flow.ports.map_or((0, 0), |p| (p.source, p.destination));
-    let a = (ip_bits(flow.source), sp);
-    let b = (ip_bits(flow.destination), dp);
+    let ports = flow.ports.map_or((0, 0), |p| (p.source, p.destination));
+    source_port_of(ip_bits(flow.source), ip_bits(flow.destination), flow.protocol, ports)
+}
+
+/// [`outer_source_port`] from the addresses as integers (IPv4 zero-extended) and the
+/// ports (`(0, 0)` for none), so callers without a [`FlowKey`] get the same port.
+#[inline(always)]
+pub(crate) fn source_port_of(source: u128, destination: u128, protocol: u8, (sp, dp): (u16, u16)) -> u16 {
+    let a = (source, sp);
+    let b = (destination, dp);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h = 0x243f_6a88_85a3_08d3u64 ^ u64::from(flow.protocol);
+    let mut h = 0x243f_6a88_85a3_08d3u64 ^ u64::from(protocol);
     for word in
         [lo.0 as u64, (lo.0 >> 64) as u64, hi.0 as u64, (hi.0 >> 64) as u64, (u64::from(lo.1) << 16) | u64::from(hi.1)]
     {

@@ -7,7 +7,9 @@
 //! The common case — at most one VLAN tag, then IPv4 without options that is not a later
 //! fragment, or IPv6 without extension headers — takes a fast path that checks lengths
 //! once and reads fields at fixed offsets; every other frame takes the general path
-//! above. Both give the same key (a property test checks it).
+//! above. Both give the same key (a property test checks it). [`CompactKey::extract`] is
+//! that fast path alone, stopping at the fields rules match on (integer addresses,
+//! protocol, ports), for callers that fall back to [`FlowKey::extract`] themselves.
 //!
 //! Invariants of a returned key:
 //! - `ports` is `Some` only for TCP or UDP whose header is complete inside the IP packet
@@ -66,6 +68,47 @@ pub struct FlowKey {
     pub ports: Option<Ports>,
     /// Fragment state.
     pub fragment: Fragment,
+}
+
+/// The addresses of a [`CompactKey`], as integers (most significant byte first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Addresses {
+    /// IPv4 source and destination.
+    V4 {
+        /// Source.
+        source: u32,
+        /// Destination.
+        destination: u32,
+    },
+    /// IPv6 source and destination.
+    V6 {
+        /// Source.
+        source: u128,
+        /// Destination.
+        destination: u128,
+    },
+}
+
+/// The fields of a [`FlowKey`] that mirroring rules match on, without offsets, VLAN
+/// tags or fragment state: addresses, protocol and ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CompactKey {
+    /// Source and destination.
+    pub addresses: Addresses,
+    /// Upper-layer protocol.
+    pub protocol: u8,
+    /// TCP/UDP ports, as in [`FlowKey::ports`].
+    pub ports: Option<Ports>,
+}
+
+impl CompactKey {
+    /// The key of a common-case frame (the module docs' fast path), or `None` for every
+    /// other frame, which [`FlowKey::extract`] handles. When it is `Some`, it equals the
+    /// compact form of the frame's [`FlowKey`].
+    #[inline(always)]
+    pub fn extract(frame: &[u8]) -> Option<CompactKey> {
+        fast_fields(frame).map(|f| f.key)
+    }
 }
 
 /// Why a frame has no flow key.
@@ -171,6 +214,18 @@ impl FlowKey {
         })
     }
 
+    /// The [`CompactKey`] of this key; `None` when the addresses are of different
+    /// families (never for a key [`FlowKey::extract`] returned).
+    #[inline(always)]
+    pub fn compact(&self) -> Option<CompactKey> {
+        let addresses = match (self.source, self.destination) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Addresses::V4 { source: s.into(), destination: d.into() },
+            (IpAddr::V6(s), IpAddr::V6(d)) => Addresses::V6 { source: s.into(), destination: d.into() },
+            _ => return None,
+        };
+        Some(CompactKey { addresses, protocol: self.protocol, ports: self.ports })
+    }
+
     /// Whether the packet is IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.ethertype == ethertype::IPV6
@@ -183,11 +238,42 @@ fn be16(bytes: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([bytes[at], bytes[at + 1]])
 }
 
+/// What the fast path reads: everything a [`FlowKey`] holds, addresses as integers.
+struct Fast {
+    tci: Option<u16>,
+    ether: u16,
+    l3: usize,
+    l4: usize,
+    fragment: Fragment,
+    key: CompactKey,
+}
+
 /// The common case in one pass: at most one VLAN tag, then IPv4 without options that is
 /// not a later fragment, or IPv6 without extension headers. Gives the same key as the
 /// general path, or `None` to hand the frame to it.
 #[inline(always)]
 fn fast_path(frame: &[u8]) -> Option<FlowKey> {
+    let f = fast_fields(frame)?;
+    let (source, destination) = match f.key.addresses {
+        Addresses::V4 { source, destination } => (IpAddr::V4(source.into()), IpAddr::V4(destination.into())),
+        Addresses::V6 { source, destination } => (IpAddr::V6(source.into()), IpAddr::V6(destination.into())),
+    };
+    Some(FlowKey {
+        vlan: VlanInfo { count: u8::from(f.tci.is_some()), outer_tci: f.tci, inner_tci: None },
+        ethertype: f.ether,
+        l3_offset: f.l3 as u16,
+        l4_offset: f.l4 as u16,
+        source,
+        destination,
+        protocol: f.key.protocol,
+        ports: f.key.ports,
+        fragment: f.fragment,
+    })
+}
+
+/// [`fast_path`]'s parse; callers drop the fields they do not need (it is inlined).
+#[inline(always)]
+fn fast_fields(frame: &[u8]) -> Option<Fast> {
     // Shortest frame handled here: Ethernet + one tag + an IPv4 header.
     if frame.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN + ipv4::MIN_HEADER_LEN {
         return None;
@@ -195,16 +281,15 @@ fn fast_path(frame: &[u8]) -> Option<FlowKey> {
     let outer = be16(frame, 12);
     let tagged = ethertype::is_vlan_tag(outer);
     let inner = be16(frame, 16);
-    let (ether, l3, vlan) = if tagged {
+    let (ether, l3, tci) = if tagged {
         if ethertype::is_vlan_tag(inner) {
             return None;
         }
-        let tci = be16(frame, 14);
-        (inner, ethernet::HEADER_LEN + vlan::HEADER_LEN, VlanInfo { count: 1, outer_tci: Some(tci), inner_tci: None })
+        (inner, ethernet::HEADER_LEN + vlan::HEADER_LEN, Some(be16(frame, 14)))
     } else {
-        (outer, ethernet::HEADER_LEN, VlanInfo::default())
+        (outer, ethernet::HEADER_LEN, None)
     };
-    let (source, destination, protocol, l4, end, fragment) = match ether {
+    let (addresses, protocol, l4, end, fragment) = match ether {
         ethertype::IPV4 => {
             let h: &[u8; ipv4::MIN_HEADER_LEN] = frame.get(l3..l3 + ipv4::MIN_HEADER_LEN)?.try_into().ok()?;
             let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
@@ -214,9 +299,11 @@ fn fast_path(frame: &[u8]) -> Option<FlowKey> {
                 return None;
             }
             let fragment = if flags_offset & 0x2000 != 0 { Fragment::First } else { Fragment::Whole };
-            let source = IpAddr::V4([h[12], h[13], h[14], h[15]].into());
-            let destination = IpAddr::V4([h[16], h[17], h[18], h[19]].into());
-            (source, destination, h[9], l3 + ipv4::MIN_HEADER_LEN, l3 + total, fragment)
+            let addresses = Addresses::V4 {
+                source: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+                destination: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+            };
+            (addresses, h[9], l3 + ipv4::MIN_HEADER_LEN, l3 + total, fragment)
         }
         ethertype::IPV6 => {
             let h: &[u8; ipv6::HEADER_LEN] = frame.get(l3..l3 + ipv6::HEADER_LEN)?.try_into().ok()?;
@@ -225,29 +312,18 @@ fn fast_path(frame: &[u8]) -> Option<FlowKey> {
                 return None;
             }
             let payload = usize::from(u16::from_be_bytes([h[4], h[5]]));
-            let mut s = [0u8; 16];
-            s.copy_from_slice(&h[8..24]);
-            let mut d = [0u8; 16];
-            d.copy_from_slice(&h[24..40]);
+            let word = |at: usize| h[at..at + 16].try_into().map_or(0, u128::from_be_bytes);
+            let addresses = Addresses::V6 { source: word(8), destination: word(24) };
             let l4 = l3 + ipv6::HEADER_LEN;
-            (IpAddr::V6(s.into()), IpAddr::V6(d.into()), next, l4, l4 + payload, Fragment::Whole)
+            (addresses, next, l4, l4 + payload, Fragment::Whole)
         }
         _ => return None,
     };
     // The upper layer ends at the IP packet's declared end or the buffer's, whichever
     // comes first (as `ipv4::Packet::payload` and `ipv6::Packet::payload`).
     let upper = frame.get(l4..end.min(frame.len())).unwrap_or_default();
-    Some(FlowKey {
-        vlan,
-        ethertype: ether,
-        l3_offset: l3 as u16,
-        l4_offset: l4 as u16,
-        source,
-        destination,
-        protocol,
-        ports: ports_of(protocol, upper),
-        fragment,
-    })
+    let key = CompactKey { addresses, protocol, ports: ports_of(protocol, upper) };
+    Some(Fast { tci, ether, l3, l4, fragment, key })
 }
 
 #[inline(always)]
@@ -374,6 +450,7 @@ mod tests {
             if let Some(key) = fast_path(&frame) {
                 prop_assert_eq!(Ok(key), FlowKey::extract_general(&frame));
             }
+            prop_assert_eq!(CompactKey::extract(&frame), fast_path(&frame).and_then(|k| k.compact()));
         }
 
         #[test]
@@ -404,6 +481,7 @@ mod tests {
             let whole = frame.len();
             frame.truncate(whole.min(cut.max(14)));
             let fast = fast_path(&frame);
+            prop_assert_eq!(CompactKey::extract(&frame), fast.and_then(|k| k.compact()));
             if let Some(key) = fast {
                 prop_assert_eq!(Ok(key), FlowKey::extract_general(&frame));
             }

@@ -24,7 +24,7 @@ pub mod udp;
 pub mod vlan;
 pub mod vxlan;
 
-pub use flow::{FlowError, FlowKey, Ports, VlanInfo};
+pub use flow::{Addresses, CompactKey, FlowError, FlowKey, Ports, VlanInfo};
 pub use ipv6::Fragment;
 
 /// Why bytes cannot be read as the expected header.
