@@ -311,7 +311,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
     let dump = if tcpdump {
-        Some(lab.spawn("tcpdump", Some("sens"), &["tcpdump", "-n", "-l", "-e", "-i", "vx42", "-c", "12"])?)
+        // Only the traffic the demo sends: the lab's own neighbour discovery is mirrored too,
+        // but it is not what a newcomer wants to look at.
+        let only_demo_traffic = "ip and (udp port 5001 or tcp port 5201 or icmp)";
+        Some(lab.spawn(
+            "tcpdump",
+            Some("sens"),
+            &["tcpdump", "-n", "-l", "-e", "-i", "vx42", "-c", "12", only_demo_traffic],
+        )?)
     } else {
         None
     };
@@ -360,7 +367,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step(&stop, "what the sensor's kernel vxlan device (VNI 42) received")?;
     print!("{}", ip(&["-n", &ns("sens"), "-s", "link", "show", "vx42"])?);
     if let Some(path) = dump {
-        println!("\nfirst decapsulated frames (tcpdump -e -i vx42 in twdemo-sens):");
+        println!("\nfirst decapsulated frames of the demo's traffic (tcpdump -e -i vx42 in twdemo-sens):");
         std::thread::sleep(Duration::from_millis(300));
         print!("{}", std::fs::read_to_string(path).unwrap_or_default());
     } else {
