@@ -11,6 +11,7 @@ pub mod agent;
 pub mod alibaba;
 pub mod auth;
 pub mod ec2;
+mod flat;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! owner parameters and newer fields freely), so nothing here rejects unknown keys.
 //! Booleans are accepted in any case: the legacy SDK sends Python's `True`/`False`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use tapwire_control::ApiError;
@@ -82,18 +82,8 @@ impl Params {
 
     /// The indices N present under `prefix.N…`, ascending.
     pub fn indices(&self, prefix: &str) -> Result<Vec<u32>, ApiError> {
-        let dotted = format!("{prefix}.");
-        let mut out = BTreeSet::new();
-        for key in self.map.keys().filter(|k| k.starts_with(&dotted)) {
-            let n = key[dotted.len()..].split('.').next().unwrap_or("");
-            match n.parse::<u32>() {
-                Ok(n) if n >= 1 => {
-                    out.insert(n);
-                }
-                _ => return Err(ApiError::invalid(format!("The parameter {key} is not a valid list member."))),
-            }
-        }
-        Ok(out.into_iter().collect())
+        crate::flat::indices(self.map.keys(), prefix)
+            .map_err(|key| ApiError::invalid(format!("The parameter {key} is not a valid list member.")))
     }
 
     /// A scalar list `prefix.1`, `prefix.2`, … in index order.
@@ -112,14 +102,7 @@ impl Params {
     /// Canonical text of every business parameter: equal requests have equal fingerprints
     /// whatever their key order or signature.
     pub fn fingerprint(&self) -> String {
-        let mut out = String::new();
-        for (k, v) in self.map.iter().filter(|(k, _)| !is_envelope_key(k)) {
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
-            out.push('\n');
-        }
-        out
+        crate::flat::fingerprint(&self.map, is_envelope_key)
     }
 }
 

@@ -82,24 +82,9 @@ impl Params {
 
     /// The indices N present under `prefix.N…`, ascending.
     pub fn indices(&self, prefix: &str) -> Result<Vec<u32>, ApiError> {
-        let dotted = format!("{prefix}.");
-        let mut out = BTreeSet::new();
-        for key in self.map.keys().filter(|k| k.starts_with(&dotted)) {
-            let rest = &key[dotted.len()..];
-            let n = rest.split('.').next().unwrap_or("");
-            match n.parse::<u32>() {
-                Ok(n) if n >= 1 => {
-                    out.insert(n);
-                }
-                _ => {
-                    return Err(ApiError::new(
-                        ErrorKind::UnknownParameter,
-                        format!("The parameter {key} is not recognized."),
-                    ));
-                }
-            }
-        }
-        Ok(out.into_iter().collect())
+        crate::flat::indices(self.map.keys(), prefix).map_err(|key| {
+            ApiError::new(ErrorKind::UnknownParameter, format!("The parameter {key} is not recognized."))
+        })
     }
 
     /// A scalar list `prefix.1`, `prefix.2`, … in index order.
@@ -132,17 +117,7 @@ impl Params {
     /// Canonical text of every parameter but the token and envelope keys: equal requests
     /// have equal fingerprints whatever their key order.
     pub fn fingerprint(&self) -> String {
-        let mut out = String::new();
-        for (k, v) in &self.map {
-            if k == "ClientToken" || is_envelope_key(k) {
-                continue;
-            }
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
-            out.push('\n');
-        }
-        out
+        crate::flat::fingerprint(&self.map, |k| k == "ClientToken" || is_envelope_key(k))
     }
 }
 
