@@ -238,23 +238,25 @@ struct Stages {
     fused: f64,
 }
 
-/// Decisions per second of `f` over `packets`: the best of several short rounds, so that
-/// other work on a shared machine skews the figure as little as possible.
+/// Decisions per second of `f` over `packets`: the median of several short rounds, a
+/// central figure like criterion's (the best round flatters whichever side varies more),
+/// yet robust to a round disturbed by other work on a shared machine.
 fn rate(packets: &[Vec<u8>], budget: Duration, f: impl Fn(&[u8]) -> bool) -> f64 {
     let rounds = 7;
-    let mut best = 0f64;
+    let mut rates = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
         let mut decisions = 0u64;
-        while start.elapsed() < budget / rounds {
+        while start.elapsed() < budget / rounds as u32 {
             for p in packets {
                 black_box(f(black_box(p)));
             }
             decisions += packets.len() as u64;
         }
-        best = best.max(decisions as f64 / start.elapsed().as_secs_f64());
+        rates.push(decisions as f64 / start.elapsed().as_secs_f64());
     }
-    best
+    rates.sort_by(f64::total_cmp);
+    rates[rounds / 2]
 }
 
 fn main() {
@@ -324,7 +326,7 @@ fn main() {
     }
     criterion.final_summary();
 
-    println!("\nsummary ({PACKETS} packets, 3 sessions, rules per direction as listed, one core):");
+    println!("\nsummary ({PACKETS} packets, 3 sessions, rules per direction as listed, one core, median of 7 rounds):");
     println!(
         "{:>6} {:>9} {:>16} {:>16} {:>8} {:>14} {:>30}",
         "rules", "mirrored", "tapwire dec/s", "libpcap dec/s", "ratio", "pcap compile", "ns: extract/decide/both/fused"
