@@ -742,6 +742,11 @@ impl<'a> Planner<'a> {
         session.name = ch.name.apply(session.name);
         session.description = ch.description.apply(session.description);
         self.default_load_balancer_length(&mut session);
+        self.put_changed_session(session, previous)
+    }
+
+    /// Records a changed session once the checks every session change needs have passed.
+    fn put_changed_session(&mut self, mut session: Session, previous: &Session) -> Result<Output, ApiError> {
         self.check_session(&session, Some(previous))?;
         self.check_alibaba_priority(&session)?;
         session.status = self.busy_status(ResourceStatus::Modifying);
@@ -761,10 +766,7 @@ impl<'a> Planner<'a> {
         }
         let mut session = previous.clone();
         session.sources.extend(sources);
-        self.check_session(&session, Some(previous))?;
-        session.status = self.busy_status(ResourceStatus::Modifying);
-        self.changes.push(Change::PutSession(session.clone()));
-        Ok(Output::Session(session))
+        self.put_changed_session(session, previous)
     }
 
     fn remove_sources(&mut self, id: SessionId, sources: Vec<NetworkInterfaceId>) -> Result<Output, ApiError> {
