@@ -265,6 +265,11 @@ def test_dry_run_on_every_operation_writes_nothing(server, ec2):
                                             TrafficMirrorFilterId=fid, SessionNumber=1)["TrafficMirrorSession"][
         "TrafficMirrorSessionId"]
     other = server.register("198.18.1.9", instance_id="i-s9", host="s9")
+    # A filter and a target no session uses, so their deletes would succeed.
+    spare = server.register("198.18.1.10", instance_id="i-s10", host="s10")
+    unused_filter = ec2.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    unused_target = ec2.create_traffic_mirror_target(NetworkInterfaceId=spare)["TrafficMirrorTarget"][
+        "TrafficMirrorTargetId"]
     before = snapshot(ec2)
     calls = [
         (ec2.create_traffic_mirror_filter, {}),
@@ -276,6 +281,8 @@ def test_dry_run_on_every_operation_writes_nothing(server, ec2):
                                                  TrafficMirrorFilterId=fid, SessionNumber=2)),
         (ec2.delete_traffic_mirror_session, dict(TrafficMirrorSessionId=sid)),
         (ec2.delete_traffic_mirror_filter_rule, dict(TrafficMirrorFilterRuleId=rid)),
+        (ec2.delete_traffic_mirror_filter, dict(TrafficMirrorFilterId=unused_filter)),
+        (ec2.delete_traffic_mirror_target, dict(TrafficMirrorTargetId=unused_target)),
         (ec2.modify_traffic_mirror_filter_rule, dict(TrafficMirrorFilterRuleId=rid, RuleNumber=9)),
         (ec2.modify_traffic_mirror_session, dict(TrafficMirrorSessionId=sid, SessionNumber=9)),
         (ec2.modify_traffic_mirror_filter_network_services, dict(TrafficMirrorFilterId=fid,
@@ -288,6 +295,7 @@ def test_dry_run_on_every_operation_writes_nothing(server, ec2):
         (ec2.describe_traffic_mirror_targets, {}),
         (ec2.describe_network_interfaces, {}),
     ]
+    assert len({fn.__name__ for fn, _ in calls}) == 18  # every EC2 operation tapwire serves
     for fn, kwargs in calls:
         assert error_code(fn, DryRun=True, **kwargs) == ("DryRunOperation", 412), fn.__name__
     # A dry run still runs the checks: a bad request gets its real error.

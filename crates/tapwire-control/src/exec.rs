@@ -291,10 +291,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn new_suffix(&mut self) -> IdSuffix {
-        let mut bytes = [0u8; 9];
-        self.entropy.fill(&mut bytes);
-        IdSuffix::from_random(bytes)
+    /// A random ID of one kind that `existing` does not hold yet.
+    fn fresh_id<K: Ord + Clone, V: Clone>(&mut self, existing: &OrdMap<K, V>, make: fn(IdSuffix) -> K) -> K {
+        loop {
+            let mut bytes = [0u8; 9];
+            self.entropy.fill(&mut bytes);
+            let id = make(IdSuffix::from_random(bytes));
+            if !existing.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     // === filters and rules ===
@@ -328,12 +334,7 @@ impl<'a> Planner<'a> {
             return Err(quota(Quota::Filters, "The maximum number of traffic mirror filters has been reached."));
         }
         let tags = self.merged_tags(Vec::new(), tags)?;
-        let id = loop {
-            let id = FilterId::from_suffix(self.new_suffix());
-            if !self.state.filters.contains_key(&id) {
-                break id;
-            }
-        };
+        let id = self.fresh_id(&self.state.filters, FilterId::from_suffix);
         let filter = Filter {
             id,
             scope: self.scope(),
@@ -412,12 +413,7 @@ impl<'a> Planner<'a> {
             check_rule_match(&n.matches)?;
             check_rule_number(n.number)?;
             let tags = self.merged_tags(Vec::new(), n.tags)?;
-            let id = loop {
-                let id = RuleId::from_suffix(self.new_suffix());
-                if !self.state.rules.contains_key(&id) {
-                    break id;
-                }
-            };
+            let id = self.fresh_id(&self.state.rules, RuleId::from_suffix);
             let rule = FilterRule {
                 id,
                 filter_id,
@@ -645,12 +641,7 @@ impl<'a> Planner<'a> {
             return Err(ApiError::missing("NetworkInterfaceId"));
         }
         let tags = self.merged_tags(Vec::new(), new.tags)?;
-        let id = loop {
-            let id = SessionId::from_suffix(self.new_suffix());
-            if !self.state.sessions.contains_key(&id) {
-                break id;
-            }
-        };
+        let id = self.fresh_id(&self.state.sessions, SessionId::from_suffix);
         let vni = match new.vni {
             Some(v) => v,
             None => self.random_vni(None),
@@ -824,12 +815,7 @@ impl<'a> Planner<'a> {
             }
         }
         let tags = self.merged_tags(Vec::new(), tags)?;
-        let id = loop {
-            let id = TargetId::from_suffix(self.new_suffix());
-            if !self.state.targets.contains_key(&id) {
-                break id;
-            }
-        };
+        let id = self.fresh_id(&self.state.targets, TargetId::from_suffix);
         let target = Target { id, scope: self.scope(), destination, description, tags, created_at: self.now };
         self.changes.push(Change::PutTarget(target.clone()));
         Ok(Output::Target(target))
@@ -911,12 +897,7 @@ impl<'a> Planner<'a> {
                 i
             }
             None => {
-                let id = loop {
-                    let id = NetworkInterfaceId::from_suffix(self.new_suffix());
-                    if !self.state.interfaces.contains_key(&id) {
-                        break id;
-                    }
-                };
+                let id = self.fresh_id(&self.state.interfaces, NetworkInterfaceId::from_suffix);
                 NetworkInterface {
                     id,
                     scope: self.scope(),

@@ -58,26 +58,16 @@ fn v4(a: &str) -> std::net::IpAddr {
     a.parse().unwrap()
 }
 
+fn ipv4_frame(src: &str, dst: &str, l4: L4, payload_len: usize) -> Vec<u8> {
+    FrameSpec { source: v4(src), destination: v4(dst), l4, payload_len, ..Default::default() }.to_bytes()
+}
+
 fn tcp(src: &str, dst: &str, sport: u16, dport: u16, payload_len: usize) -> Vec<u8> {
-    FrameSpec {
-        source: v4(src),
-        destination: v4(dst),
-        l4: L4::Tcp { source_port: sport, destination_port: dport },
-        payload_len,
-        ..Default::default()
-    }
-    .to_bytes()
+    ipv4_frame(src, dst, L4::Tcp { source_port: sport, destination_port: dport }, payload_len)
 }
 
 fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload_len: usize) -> Vec<u8> {
-    FrameSpec {
-        source: v4(src),
-        destination: v4(dst),
-        l4: L4::Udp { source_port: sport, destination_port: dport },
-        payload_len,
-        ..Default::default()
-    }
-    .to_bytes()
+    ipv4_frame(src, dst, L4::Udp { source_port: sport, destination_port: dport }, payload_len)
 }
 
 /// An input frame and what simulate must do with it: `Some((vni, target, inner_len))`.
