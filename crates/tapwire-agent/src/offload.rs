@@ -14,6 +14,7 @@
 
 use std::net::IpAddr;
 
+use tapwire_wire::ip::protocol;
 use tapwire_wire::{FlowKey, checksum, ipv4, ipv6, tcp, udp};
 
 const TCP_FLAG_CWR: u8 = 0x80;
@@ -59,7 +60,7 @@ impl<'a> TcpSuperFrame<'a> {
     /// Reads a TCP frame captured whole (`frame` holds every byte its IP header counts);
     /// `None` for anything else.
     pub fn parse(frame: &'a [u8], key: &FlowKey) -> Option<Self> {
-        if key.protocol != tcp::PROTOCOL || key.ports.is_none() {
+        if key.protocol != protocol::TCP || key.ports.is_none() {
             return None;
         }
         let l3 = usize::from(key.l3_offset);
@@ -172,7 +173,7 @@ impl<'a> TcpSuperFrame<'a> {
         }
         t[13] = flags;
         t[16..18].copy_from_slice(&[0, 0]);
-        let acc = checksum::pseudo_header(self.source, self.destination, tcp::PROTOCOL, l4_len as u32);
+        let acc = checksum::pseudo_header(self.source, self.destination, protocol::TCP, l4_len as u32);
         let acc = checksum::accumulate(acc, t);
         // Header length is even, so the payload's words line up.
         let sum = !checksum::fold(checksum::accumulate(acc, chunk));
@@ -198,8 +199,8 @@ pub fn complete_checksum(frame: &mut [u8], key: &FlowKey) -> bool {
     }
     let segment = &mut frame[l4..ip_end];
     match key.protocol {
-        tcp::PROTOCOL => tcp::fill_checksum(segment, key.source, key.destination).is_ok(),
-        udp::PROTOCOL => udp::fill_checksum(segment, key.source, key.destination).is_ok(),
+        protocol::TCP => tcp::fill_checksum(segment, key.source, key.destination).is_ok(),
+        protocol::UDP => udp::fill_checksum(segment, key.source, key.destination).is_ok(),
         _ => false,
     }
 }
@@ -266,7 +267,7 @@ mod tests {
             let t = tcp::Packet::new_checked(&s[usize::from(key.l4_offset)..]).unwrap();
             assert_eq!(t.sequence(), original_tcp.sequence().wrapping_add((i * 1448) as u32));
             let sum =
-                checksum::upper_layer(key.source, key.destination, tcp::PROTOCOL, &s[usize::from(key.l4_offset)..]);
+                checksum::upper_layer(key.source, key.destination, protocol::TCP, &s[usize::from(key.l4_offset)..]);
             assert_eq!(sum, 0, "segment {i} checksum must verify");
             let psh = t.flags() & tcp::flags::PSH != 0;
             assert_eq!(psh, i == 2, "PSH only on the last segment");
@@ -287,7 +288,7 @@ mod tests {
         assert_eq!(n, full);
         let ip = ipv6::Packet::new_checked(&whole[14..n]).unwrap();
         assert_eq!(usize::from(ip.payload_len()), 20 + 1428);
-        assert_eq!(checksum::upper_layer(key.source, key.destination, tcp::PROTOCOL, &whole[54..n]), 0);
+        assert_eq!(checksum::upper_layer(key.source, key.destination, protocol::TCP, &whole[54..n]), 0);
         let mut cut = vec![0u8; 100];
         let (m, full2) = sf.write_segment(1, 1428, &mut cut);
         assert_eq!((m, full2), (100, full));

@@ -18,6 +18,7 @@ use tapwire_agent::output::RecordingTransmit;
 use tapwire_agent::pipeline::{self, Pipeline, PipelineSettings};
 use tapwire_agent::report::InterfaceReport;
 use tapwire_mirror::{SockFilter, outer_source_port};
+use tapwire_wire::ip::protocol;
 use tapwire_wire::{FlowKey, checksum, ipv4, tcp, udp, vxlan};
 
 /// One decoded copy.
@@ -37,7 +38,7 @@ fn decode(datagram: &[u8], to: SocketAddr) -> Copy {
     let ip = ipv4::Packet::new_checked(datagram).unwrap();
     assert!(ip.verify_checksum());
     assert_eq!(usize::from(ip.total_len()), datagram.len());
-    assert_eq!(ip.protocol(), udp::PROTOCOL);
+    assert_eq!(ip.protocol(), protocol::UDP);
     assert_eq!(IpAddr::V4(ip.destination()), to.ip());
     let u = udp::Packet::new_checked(ip.payload()).unwrap();
     assert_eq!(usize::from(u.len_field()), ip.payload().len());
@@ -184,7 +185,7 @@ fn tcp_super_frames_are_segmented_to_the_interface_mtu_with_valid_checksums() {
         let ip = ipv4::Packet::new_checked(&c.inner[14..]).unwrap();
         assert!(ip.verify_checksum());
         let l4 = &c.inner[usize::from(key.l4_offset)..];
-        assert_eq!(checksum::upper_layer(key.source, key.destination, tcp::PROTOCOL, l4), 0);
+        assert_eq!(checksum::upper_layer(key.source, key.destination, protocol::TCP, l4), 0);
         payload.extend_from_slice(tcp::Packet::new_checked(l4).unwrap().payload());
     }
     assert_eq!(payload.len(), 20_000);

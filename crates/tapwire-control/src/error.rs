@@ -148,6 +148,16 @@ impl ApiError {
         Self::new(ErrorKind::NotFound(kind), format!("The {what} '{id}' does not exist."))
     }
 
+    /// `NotRepresentable` for a session EC2 cannot show.
+    pub fn not_representable(id: &str) -> Self {
+        Self::new(
+            ErrorKind::NotRepresentable,
+            format!(
+                "The traffic mirror session '{id}' has several or no sources, is disabled, or names its destination without a traffic mirror target; the EC2 API cannot show it. Use the Alibaba Cloud VPC API."
+            ),
+        )
+    }
+
     /// An internal failure; the detail is logged, not shown.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

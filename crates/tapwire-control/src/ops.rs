@@ -1,8 +1,9 @@
 //! Dialect-neutral operations: what a caller asked for, already parsed into model types.
 //!
 //! Each dialect codec turns its request into one [`Operation`] plus a [`RequestContext`];
-//! [`crate::Control::execute`] runs it and returns an [`Output`] the codec renders. Reads
-//! (Describe/List) do not go through here: they read a [`crate::State`] snapshot directly.
+//! [`crate::control::Control::execute`] runs it and returns an [`Output`] the codec
+//! renders. Reads (Describe/List) do not go through here: they read a
+//! [`crate::state::State`] snapshot directly.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -10,6 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use tapwire_model::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use tapwire_model::resource::{
     Filter, FilterRule, NetworkInterface, NetworkService, ResourceStatus, Session, SessionTarget, Tag, Target,
     TargetDestination,
@@ -74,7 +76,7 @@ pub struct NewRule {
     /// Direction.
     pub direction: Direction,
     /// Rule number / priority.
-    pub number: u32,
+    pub number: RuleNumber,
     /// Accept or reject.
     pub action: RuleAction,
     /// What it matches.
@@ -91,7 +93,7 @@ pub struct RuleChanges {
     /// New direction.
     pub direction: Option<Direction>,
     /// New number.
-    pub number: Option<u32>,
+    pub number: Option<RuleNumber>,
     /// New action.
     pub action: Option<RuleAction>,
     /// Protocol.
@@ -118,11 +120,11 @@ pub struct NewSession {
     /// Filter.
     pub filter_id: FilterId,
     /// Session number / priority.
-    pub number: u32,
+    pub number: SessionNumber,
     /// VNI; drawn at random (unique in the account) when absent.
-    pub vni: Option<u32>,
+    pub vni: Option<Vni>,
     /// Packet length; absent = whole frame.
-    pub packet_length: Option<u16>,
+    pub packet_length: Option<PacketLength>,
     /// Enabled.
     pub enabled: bool,
     /// Alibaba name.
@@ -143,11 +145,11 @@ pub struct SessionChanges {
     /// New filter.
     pub filter_id: Option<FilterId>,
     /// New number.
-    pub number: Option<u32>,
+    pub number: Option<SessionNumber>,
     /// VNI; `Remove` draws a fresh random one.
-    pub vni: Update<u32>,
+    pub vni: Update<Vni>,
     /// Packet length.
-    pub packet_length: Update<u16>,
+    pub packet_length: Update<PacketLength>,
     /// Enabled flag.
     pub enabled: Option<bool>,
     /// Alibaba name.
@@ -365,4 +367,68 @@ pub enum Output {
     Deleted(String),
     /// Done; nothing to show.
     Done,
+}
+
+/// Typed views of an [`Output`]: each codec knows what its operation returns; a mismatch
+/// is a bug inside the server, answered as an internal error.
+impl Output {
+    fn mismatch(self, expected: &str) -> crate::error::ApiError {
+        crate::error::ApiError::internal(format!("expected {expected}, got {self:?}"))
+    }
+
+    /// The filter of a filter operation.
+    pub fn into_filter(self) -> Result<FilterView, crate::error::ApiError> {
+        match self {
+            Output::Filter(v) => Ok(v),
+            other => Err(other.mismatch("a filter")),
+        }
+    }
+
+    /// The rule of a one-rule operation.
+    pub fn into_rule(self) -> Result<FilterRule, crate::error::ApiError> {
+        match self {
+            Output::Rule(r) => Ok(r),
+            other => Err(other.mismatch("a rule")),
+        }
+    }
+
+    /// The rules of a several-rule operation, in request order.
+    pub fn into_rules(self) -> Result<Vec<FilterRule>, crate::error::ApiError> {
+        match self {
+            Output::Rules(r) => Ok(r),
+            other => Err(other.mismatch("rules")),
+        }
+    }
+
+    /// The session of a session operation.
+    pub fn into_session(self) -> Result<Session, crate::error::ApiError> {
+        match self {
+            Output::Session(s) => Ok(s),
+            other => Err(other.mismatch("a session")),
+        }
+    }
+
+    /// The target of a target operation.
+    pub fn into_target(self) -> Result<Target, crate::error::ApiError> {
+        match self {
+            Output::Target(t) => Ok(t),
+            other => Err(other.mismatch("a target")),
+        }
+    }
+
+    /// The interface of an interface operation.
+    pub fn into_interface(self) -> Result<NetworkInterface, crate::error::ApiError> {
+        match self {
+            Output::Interface(i) => Ok(i),
+            other => Err(other.mismatch("an interface")),
+        }
+    }
+
+    /// The ID a delete removed.
+    pub fn into_deleted(self) -> Result<String, crate::error::ApiError> {
+        match self {
+            Output::Deleted(id) => Ok(id),
+            other => Err(other.mismatch("a deleted ID")),
+        }
+    }
 }

@@ -266,6 +266,35 @@ impl State {
         self.interfaces.get(&eni)
     }
 
+    /// The `tmt-` target a session's copies go through: its own (EC2), or, for a session
+    /// that names its destination directly (Alibaba), the target of the same scope on that
+    /// interface or load balancer, if there is one.
+    pub fn session_target_id(&self, s: &Session) -> Option<TargetId> {
+        let same_scope = |t: &&Target| t.scope == s.scope;
+        match &s.target {
+            SessionTarget::Target(id) => Some(*id),
+            SessionTarget::NetworkInterface(eni) => self.target_on_interface(*eni).filter(same_scope).map(|t| t.id),
+            SessionTarget::LoadBalancer(lb) => {
+                self.targets
+                    .values()
+                    .filter(same_scope)
+                    .find(|t| match &t.destination {
+                        TargetDestination::NetworkLoadBalancer(x)
+                        | TargetDestination::GatewayLoadBalancerEndpoint(x) => x == lb,
+                        TargetDestination::NetworkInterface(_) => false,
+                    })
+                    .map(|t| t.id)
+            }
+        }
+    }
+
+    /// Whether EC2 can show a session faithfully: exactly one source, enabled (EC2 has no
+    /// disabled sessions), and a destination that is an EC2 target. Sessions made through
+    /// Alibaba may be none of these (docs/dialects.md).
+    pub fn ec2_can_show(&self, s: &Session) -> bool {
+        s.sources.len() == 1 && s.enabled && self.session_target_id(s).is_some()
+    }
+
     /// Whether the traffic mirror service is open for `scope` (Alibaba).
     pub fn service_open(&self, scope: &Scope) -> bool {
         self.services.contains_key(&ServiceRecord::key(scope))

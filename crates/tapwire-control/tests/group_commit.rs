@@ -85,7 +85,7 @@ fn concurrent_writes_all_land_and_see_each_other() {
                 };
                 let rule = NewRule {
                     direction: Direction::Ingress,
-                    number: 7,
+                    number: tapwire_model::RuleNumber::new(7).unwrap(),
                     action: RuleAction::Accept,
                     matches: RuleMatch {
                         protocol: None,

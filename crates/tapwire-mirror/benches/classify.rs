@@ -95,7 +95,7 @@ fn rule(rng: &mut Rng, number: u32, id: u64) -> RuleConfig {
     };
     RuleConfig {
         rule_id: RuleId::from_suffix(suffix(id)),
-        number,
+        number: tapwire_model::RuleNumber::new(number).expect("rule numbers start at 1"),
         action: RuleAction::Accept,
         matches: RuleMatch {
             protocol,
@@ -124,9 +124,9 @@ fn config(rules_per_direction: usize) -> InterfaceConfig {
             let egress = list(&mut rng);
             SessionConfig {
                 session_id: SessionId::from_suffix(suffix(1_000_000 + u64::from(number))),
-                number,
-                vni: number,
-                packet_length: Some(128),
+                number: tapwire_model::SessionNumber::new(number).expect("session numbers start at 1"),
+                vni: tapwire_model::Vni::new(number).expect("small numbers are VNIs"),
+                packet_length: tapwire_model::PacketLength::new(128),
                 enabled: true,
                 target: TargetEndpoint { address: "198.18.255.1".parse().unwrap(), port: 4789 },
                 filter: FilterConfig {

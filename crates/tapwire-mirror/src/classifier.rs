@@ -250,10 +250,10 @@ impl Classifier {
             }
             sessions.push(SessionInfo {
                 session_id: s.session_id,
-                number: s.number,
+                number: s.number.get(),
                 enabled: s.enabled,
-                vni: s.vni,
-                packet_length: s.packet_length,
+                vni: s.vni.get(),
+                packet_length: s.packet_length.map(|l| l.get()),
                 target: s.target,
                 filter_id: s.filter.filter_id,
                 amazon_dns: s.filter.network_services.contains(&NetworkService::AmazonDns),
@@ -266,7 +266,7 @@ impl Classifier {
                         rule_id: r.rule_id,
                         session: index as u16,
                         direction,
-                        number: r.number,
+                        number: r.number.get(),
                         action: r.action,
                         matches: r.matches.clone(),
                     });

@@ -18,6 +18,7 @@
 use std::net::IpAddr;
 
 use tapwire_wire::ethernet::{self, MacAddress, ethertype};
+use tapwire_wire::ip::protocol;
 use tapwire_wire::{FlowKey, WireError, ipv4, ipv6, udp, vxlan};
 
 use crate::{Classifier, Decision};
@@ -139,7 +140,7 @@ pub fn raw_ipv4_headers(
     };
     let out = out.get_mut(..RAW_IPV4_HEADERS_LEN).ok_or(EncapError::BufferTooSmall { needed: RAW_IPV4_HEADERS_LEN })?;
     let udp_len = u16::try_from(udp::HEADER_LEN + vxlan::HEADER_LEN + inner_len).map_err(|_| EncapError::TooLarge)?;
-    ipv4::Repr::new(source, target, udp::PROTOCOL, udp_len).emit(out).map_err(|_| EncapError::TooLarge)?;
+    ipv4::Repr::new(source, target, protocol::UDP, udp_len).emit(out).map_err(|_| EncapError::TooLarge)?;
     let l4 = ipv4::MIN_HEADER_LEN;
     udp::Repr {
         source_port: decision.outer_source_port,
@@ -188,13 +189,13 @@ impl Classifier {
         let ether = match (source, target) {
             (IpAddr::V4(s), IpAddr::V4(t)) => {
                 let payload_len = u16::try_from(needed - l4).map_err(|_| EncapError::TooLarge)?;
-                ipv4::Repr::new(s, t, udp::PROTOCOL, payload_len)
+                ipv4::Repr::new(s, t, protocol::UDP, payload_len)
                     .emit(&mut out[l3..])
                     .map_err(|_| EncapError::TooLarge)?;
                 ethertype::IPV4
             }
             (IpAddr::V6(s), IpAddr::V6(t)) => {
-                ipv6::Repr::new(s, t, udp::PROTOCOL, udp_len).emit(&mut out[l3..])?;
+                ipv6::Repr::new(s, t, protocol::UDP, udp_len).emit(&mut out[l3..])?;
                 ethertype::IPV6
             }
             _ => return Err(EncapError::NoOuterSource),

@@ -165,7 +165,7 @@ fn thousands_of_rules_agree_with_reference() {
             }
             list.extend(extra);
             for (i, r) in list.iter_mut().enumerate() {
-                r.number = i as u32 + 1;
+                r.number = tapwire_model::RuleNumber::new(i as u32 + 1).unwrap();
             }
         }
     }

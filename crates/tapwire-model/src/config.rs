@@ -19,9 +19,10 @@
 //!       "egress": [] } } ] }
 //! ```
 //!
-//! Invariants checked by [`InterfaceConfig::validate`]: the schema is 1, session numbers
-//! are unique, VNIs are 24-bit, packet lengths are 1–8500, rule numbers are unique per
-//! direction, both CIDRs of a rule share a family.
+//! Invariants: VNIs, packet lengths and session and rule numbers are in range when the
+//! document is read (they are [`crate::numbers`] types); [`InterfaceConfig::validate`]
+//! checks the rest: the schema is 1, session numbers are unique, rule numbers are unique
+//! per direction, both CIDRs of a rule share a family.
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -29,7 +30,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId};
-use crate::limits;
+use crate::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use crate::resource::NetworkService;
 use crate::rule::{RuleAction, RuleMatch};
 
@@ -65,12 +66,12 @@ pub struct SessionConfig {
     /// Session identity, for counters.
     pub session_id: SessionId,
     /// Lower numbers are tried first.
-    pub number: u32,
+    pub number: SessionNumber,
     /// VXLAN network identifier.
-    pub vni: u32,
+    pub vni: Vni,
     /// Bytes of the inner frame to copy; absent = whole frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub packet_length: Option<u16>,
+    pub packet_length: Option<PacketLength>,
     /// Disabled sessions are skipped.
     pub enabled: bool,
     /// Where copies go.
@@ -118,7 +119,7 @@ pub struct RuleConfig {
     /// Rule identity, for counters.
     pub rule_id: RuleId,
     /// Evaluated ascending; unique per direction.
-    pub number: u32,
+    pub number: RuleNumber,
     /// Accept (mirror) or reject.
     pub action: RuleAction,
     /// What it matches.
@@ -134,16 +135,10 @@ pub enum ConfigError {
     Schema(u32),
     /// Two sessions share a number.
     #[error("session number {0} is used twice")]
-    DuplicateSessionNumber(u32),
-    /// VNI over 24 bits.
-    #[error("session {0}: VNI {1} is not 24-bit")]
-    Vni(SessionId, u32),
-    /// Packet length out of range.
-    #[error("session {0}: packet length {1} is outside 1-8500")]
-    PacketLength(SessionId, u16),
+    DuplicateSessionNumber(SessionNumber),
     /// Two rules of a direction share a number.
     #[error("filter {0}: rule number {1} is used twice in one direction")]
-    DuplicateRuleNumber(FilterId, u32),
+    DuplicateRuleNumber(FilterId, RuleNumber),
     /// A rule mixes IPv4 and IPv6.
     #[error("rule {0}: source and destination CIDRs are of different families")]
     CidrFamily(RuleId),
@@ -159,14 +154,6 @@ impl InterfaceConfig {
         for s in &self.sessions {
             if !numbers.insert(s.number) {
                 return Err(ConfigError::DuplicateSessionNumber(s.number));
-            }
-            if !limits::VNI.contains(&s.vni) {
-                return Err(ConfigError::Vni(s.session_id, s.vni));
-            }
-            if let Some(len) = s.packet_length
-                && !limits::EC2_PACKET_LENGTH.contains(&u32::from(len))
-            {
-                return Err(ConfigError::PacketLength(s.session_id, len));
             }
             for rules in [&s.filter.ingress, &s.filter.egress] {
                 let mut seen = HashSet::new();
@@ -222,9 +209,11 @@ mod tests {
     #[test]
     fn unknown_fields_and_bad_values_are_refused() {
         assert!(serde_json::from_str::<InterfaceConfig>(&DOC.replace("\"vni\"", "\"vnii\"")).is_err());
-        let mut cfg: InterfaceConfig = serde_json::from_str(DOC).unwrap();
-        cfg.sessions[0].vni = 1 << 24;
-        assert!(matches!(cfg.validate(), Err(ConfigError::Vni(..))));
+        assert!(serde_json::from_str::<InterfaceConfig>(&DOC.replace("\"vni\": 42", "\"vni\": 16777216")).is_err());
+        assert!(
+            serde_json::from_str::<InterfaceConfig>(&DOC.replace("\"packet_length\": 128", "\"packet_length\": 0"))
+                .is_err()
+        );
         let mut cfg: InterfaceConfig = serde_json::from_str(DOC).unwrap();
         cfg.sessions[0].filter.ingress[0].matches.destination_cidr = "::/0".parse().unwrap();
         assert!(matches!(cfg.validate(), Err(ConfigError::CidrFamily(..))));

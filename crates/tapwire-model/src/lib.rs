@@ -5,7 +5,8 @@
 //! - typed resource IDs ([`ids`]) that cannot be confused with one another,
 //! - the resources themselves ([`resource`]) as both API dialects see them,
 //! - the matching vocabulary of filter rules ([`rule`]), shared with the data plane,
-//! - every validation range and quota ([`limits`]), kept in one place,
+//! - every validation range and quota ([`limits`]), kept in one place, and the validated
+//!   numbers whose range both dialects share ([`numbers`]),
 //! - the versioned per-interface configuration document the control plane hands to
 //!   agents and `tapwire simulate` reads ([`config`]).
 //!
@@ -15,8 +16,10 @@
 pub mod config;
 pub mod ids;
 pub mod limits;
+pub mod numbers;
 pub mod resource;
 pub mod rule;
 
 pub use ids::{AccountId, FilterId, IdParseError, NetworkInterfaceId, RuleId, SessionId, TargetId};
+pub use numbers::{PacketLength, RangeError, RuleNumber, SessionNumber, Vni};
 pub use rule::{Direction, PortRange, RuleAction, RuleMatch};

@@ -1,38 +1,27 @@
 //! Every validation range and quota, in one place.
 //!
 //! Ranges are facts of the APIs and fixed; quotas are defaults that an operator may change
-//! through [`Quotas`].
+//! through [`Quotas`]. Ranges of a single field that both dialects share are validated
+//! newtypes in [`crate::numbers`].
 
 use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-/// EC2 rule numbers (evaluated ascending).
-pub const RULE_NUMBER: RangeInclusive<u32> = 1..=32766;
 /// Alibaba rule priorities per direction.
 pub const ALIBABA_RULE_PRIORITY: RangeInclusive<u32> = 1..=10;
-/// Session numbers (EC2) and session priorities (Alibaba).
-pub const SESSION_NUMBER: RangeInclusive<u32> = 1..=32766;
-/// EC2 packet length: bytes of the inner frame after the VXLAN header.
-pub const EC2_PACKET_LENGTH: RangeInclusive<u32> = 1..=8500;
 /// Alibaba packet length.
 pub const ALIBABA_PACKET_LENGTH: RangeInclusive<u32> = 64..=8500;
 /// Alibaba default packet length.
 pub const ALIBABA_DEFAULT_PACKET_LENGTH: u16 = 1500;
 /// Packet length reported for EC2 sessions whose target is a load balancer and which set none.
 pub const NLB_DEFAULT_PACKET_LENGTH: u16 = 8500;
-/// VXLAN network identifiers are 24 bits.
-pub const VNI: RangeInclusive<u32> = 0..=0x00ff_ffff;
-/// VNIs drawn at random when the caller gives none (0 is avoided: some tools treat it as unset).
-pub const RANDOM_VNI: RangeInclusive<u32> = 1..=0x00ff_ffff;
 /// EC2 Describe page sizes.
 pub const EC2_MAX_RESULTS: RangeInclusive<u32> = 5..=1000;
 /// Alibaba List page sizes.
 pub const ALIBABA_MAX_RESULTS: RangeInclusive<u32> = 1..=100;
 /// Alibaba default page size.
 pub const ALIBABA_DEFAULT_MAX_RESULTS: u32 = 10;
-/// Ports in rules.
-pub const PORT: RangeInclusive<u32> = 0..=65535;
 
 /// EC2 tag rules.
 pub mod ec2_tags {

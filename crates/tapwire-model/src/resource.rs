@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use crate::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use crate::rule::{Direction, RuleAction, RuleMatch};
 
 /// A key/value tag. Keys are unique per resource; order of insertion is kept.
@@ -117,7 +118,7 @@ pub struct FilterRule {
     /// Direction it applies to.
     pub direction: Direction,
     /// EC2 rule number or Alibaba priority: evaluated ascending, unique per direction.
-    pub number: u32,
+    pub number: RuleNumber,
     /// Accept (mirror) or reject.
     pub action: RuleAction,
     /// What it matches.
@@ -157,11 +158,11 @@ pub struct Session {
     /// Filter deciding what is mirrored.
     pub filter_id: FilterId,
     /// EC2 session number / Alibaba priority: lower is tried first.
-    pub number: u32,
+    pub number: SessionNumber,
     /// VXLAN network identifier.
-    pub vni: u32,
+    pub vni: Vni,
     /// Bytes of the inner frame to copy; `None` = whole frame.
-    pub packet_length: Option<u16>,
+    pub packet_length: Option<PacketLength>,
     /// Disabled sessions mirror nothing (Alibaba `Enabled`; EC2 sessions are enabled).
     pub enabled: bool,
     /// Alibaba name.

@@ -100,22 +100,8 @@ impl PortRange {
     }
 }
 
-/// IANA protocol numbers the rules care about.
-pub mod protocol {
-    /// ICMP for IPv4.
-    pub const ICMP: u8 = 1;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMP for IPv6.
-    pub const ICMPV6: u8 = 58;
-
-    /// Whether a port range can apply to this protocol.
-    pub fn has_ports(p: u8) -> bool {
-        p == TCP || p == UDP
-    }
-}
+/// IANA protocol numbers; their one home is the wire crate.
+pub use tapwire_wire::ip::protocol;
 
 /// The match part of a rule: everything but its identity, number and action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

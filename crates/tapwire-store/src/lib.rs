@@ -3,8 +3,9 @@
 //! The control plane keeps its working state in memory and persists it here as
 //! *documents*: `(kind, id) → JSON body`. A [`Commit`] is a set of puts and deletes that
 //! lands in one transaction and bumps the store's revision by one. That is the whole
-//! contract, so a backend is small: the embedded SQLite one here, a PostgreSQL one next to
-//! it later, with no change to control logic.
+//! contract, so a backend is small: the embedded SQLite one ([`SqliteStore`]) and an
+//! in-memory one for tests ([`MemoryStore`]) implement the three methods of [`Store`]; a
+//! PostgreSQL backend would implement the same three, with no change to control logic.
 //!
 //! Invariants:
 //! - A commit is atomic and durable before [`Store::commit`] returns: an acknowledged write
@@ -12,8 +13,10 @@
 //! - Commits are optimistic: each names the revision it was computed against, and fails
 //!   with [`StoreError::Conflict`] if another writer (another replica) got there first.
 
+mod memory;
 mod sqlite;
 
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 /// One stored document.

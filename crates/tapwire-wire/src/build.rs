@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use crate::ethernet::{self, MacAddress, ethertype};
+use crate::ip::protocol;
 use crate::{icmp, ipv4, ipv6, tcp, udp, vlan};
 
 /// The upper layer of a built frame.
@@ -44,10 +45,10 @@ impl L4 {
     /// The IANA protocol number for a packet of family `v6`.
     pub fn protocol(&self, v6: bool) -> u8 {
         match self {
-            L4::Tcp { .. } => tcp::PROTOCOL,
-            L4::Udp { .. } => udp::PROTOCOL,
-            L4::Icmp { .. } if v6 => icmp::PROTOCOL_V6,
-            L4::Icmp { .. } => icmp::PROTOCOL_V4,
+            L4::Tcp { .. } => protocol::TCP,
+            L4::Udp { .. } => protocol::UDP,
+            L4::Icmp { .. } if v6 => protocol::ICMPV6,
+            L4::Icmp { .. } => protocol::ICMP,
             L4::Other { protocol } => *protocol,
         }
     }
@@ -109,14 +110,14 @@ impl FrameSpec {
         if v6 {
             let fragmented = later || self.more_fragments;
             let mut kinds: Vec<u8> = self.ipv6_extensions.clone();
-            if fragmented && !kinds.contains(&ipv6::next_header::FRAGMENT) {
-                kinds.push(ipv6::next_header::FRAGMENT);
+            if fragmented && !kinds.contains(&protocol::FRAGMENT) {
+                kinds.push(protocol::FRAGMENT);
             }
             first_next = kinds.first().copied().unwrap_or(protocol);
             for (i, kind) in kinds.iter().enumerate() {
                 let next = kinds.get(i + 1).copied().unwrap_or(protocol);
                 let mut h = [0u8; 8];
-                let written = if *kind == ipv6::next_header::FRAGMENT {
+                let written = if *kind == protocol::FRAGMENT {
                     ipv6::emit_fragment_header(&mut h, next, self.fragment_offset, self.more_fragments, 0x1234)
                 } else {
                     ipv6::emit_extension_header(&mut h, next, 8)

@@ -8,6 +8,18 @@ use crate::WireError;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 14;
 
+/// Byte ranges of the header fields.
+pub mod field {
+    use crate::field::Field;
+
+    /// Destination MAC address.
+    pub const DESTINATION: Field = 0..6;
+    /// Source MAC address.
+    pub const SOURCE: Field = 6..12;
+    /// EtherType (or the first VLAN tag's TPID).
+    pub const ETHERTYPE: Field = 12..14;
+}
+
 /// EtherType values tapwire looks at.
 pub mod ethertype {
     /// IPv4.
@@ -50,17 +62,17 @@ impl<'a> Frame<'a> {
 
     /// Destination MAC.
     pub fn destination(&self) -> MacAddress {
-        mac(&self.bytes[0..6])
+        mac(&self.bytes[field::DESTINATION])
     }
 
     /// Source MAC.
     pub fn source(&self) -> MacAddress {
-        mac(&self.bytes[6..12])
+        mac(&self.bytes[field::SOURCE])
     }
 
     /// The EtherType (or TPID of the first VLAN tag).
     pub fn ethertype(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[12], self.bytes[13]])
+        crate::field::be16(self.bytes, field::ETHERTYPE)
     }
 
     /// Everything after the 14-byte header.

@@ -21,6 +21,8 @@
 use std::net::IpAddr;
 
 use crate::ethernet::{self, ethertype};
+use crate::field::{be16, be32, be128};
+use crate::ip::protocol;
 use crate::ipv6::Fragment;
 use crate::{WireError, ipv4, ipv6, tcp, udp, vlan};
 
@@ -232,12 +234,6 @@ impl FlowKey {
     }
 }
 
-/// Big-endian u16 at `at`; callers have checked `at + 2 <= bytes.len()`.
-#[inline(always)]
-fn be16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([bytes[at], bytes[at + 1]])
-}
-
 /// What the fast path reads: everything a [`FlowKey`] holds, addresses as integers.
 struct Fast {
     tci: Option<u16>,
@@ -278,42 +274,49 @@ fn fast_fields(frame: &[u8]) -> Option<Fast> {
     if frame.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN + ipv4::MIN_HEADER_LEN {
         return None;
     }
-    let outer = be16(frame, 12);
+    let outer = be16(frame, ethernet::field::ETHERTYPE);
     let tagged = ethertype::is_vlan_tag(outer);
-    let inner = be16(frame, 16);
+    let tag = ethernet::HEADER_LEN;
+    let inner = be16(frame, tag + vlan::field::ETHERTYPE.start..tag + vlan::field::ETHERTYPE.end);
     let (ether, l3, tci) = if tagged {
         if ethertype::is_vlan_tag(inner) {
             return None;
         }
-        (inner, ethernet::HEADER_LEN + vlan::HEADER_LEN, Some(be16(frame, 14)))
+        (
+            inner,
+            ethernet::HEADER_LEN + vlan::HEADER_LEN,
+            Some(be16(frame, tag + vlan::field::TCI.start..tag + vlan::field::TCI.end)),
+        )
     } else {
         (outer, ethernet::HEADER_LEN, None)
     };
     let (addresses, protocol, l4, end, fragment) = match ether {
         ethertype::IPV4 => {
             let h: &[u8; ipv4::MIN_HEADER_LEN] = frame.get(l3..l3 + ipv4::MIN_HEADER_LEN)?.try_into().ok()?;
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            let flags_offset = u16::from_be_bytes([h[6], h[7]]);
+            use ipv4::field as f;
+            let total = usize::from(be16(h, f::TOTAL_LEN));
+            let flags_offset = be16(h, f::FLAGS_OFFSET);
             // Version 4 without options, a sane total length, not a later fragment.
-            if h[0] != 0x45 || total < ipv4::MIN_HEADER_LEN || flags_offset & 0x1fff != 0 {
+            if h[f::VERSION_IHL] != ipv4::VERSION_IHL_NO_OPTIONS
+                || total < ipv4::MIN_HEADER_LEN
+                || flags_offset & ipv4::OFFSET_MASK != 0
+            {
                 return None;
             }
-            let fragment = if flags_offset & 0x2000 != 0 { Fragment::First } else { Fragment::Whole };
-            let addresses = Addresses::V4 {
-                source: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
-                destination: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
-            };
-            (addresses, h[9], l3 + ipv4::MIN_HEADER_LEN, l3 + total, fragment)
+            let fragment =
+                if flags_offset & ipv4::FLAG_MORE_FRAGMENTS != 0 { Fragment::First } else { Fragment::Whole };
+            let addresses = Addresses::V4 { source: be32(h, f::SOURCE), destination: be32(h, f::DESTINATION) };
+            (addresses, h[f::PROTOCOL], l3 + ipv4::MIN_HEADER_LEN, l3 + total, fragment)
         }
         ethertype::IPV6 => {
             let h: &[u8; ipv6::HEADER_LEN] = frame.get(l3..l3 + ipv6::HEADER_LEN)?.try_into().ok()?;
-            let next = h[6];
-            if h[0] >> 4 != 6 || ipv6::next_header::is_skipped_extension(next) {
+            use ipv6::field as f;
+            let next = h[f::NEXT_HEADER];
+            if h[f::VERSION_CLASS] >> 4 != 6 || ipv6::is_skipped_extension(next) {
                 return None;
             }
-            let payload = usize::from(u16::from_be_bytes([h[4], h[5]]));
-            let word = |at: usize| h[at..at + 16].try_into().map_or(0, u128::from_be_bytes);
-            let addresses = Addresses::V6 { source: word(8), destination: word(24) };
+            let payload = usize::from(be16(h, f::PAYLOAD_LEN));
+            let addresses = Addresses::V6 { source: be128(h, f::SOURCE), destination: be128(h, f::DESTINATION) };
             let l4 = l3 + ipv6::HEADER_LEN;
             (addresses, next, l4, l4 + payload, Fragment::Whole)
         }
@@ -329,11 +332,11 @@ fn fast_fields(frame: &[u8]) -> Option<Fast> {
 #[inline(always)]
 fn ports_of(protocol: u8, upper: &[u8]) -> Option<Ports> {
     match protocol {
-        tcp::PROTOCOL => {
+        protocol::TCP => {
             let p = tcp::Packet::new_checked(upper).ok()?;
             Some(Ports { source: p.source_port(), destination: p.destination_port() })
         }
-        udp::PROTOCOL => {
+        protocol::UDP => {
             let p = udp::Packet::new_checked(upper).ok()?;
             Some(Ports { source: p.source_port(), destination: p.destination_port() })
         }
@@ -385,7 +388,7 @@ mod tests {
         let spec = build::FrameSpec {
             source: "2001:db8::1".parse().unwrap(),
             destination: "2001:db8::2".parse().unwrap(),
-            ipv6_extensions: vec![ipv6::next_header::HOP_BY_HOP, ipv6::next_header::DESTINATION_OPTIONS],
+            ipv6_extensions: vec![protocol::HOP_BY_HOP, protocol::DESTINATION_OPTIONS],
             l4: build::L4::Udp { source_port: 1, destination_port: 2 },
             ..build::FrameSpec::default()
         };

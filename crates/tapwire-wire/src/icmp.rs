@@ -6,14 +6,11 @@
 
 use std::net::IpAddr;
 
+use crate::ip::protocol;
 use crate::{WireError, checksum};
 
 /// Header length.
 pub const HEADER_LEN: usize = 8;
-/// IANA protocol number of ICMP for IPv4.
-pub const PROTOCOL_V4: u8 = 1;
-/// IANA protocol number of ICMPv6.
-pub const PROTOCOL_V6: u8 = 58;
 
 /// A read-only view of an ICMP or ICMPv6 message.
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +97,7 @@ pub fn fill_checksum(message: &mut [u8], addresses: Option<(IpAddr, IpAddr)>) ->
     message[2..4].copy_from_slice(&[0, 0]);
     let sum = match addresses {
         None => checksum::internet(message),
-        Some((src, dst)) => checksum::upper_layer(src, dst, PROTOCOL_V6, message),
+        Some((src, dst)) => checksum::upper_layer(src, dst, protocol::ICMPV6, message),
     };
     message[2..4].copy_from_slice(&sum.to_be_bytes());
     Ok(())

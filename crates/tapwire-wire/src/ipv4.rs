@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::field::{be16, be32};
 use crate::{WireError, checksum};
 
 /// Length of a header without options.
@@ -14,9 +15,40 @@ pub const MIN_HEADER_LEN: usize = 20;
 /// Default TTL of packets tapwire builds.
 pub const DEFAULT_TTL: u8 = 64;
 
-const FLAG_DONT_FRAGMENT: u16 = 0x4000;
-const FLAG_MORE_FRAGMENTS: u16 = 0x2000;
-const OFFSET_MASK: u16 = 0x1fff;
+/// DF in the flags/offset word.
+pub const FLAG_DONT_FRAGMENT: u16 = 0x4000;
+/// MF in the flags/offset word.
+pub const FLAG_MORE_FRAGMENTS: u16 = 0x2000;
+/// The fragment offset bits of the flags/offset word.
+pub const OFFSET_MASK: u16 = 0x1fff;
+/// The first byte of a header without options: version 4, IHL 5.
+pub const VERSION_IHL_NO_OPTIONS: u8 = 0x45;
+
+/// Byte ranges of the header fields, used by the view, the emitter and the flow fast path.
+pub mod field {
+    use crate::field::Field;
+
+    /// Version (high nibble) and header length in 32-bit words (low nibble).
+    pub const VERSION_IHL: usize = 0;
+    /// DSCP and ECN.
+    pub const DSCP_ECN: usize = 1;
+    /// Total length.
+    pub const TOTAL_LEN: Field = 2..4;
+    /// Identification.
+    pub const IDENT: Field = 4..6;
+    /// Flags and fragment offset.
+    pub const FLAGS_OFFSET: Field = 6..8;
+    /// Time to live.
+    pub const TTL: usize = 8;
+    /// Protocol of the payload.
+    pub const PROTOCOL: usize = 9;
+    /// Header checksum.
+    pub const CHECKSUM: Field = 10..12;
+    /// Source address.
+    pub const SOURCE: Field = 12..16;
+    /// Destination address.
+    pub const DESTINATION: Field = 16..20;
+}
 
 /// A read-only view of an IPv4 packet.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +59,7 @@ pub struct Packet<'a> {
 impl<'a> Packet<'a> {
     /// Checks the invariants listed in the module docs.
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
-        let first = *bytes.first().ok_or(WireError::Truncated)?;
+        let first = *bytes.get(field::VERSION_IHL).ok_or(WireError::Truncated)?;
         if first >> 4 != 4 {
             return Err(WireError::Malformed);
         }
@@ -41,7 +73,7 @@ impl<'a> Packet<'a> {
         if header_len > bytes.len() {
             return Err(WireError::Truncated);
         }
-        let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+        let total = usize::from(be16(bytes, field::TOTAL_LEN));
         if total < header_len {
             return Err(WireError::Malformed);
         }
@@ -50,26 +82,26 @@ impl<'a> Packet<'a> {
 
     /// Header length in bytes, options included.
     pub fn header_len(&self) -> usize {
-        usize::from(self.bytes[0] & 0x0f) * 4
+        usize::from(self.bytes[field::VERSION_IHL] & 0x0f) * 4
     }
 
     /// DSCP and ECN bits.
     pub fn dscp_ecn(&self) -> u8 {
-        self.bytes[1]
+        self.bytes[field::DSCP_ECN]
     }
 
     /// Total length field.
     pub fn total_len(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+        be16(self.bytes, field::TOTAL_LEN)
     }
 
     /// Identification field.
     pub fn ident(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[4], self.bytes[5]])
+        be16(self.bytes, field::IDENT)
     }
 
     fn flags_offset(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[6], self.bytes[7]])
+        be16(self.bytes, field::FLAGS_OFFSET)
     }
 
     /// DF flag.
@@ -94,17 +126,17 @@ impl<'a> Packet<'a> {
 
     /// Time to live.
     pub fn ttl(&self) -> u8 {
-        self.bytes[8]
+        self.bytes[field::TTL]
     }
 
     /// Protocol of the payload.
     pub fn protocol(&self) -> u8 {
-        self.bytes[9]
+        self.bytes[field::PROTOCOL]
     }
 
     /// Header checksum field.
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[10], self.bytes[11]])
+        be16(self.bytes, field::CHECKSUM)
     }
 
     /// Whether the header checksum is right.
@@ -114,12 +146,12 @@ impl<'a> Packet<'a> {
 
     /// Source address.
     pub fn source(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.bytes[12], self.bytes[13], self.bytes[14], self.bytes[15])
+        Ipv4Addr::from(be32(self.bytes, field::SOURCE))
     }
 
     /// Destination address.
     pub fn destination(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.bytes[16], self.bytes[17], self.bytes[18], self.bytes[19])
+        Ipv4Addr::from(be32(self.bytes, field::DESTINATION))
     }
 
     /// The payload: after the header, up to the total length or the end of the buffer.
@@ -205,18 +237,18 @@ impl Repr {
         let flags_offset = (u16::from(self.dont_fragment) * FLAG_DONT_FRAGMENT)
             | (u16::from(self.more_fragments) * FLAG_MORE_FRAGMENTS)
             | (self.fragment_offset & OFFSET_MASK);
-        h[0] = 0x45;
-        h[1] = self.dscp_ecn;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&self.ident.to_be_bytes());
-        h[6..8].copy_from_slice(&flags_offset.to_be_bytes());
-        h[8] = self.ttl;
-        h[9] = self.protocol;
-        h[10..12].copy_from_slice(&[0, 0]);
-        h[12..16].copy_from_slice(&self.source.octets());
-        h[16..20].copy_from_slice(&self.destination.octets());
+        h[field::VERSION_IHL] = VERSION_IHL_NO_OPTIONS;
+        h[field::DSCP_ECN] = self.dscp_ecn;
+        h[field::TOTAL_LEN].copy_from_slice(&total.to_be_bytes());
+        h[field::IDENT].copy_from_slice(&self.ident.to_be_bytes());
+        h[field::FLAGS_OFFSET].copy_from_slice(&flags_offset.to_be_bytes());
+        h[field::TTL] = self.ttl;
+        h[field::PROTOCOL] = self.protocol;
+        h[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        h[field::SOURCE].copy_from_slice(&self.source.octets());
+        h[field::DESTINATION].copy_from_slice(&self.destination.octets());
         let sum = checksum::internet(h);
-        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        h[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
         Ok(MIN_HEADER_LEN)
     }
 }

@@ -13,30 +13,38 @@
 use std::net::Ipv6Addr;
 
 use crate::WireError;
+use crate::field::{be16, be32, be128};
+use crate::ip::protocol;
 
 /// Fixed header length.
 pub const HEADER_LEN: usize = 40;
 /// Longest extension-header chain walked before giving up (`Malformed`).
 pub const MAX_EXTENSION_HEADERS: usize = 8;
 
-/// Next-header values of the extension headers that are skipped.
-pub mod next_header {
-    /// Hop-by-hop options.
-    pub const HOP_BY_HOP: u8 = 0;
-    /// Routing header.
-    pub const ROUTING: u8 = 43;
-    /// Fragment header.
-    pub const FRAGMENT: u8 = 44;
-    /// Destination options.
-    pub const DESTINATION_OPTIONS: u8 = 60;
-    /// No next header.
-    pub const NO_NEXT_HEADER: u8 = 59;
+/// Byte ranges of the fixed header's fields.
+pub mod field {
+    use crate::field::Field;
 
-    /// Whether `h` is an extension header that [`super::Packet::upper_layer`] skips.
-    #[inline]
-    pub fn is_skipped_extension(h: u8) -> bool {
-        matches!(h, HOP_BY_HOP | ROUTING | FRAGMENT | DESTINATION_OPTIONS)
-    }
+    /// Version (high nibble) and the traffic class's high nibble.
+    pub const VERSION_CLASS: usize = 0;
+    /// Version, traffic class and flow label.
+    pub const VERSION_CLASS_FLOW: Field = 0..4;
+    /// Payload length.
+    pub const PAYLOAD_LEN: Field = 4..6;
+    /// Next header.
+    pub const NEXT_HEADER: usize = 6;
+    /// Hop limit.
+    pub const HOP_LIMIT: usize = 7;
+    /// Source address.
+    pub const SOURCE: Field = 8..24;
+    /// Destination address.
+    pub const DESTINATION: Field = 24..40;
+}
+
+/// Whether `h` is an extension header that [`Packet::upper_layer`] skips.
+#[inline]
+pub fn is_skipped_extension(h: u8) -> bool {
+    matches!(h, protocol::HOP_BY_HOP | protocol::ROUTING | protocol::FRAGMENT | protocol::DESTINATION_OPTIONS)
 }
 
 /// Fragment state of a packet (IPv4 or IPv6).
@@ -71,7 +79,7 @@ pub struct Packet<'a> {
 impl<'a> Packet<'a> {
     /// Checks the invariants listed in the module docs.
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
-        let first = *bytes.first().ok_or(WireError::Truncated)?;
+        let first = *bytes.get(field::VERSION_CLASS).ok_or(WireError::Truncated)?;
         if first >> 4 != 6 {
             return Err(WireError::Malformed);
         }
@@ -83,44 +91,44 @@ impl<'a> Packet<'a> {
 
     /// Traffic class.
     pub fn traffic_class(&self) -> u8 {
-        (self.bytes[0] << 4) | (self.bytes[1] >> 4)
+        (be32(self.bytes, field::VERSION_CLASS_FLOW) >> 20) as u8
     }
 
     /// Flow label (20 bits).
     pub fn flow_label(&self) -> u32 {
-        u32::from_be_bytes([0, self.bytes[1] & 0x0f, self.bytes[2], self.bytes[3]])
+        be32(self.bytes, field::VERSION_CLASS_FLOW) & 0x000f_ffff
     }
 
     /// Payload length field.
     pub fn payload_len(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[4], self.bytes[5]])
+        be16(self.bytes, field::PAYLOAD_LEN)
     }
 
     /// Next header of the fixed header.
     pub fn next_header(&self) -> u8 {
-        self.bytes[6]
+        self.bytes[field::NEXT_HEADER]
     }
 
     /// Hop limit.
     pub fn hop_limit(&self) -> u8 {
-        self.bytes[7]
+        self.bytes[field::HOP_LIMIT]
     }
 
     /// Source address.
     pub fn source(&self) -> Ipv6Addr {
-        addr(&self.bytes[8..24])
+        Ipv6Addr::from(be128(self.bytes, field::SOURCE))
     }
 
     /// Destination address.
     pub fn destination(&self) -> Ipv6Addr {
-        addr(&self.bytes[24..40])
+        Ipv6Addr::from(be128(self.bytes, field::DESTINATION))
     }
 
     /// Bytes of the packet this view may read: the header plus the payload length, cut
     /// at the end of the buffer.
     fn packet_bytes(&self) -> &'a [u8] {
         let declared = match self.payload_len() {
-            0 if self.next_header() == next_header::HOP_BY_HOP => self.bytes.len(),
+            0 if self.next_header() == protocol::HOP_BY_HOP => self.bytes.len(),
             n => HEADER_LEN + usize::from(n),
         };
         &self.bytes[..declared.min(self.bytes.len())]
@@ -138,12 +146,12 @@ impl<'a> Packet<'a> {
         let mut offset = HEADER_LEN;
         let mut fragment = Fragment::Whole;
         for _ in 0..=MAX_EXTENSION_HEADERS {
-            if !next_header::is_skipped_extension(protocol) {
+            if !is_skipped_extension(protocol) {
                 return Ok(UpperLayer { protocol, offset, fragment });
             }
             let ext = bytes.get(offset..offset + 8).ok_or(WireError::Truncated)?;
             let next = ext[0];
-            let len = if protocol == next_header::FRAGMENT {
+            let len = if protocol == protocol::FRAGMENT {
                 let offset_flags = u16::from_be_bytes([ext[2], ext[3]]);
                 let more = offset_flags & 1 != 0;
                 if offset_flags >> 3 != 0 {
@@ -164,12 +172,6 @@ impl<'a> Packet<'a> {
         }
         Err(WireError::Malformed)
     }
-}
-
-fn addr(b: &[u8]) -> Ipv6Addr {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(b);
-    Ipv6Addr::from(a)
 }
 
 /// The fixed IPv6 header.
@@ -266,7 +268,7 @@ mod tests {
         let mut at = 0;
         for (i, &(kind, len)) in exts.iter().enumerate() {
             let next = exts.get(i + 1).map_or(upper, |e| e.0);
-            if kind == next_header::FRAGMENT {
+            if kind == protocol::FRAGMENT {
                 emit_fragment_header(&mut body[at..], next, 0, true, 7).unwrap();
             } else {
                 emit_extension_header(&mut body[at..], next, len).unwrap();

@@ -15,8 +15,10 @@
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
+pub mod field;
 pub mod flow;
 pub mod icmp;
+pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;

@@ -5,12 +5,36 @@
 
 use std::net::IpAddr;
 
+use crate::field::{be16, be32};
+use crate::ip::protocol;
 use crate::{WireError, checksum};
 
 /// Header length without options.
 pub const MIN_HEADER_LEN: usize = 20;
-/// IANA protocol number.
-pub const PROTOCOL: u8 = 6;
+
+/// Byte ranges of the header fields.
+pub mod field {
+    use crate::field::Field;
+
+    /// Source port.
+    pub const SOURCE_PORT: Field = 0..2;
+    /// Destination port.
+    pub const DESTINATION_PORT: Field = 2..4;
+    /// Sequence number.
+    pub const SEQUENCE: Field = 4..8;
+    /// Acknowledgement number.
+    pub const ACKNOWLEDGEMENT: Field = 8..12;
+    /// Data offset (high nibble) and reserved bits.
+    pub const DATA_OFFSET: usize = 12;
+    /// Flags.
+    pub const FLAGS: usize = 13;
+    /// Receive window.
+    pub const WINDOW: Field = 14..16;
+    /// Checksum.
+    pub const CHECKSUM: Field = 16..18;
+    /// Urgent pointer.
+    pub const URGENT: Field = 18..20;
+}
 
 /// TCP flag bits (low byte of the flags field).
 pub mod flags {
@@ -38,7 +62,7 @@ impl<'a> Packet<'a> {
         if bytes.len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        let header_len = usize::from(bytes[12] >> 4) * 4;
+        let header_len = usize::from(bytes[field::DATA_OFFSET] >> 4) * 4;
         if header_len < MIN_HEADER_LEN {
             return Err(WireError::Malformed);
         }
@@ -50,47 +74,47 @@ impl<'a> Packet<'a> {
 
     /// Source port.
     pub fn source_port(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[0], self.bytes[1]])
+        be16(self.bytes, field::SOURCE_PORT)
     }
 
     /// Destination port.
     pub fn destination_port(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+        be16(self.bytes, field::DESTINATION_PORT)
     }
 
     /// Sequence number.
     pub fn sequence(&self) -> u32 {
-        u32::from_be_bytes([self.bytes[4], self.bytes[5], self.bytes[6], self.bytes[7]])
+        be32(self.bytes, field::SEQUENCE)
     }
 
     /// Acknowledgement number.
     pub fn acknowledgement(&self) -> u32 {
-        u32::from_be_bytes([self.bytes[8], self.bytes[9], self.bytes[10], self.bytes[11]])
+        be32(self.bytes, field::ACKNOWLEDGEMENT)
     }
 
     /// Header length in bytes (data offset × 4).
     pub fn header_len(&self) -> usize {
-        usize::from(self.bytes[12] >> 4) * 4
+        usize::from(self.bytes[field::DATA_OFFSET] >> 4) * 4
     }
 
     /// Flag bits (see [`flags`]).
     pub fn flags(&self) -> u8 {
-        self.bytes[13]
+        self.bytes[field::FLAGS]
     }
 
     /// Receive window.
     pub fn window(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[14], self.bytes[15]])
+        be16(self.bytes, field::WINDOW)
     }
 
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[16], self.bytes[17]])
+        be16(self.bytes, field::CHECKSUM)
     }
 
     /// Urgent pointer.
     pub fn urgent(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[18], self.bytes[19]])
+        be16(self.bytes, field::URGENT)
     }
 
     /// Bytes after the header.
@@ -133,7 +157,7 @@ impl Repr {
             destination_port: packet.destination_port(),
             sequence: packet.sequence(),
             acknowledgement: packet.acknowledgement(),
-            reserved: packet.bytes[12] & 0x0f,
+            reserved: packet.bytes[field::DATA_OFFSET] & 0x0f,
             flags: packet.flags(),
             window: packet.window(),
             checksum: packet.checksum(),
@@ -144,15 +168,15 @@ impl Repr {
     /// Writes the 20-byte header as given.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..MIN_HEADER_LEN).ok_or(WireError::Truncated)?;
-        h[0..2].copy_from_slice(&self.source_port.to_be_bytes());
-        h[2..4].copy_from_slice(&self.destination_port.to_be_bytes());
-        h[4..8].copy_from_slice(&self.sequence.to_be_bytes());
-        h[8..12].copy_from_slice(&self.acknowledgement.to_be_bytes());
-        h[12] = 0x50 | (self.reserved & 0x0f);
-        h[13] = self.flags;
-        h[14..16].copy_from_slice(&self.window.to_be_bytes());
-        h[16..18].copy_from_slice(&self.checksum.to_be_bytes());
-        h[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        h[field::SOURCE_PORT].copy_from_slice(&self.source_port.to_be_bytes());
+        h[field::DESTINATION_PORT].copy_from_slice(&self.destination_port.to_be_bytes());
+        h[field::SEQUENCE].copy_from_slice(&self.sequence.to_be_bytes());
+        h[field::ACKNOWLEDGEMENT].copy_from_slice(&self.acknowledgement.to_be_bytes());
+        h[field::DATA_OFFSET] = 0x50 | (self.reserved & 0x0f);
+        h[field::FLAGS] = self.flags;
+        h[field::WINDOW].copy_from_slice(&self.window.to_be_bytes());
+        h[field::CHECKSUM].copy_from_slice(&self.checksum.to_be_bytes());
+        h[field::URGENT].copy_from_slice(&self.urgent.to_be_bytes());
         Ok(MIN_HEADER_LEN)
     }
 }
@@ -162,9 +186,9 @@ pub fn fill_checksum(segment: &mut [u8], src: IpAddr, dst: IpAddr) -> Result<(),
     if segment.len() < MIN_HEADER_LEN {
         return Err(WireError::Truncated);
     }
-    segment[16..18].copy_from_slice(&[0, 0]);
-    let sum = checksum::upper_layer(src, dst, PROTOCOL, segment);
-    segment[16..18].copy_from_slice(&sum.to_be_bytes());
+    segment[field::CHECKSUM].copy_from_slice(&[0, 0]);
+    let sum = checksum::upper_layer(src, dst, protocol::TCP, segment);
+    segment[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
     Ok(())
 }
 

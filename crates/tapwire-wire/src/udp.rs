@@ -5,12 +5,26 @@
 
 use std::net::IpAddr;
 
+use crate::field::be16;
+use crate::ip::protocol;
 use crate::{WireError, checksum};
 
 /// Header length.
 pub const HEADER_LEN: usize = 8;
-/// IANA protocol number.
-pub const PROTOCOL: u8 = 17;
+
+/// Byte ranges of the header fields.
+pub mod field {
+    use crate::field::Field;
+
+    /// Source port.
+    pub const SOURCE_PORT: Field = 0..2;
+    /// Destination port.
+    pub const DESTINATION_PORT: Field = 2..4;
+    /// Length of header and payload.
+    pub const LENGTH: Field = 4..6;
+    /// Checksum.
+    pub const CHECKSUM: Field = 6..8;
+}
 
 /// A read-only view of a UDP datagram.
 #[derive(Debug, Clone, Copy)]
@@ -29,22 +43,22 @@ impl<'a> Packet<'a> {
 
     /// Source port.
     pub fn source_port(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[0], self.bytes[1]])
+        be16(self.bytes, field::SOURCE_PORT)
     }
 
     /// Destination port.
     pub fn destination_port(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+        be16(self.bytes, field::DESTINATION_PORT)
     }
 
     /// Length field (header + payload).
     pub fn len_field(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[4], self.bytes[5]])
+        be16(self.bytes, field::LENGTH)
     }
 
     /// Checksum field (0 = none, IPv4 only).
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[6], self.bytes[7]])
+        be16(self.bytes, field::CHECKSUM)
     }
 
     /// The payload, bounded by the length field and the buffer.
@@ -81,10 +95,10 @@ impl Repr {
     /// Writes the 8-byte header as given.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
-        h[0..2].copy_from_slice(&self.source_port.to_be_bytes());
-        h[2..4].copy_from_slice(&self.destination_port.to_be_bytes());
-        h[4..6].copy_from_slice(&self.length.to_be_bytes());
-        h[6..8].copy_from_slice(&self.checksum.to_be_bytes());
+        h[field::SOURCE_PORT].copy_from_slice(&self.source_port.to_be_bytes());
+        h[field::DESTINATION_PORT].copy_from_slice(&self.destination_port.to_be_bytes());
+        h[field::LENGTH].copy_from_slice(&self.length.to_be_bytes());
+        h[field::CHECKSUM].copy_from_slice(&self.checksum.to_be_bytes());
         Ok(HEADER_LEN)
     }
 }
@@ -95,12 +109,12 @@ pub fn fill_checksum(datagram: &mut [u8], src: IpAddr, dst: IpAddr) -> Result<()
     if datagram.len() < HEADER_LEN {
         return Err(WireError::Truncated);
     }
-    datagram[6..8].copy_from_slice(&[0, 0]);
-    let sum = match checksum::upper_layer(src, dst, PROTOCOL, datagram) {
+    datagram[field::CHECKSUM].copy_from_slice(&[0, 0]);
+    let sum = match checksum::upper_layer(src, dst, protocol::UDP, datagram) {
         0 => 0xffff,
         s => s,
     };
-    datagram[6..8].copy_from_slice(&sum.to_be_bytes());
+    datagram[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
     Ok(())
 }
 

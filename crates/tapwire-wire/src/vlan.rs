@@ -9,6 +9,16 @@ use crate::WireError;
 /// Bytes after the TPID: TCI (2) + EtherType (2).
 pub const HEADER_LEN: usize = 4;
 
+/// Byte ranges of a tag's fields (after the TPID that announced it).
+pub mod field {
+    use crate::field::Field;
+
+    /// Priority, DEI and VLAN ID.
+    pub const TCI: Field = 0..2;
+    /// EtherType of what follows (or the next tag's TPID).
+    pub const ETHERTYPE: Field = 2..4;
+}
+
 /// A read-only view of one tag.
 #[derive(Debug, Clone, Copy)]
 pub struct Tag<'a> {
@@ -26,7 +36,7 @@ impl<'a> Tag<'a> {
 
     /// The whole tag control information.
     pub fn tci(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[0], self.bytes[1]])
+        crate::field::be16(self.bytes, field::TCI)
     }
 
     /// Priority code point (3 bits).
@@ -46,7 +56,7 @@ impl<'a> Tag<'a> {
 
     /// The EtherType that follows the tag.
     pub fn ethertype(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+        crate::field::be16(self.bytes, field::ETHERTYPE)
     }
 
     /// Everything after the tag.

@@ -8,16 +8,18 @@
 
 use ipnet::IpNet;
 use serde_json::{Value, json};
-use tapwire_control::ops::{FilterView, NewRule, Operation, Output, RuleChanges, Update};
+use tapwire_control::ops::{FilterView, NewRule, Operation, RuleChanges, Update};
 use tapwire_control::{ApiError, ResourceKind};
 use tapwire_model::ids::{FilterId, RuleId};
 use tapwire_model::limits;
+use tapwire_model::numbers::RuleNumber;
 use tapwire_model::resource::{Filter, FilterRule, Tag};
 use tapwire_model::rule::{Direction, PortRange, RuleAction, RuleMatch, protocol};
 
-use super::list::{creation_time, has_tags, page, paginate, tag_filters};
+use super::exchange::Exchange;
+use super::list::{Page, TagFilter, creation_time, has_tags, page, paginate, tag_filters};
 use super::params::{Params, invalid_value};
-use super::{DESCRIPTION_MAX_CHARS, Exchange, Fields, NAME_MAX_CHARS, check_text, fields, parse_id};
+use super::{DESCRIPTION_MAX_CHARS, Fields, NAME_MAX_CHARS, check_text, fields, parse_id};
 
 /// The protocols Alibaba names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +92,21 @@ fn rule_action(key: &str, raw: &str) -> Result<RuleAction, ApiError> {
     }
 }
 
-fn rule_priority(params: &Params, key: &str) -> Result<Option<u32>, ApiError> {
+/// Alibaba's rule priority: 1–10, a subset of the model's rule numbers.
+fn rule_priority(params: &Params, key: &str) -> Result<Option<RuleNumber>, ApiError> {
     match params.parsed::<u32>(key)? {
-        Some(n) if !limits::ALIBABA_RULE_PRIORITY.contains(&n) => Err(ApiError::invalid(format!(
-            "The rule priority {n} is invalid; it must be between {} and {}.",
-            limits::ALIBABA_RULE_PRIORITY.start(),
-            limits::ALIBABA_RULE_PRIORITY.end()
-        ))),
-        other => Ok(other),
+        None => Ok(None),
+        Some(n) => {
+            limits::ALIBABA_RULE_PRIORITY.contains(&n).then(|| RuleNumber::new(n)).flatten().map(Some).ok_or_else(
+                || {
+                    ApiError::invalid(format!(
+                        "The rule priority {n} is invalid; it must be between {} and {}.",
+                        limits::ALIBABA_RULE_PRIORITY.start(),
+                        limits::ALIBABA_RULE_PRIORITY.end()
+                    ))
+                },
+            )
+        }
     }
 }
 
@@ -164,7 +173,7 @@ fn rules(params: &Params) -> Result<Vec<NewRule>, ApiError> {
 }
 
 /// `Tag.N.Key` / `Tag.N.Value` of a create call.
-pub(super) fn tag_list(params: &Params, prefix: &str) -> Result<Vec<Tag>, ApiError> {
+pub fn tag_list(params: &Params, prefix: &str) -> Result<Vec<Tag>, ApiError> {
     let mut tags = Vec::new();
     for n in params.indices(prefix)? {
         let key = params.required(&format!("{prefix}.{n}.Key"))?.to_owned();
@@ -180,12 +189,13 @@ pub(super) fn tag_list(params: &Params, prefix: &str) -> Result<Vec<Tag>, ApiErr
     Ok(tags)
 }
 
-pub(super) fn tags_json(tags: &[Tag]) -> Value {
+/// Tags as `[{Key, Value}]`.
+pub fn tags_json(tags: &[Tag]) -> Value {
     Value::Array(tags.iter().map(|t| json!({ "Key": t.key, "Value": t.value })).collect())
 }
 
 /// A rule as `ListTrafficMirrorFilters` shows it.
-pub(super) fn rule_json(r: &FilterRule) -> Value {
+pub fn rule_json(r: &FilterRule) -> Value {
     json!({
         "TrafficMirrorFilterRuleId": r.id.alibaba(),
         "TrafficMirrorFilterId": r.filter_id.to_string(),
@@ -203,7 +213,7 @@ pub(super) fn rule_json(r: &FilterRule) -> Value {
 }
 
 /// A filter with its rules as `ListTrafficMirrorFilters` shows it.
-pub(super) fn filter_json(v: &FilterView) -> Value {
+pub fn filter_json(v: &FilterView) -> Value {
     let f: &Filter = &v.filter;
     let direction = |d: Direction| Value::Array(v.rules.iter().filter(|r| r.direction == d).map(rule_json).collect());
     let mut out = json!({
@@ -231,18 +241,121 @@ fn filter_id(params: &Params) -> Result<FilterId, ApiError> {
     parse_id(params.required("TrafficMirrorFilterId")?, ResourceKind::Filter)
 }
 
-pub(super) fn create_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let op = Operation::CreateFilter {
+fn rule_id(raw: &str) -> Result<RuleId, ApiError> {
+    RuleId::parse_any(raw.trim()).map_err(|_| ApiError::not_found(ResourceKind::FilterRule, raw))
+}
+
+fn set_or_keep(value: Option<String>) -> Update<String> {
+    value.map_or(Update::Keep, Update::Set)
+}
+
+// === parsers ===
+
+/// `CreateTrafficMirrorFilter`, with inline rules.
+pub fn parse_create_filter(p: &Params) -> Result<Operation, ApiError> {
+    Ok(Operation::CreateFilter {
         name: check_text(p, "TrafficMirrorFilterName", NAME_MAX_CHARS)?,
         description: check_text(p, "TrafficMirrorFilterDescription", DESCRIPTION_MAX_CHARS)?,
         tags: tag_list(p, "Tag")?,
-        resource_group: p.get("ResourceGroupId").filter(|g| !g.is_empty()).map(str::to_owned),
+        resource_group: p.non_empty("ResourceGroupId").map(str::to_owned),
         rules: rules(p)?,
+    })
+}
+
+/// `DeleteTrafficMirrorFilter`.
+pub fn parse_delete_filter(p: &Params) -> Result<Operation, ApiError> {
+    Ok(Operation::DeleteFilter(filter_id(p)?))
+}
+
+/// `CreateTrafficMirrorFilterRules`.
+pub fn parse_create_rules(p: &Params) -> Result<Operation, ApiError> {
+    let filter_id = filter_id(p)?;
+    let rules = rules(p)?;
+    if rules.is_empty() {
+        return Err(ApiError::missing("IngressRules or EgressRules"));
+    }
+    Ok(Operation::CreateRules { filter_id, rules })
+}
+
+/// `DeleteTrafficMirrorFilterRules`.
+pub fn parse_delete_rules(p: &Params) -> Result<Operation, ApiError> {
+    let filter_id = filter_id(p)?;
+    let raw = p.list("TrafficMirrorFilterRuleIds")?;
+    if raw.is_empty() {
+        return Err(ApiError::missing("TrafficMirrorFilterRuleIds"));
+    }
+    let rule_ids = raw.iter().map(|r| rule_id(r)).collect::<Result<_, _>>()?;
+    Ok(Operation::DeleteRules { filter_id, rule_ids })
+}
+
+/// `UpdateTrafficMirrorFilterAttribute`.
+pub fn parse_update_filter(p: &Params) -> Result<Operation, ApiError> {
+    Ok(Operation::ModifyFilter {
+        filter_id: filter_id(p)?,
+        name: set_or_keep(check_text(p, "TrafficMirrorFilterName", NAME_MAX_CHARS)?),
+        description: set_or_keep(check_text(p, "TrafficMirrorFilterDescription", DESCRIPTION_MAX_CHARS)?),
+    })
+}
+
+/// `UpdateTrafficMirrorFilterRuleAttribute`. Alibaba names protocols, not numbers: `ICMP`
+/// is sent as ICMPv4 and the planner makes it the rule's family's ICMP; ports left out of
+/// a rule whose protocol takes none are cleared there too.
+pub fn parse_update_rule(p: &Params) -> Result<Operation, ApiError> {
+    let rule_id = rule_id(p.required("TrafficMirrorFilterRuleId")?)?;
+    let protocol = match p.get("Protocol").map(|raw| Protocol::parse("Protocol", raw)).transpose()? {
+        None => Update::Keep,
+        Some(proto) => proto.number(false).map_or(Update::Remove, Update::Set),
     };
-    let Output::Filter(view) = x.write(op)? else {
-        return Err(ApiError::internal("expected a filter"));
+    let ports = |key: &str| -> Result<Update<PortRange>, ApiError> {
+        Ok(match p.get(key).map(|raw| port_range(key, raw)).transpose()? {
+            Some(Some(range)) => Update::Set(range),
+            Some(None) => Update::Remove,
+            None => Update::Keep,
+        })
     };
+    let changes = RuleChanges {
+        direction: None,
+        number: rule_priority(p, "Priority")?,
+        action: p.get("RuleAction").map(|raw| rule_action("RuleAction", raw)).transpose()?,
+        protocol,
+        source_ports: ports("SourcePortRange")?,
+        destination_ports: ports("DestinationPortRange")?,
+        source_cidr: cidr(p, "SourceCidrBlock")?,
+        destination_cidr: cidr(p, "DestinationCidrBlock")?,
+        description: Update::Keep,
+    };
+    Ok(Operation::ModifyRule { rule_id, changes })
+}
+
+/// What `ListTrafficMirrorFilters` selects.
+#[derive(Debug, Clone)]
+pub struct ListFilters {
+    ids: Vec<String>,
+    name: Option<String>,
+    resource_group: Option<String>,
+    tags: Vec<TagFilter>,
+    page: Page,
+}
+
+/// `ListTrafficMirrorFilters`.
+pub fn parse_list_filters(p: &Params) -> Result<ListFilters, ApiError> {
+    let ids = p.list("TrafficMirrorFilterIds")?;
+    if ids.len() > 100 {
+        return Err(ApiError::invalid("At most 100 TrafficMirrorFilterIds can be given."));
+    }
+    Ok(ListFilters {
+        ids,
+        name: p.text("TrafficMirrorFilterName"),
+        resource_group: p.non_empty("ResourceGroupId").map(str::to_owned),
+        tags: tag_filters(p, "Tags")?,
+        page: page(p, limits::ALIBABA_MAX_RESULTS, limits::ALIBABA_DEFAULT_MAX_RESULTS)?,
+    })
+}
+
+// === handlers ===
+
+pub(super) fn create_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    let view = x.write(parse_create_filter)?.into_filter()?;
     let mut out = fields(json!({ "TrafficMirrorFilterId": view.filter.id.to_string() }));
     if let Some(group) = view.filter.resource_group {
         out.insert("ResourceGroupId".to_owned(), Value::from(group));
@@ -251,19 +364,12 @@ pub(super) fn create_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
 }
 
 pub(super) fn delete_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(Operation::DeleteFilter(filter_id(x.params)?))?;
+    x.write(parse_delete_filter)?;
     Ok(fields(json!({})))
 }
 
 pub(super) fn create_rules(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let filter_id = filter_id(x.params)?;
-    let rules = rules(x.params)?;
-    if rules.is_empty() {
-        return Err(ApiError::missing("IngressRules or EgressRules"));
-    }
-    let Output::Rules(created) = x.write(Operation::CreateRules { filter_id, rules })? else {
-        return Err(ApiError::internal("expected rules"));
-    };
+    let created = x.write(parse_create_rules)?.into_rules()?;
     let ids = |d: Direction| {
         Value::Array(
             created.iter().filter(|r| r.direction == d).map(|r| json!({ "InstanceId": r.id.alibaba() })).collect(),
@@ -272,114 +378,34 @@ pub(super) fn create_rules(x: &Exchange<'_>) -> Result<Fields, ApiError> {
     Ok(fields(json!({ "IngressRules": ids(Direction::Ingress), "EgressRules": ids(Direction::Egress) })))
 }
 
-fn rule_id(raw: &str) -> Result<RuleId, ApiError> {
-    RuleId::parse_any(raw.trim()).map_err(|_| ApiError::not_found(ResourceKind::FilterRule, raw))
-}
-
 pub(super) fn delete_rules(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let filter_id = filter_id(x.params)?;
-    let raw = x.params.list("TrafficMirrorFilterRuleIds")?;
-    if raw.is_empty() {
-        return Err(ApiError::missing("TrafficMirrorFilterRuleIds"));
-    }
-    let rule_ids = raw.iter().map(|r| rule_id(r)).collect::<Result<_, _>>()?;
-    x.write(Operation::DeleteRules { filter_id, rule_ids })?;
+    x.write(parse_delete_rules)?;
     Ok(fields(json!({})))
-}
-
-fn set_or_keep(value: Option<String>) -> Update<String> {
-    value.map_or(Update::Keep, Update::Set)
 }
 
 pub(super) fn update_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let op = Operation::ModifyFilter {
-        filter_id: filter_id(p)?,
-        name: set_or_keep(check_text(p, "TrafficMirrorFilterName", NAME_MAX_CHARS)?),
-        description: set_or_keep(check_text(p, "TrafficMirrorFilterDescription", DESCRIPTION_MAX_CHARS)?),
-    };
-    x.write(op)?;
+    x.write(parse_update_filter)?;
     Ok(fields(json!({})))
 }
 
-/// Alibaba names protocols, not numbers, so the ICMP number and whether ports may stay
-/// depend on the rule as it is now; the control plane still checks the result.
 pub(super) fn update_rule(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let rule_id = rule_id(p.required("TrafficMirrorFilterRuleId")?)?;
-    let current = x.api.control.read().rules.get(&rule_id).map(|r| r.matches.clone());
-    let source_cidr = cidr(p, "SourceCidrBlock")?;
-    let destination_cidr = cidr(p, "DestinationCidrBlock")?;
-    let ipv6 = source_cidr
-        .or(destination_cidr)
-        .map(|c| c.addr().is_ipv6())
-        .or_else(|| current.as_ref().map(|m| m.source_cidr.addr().is_ipv6()))
-        .unwrap_or(false);
-    let current_protocol = current.as_ref().and_then(|m| m.protocol);
-    let requested = p.get("Protocol").map(|raw| Protocol::parse("Protocol", raw)).transpose()?;
-    let was_icmp = matches!(current_protocol, Some(protocol::ICMP | protocol::ICMPV6));
-    let protocol_update = match requested {
-        Some(Protocol::All) => Update::Remove,
-        Some(proto) => proto.number(ipv6).map_or(Update::Remove, Update::Set),
-        // An ICMP rule moved to the other family keeps being ICMP.
-        None if was_icmp => Protocol::Icmp.number(ipv6).map_or(Update::Keep, Update::Set),
-        None => Update::Keep,
-    };
-    let effective = match &protocol_update {
-        Update::Set(n) => Some(*n),
-        Update::Remove => None,
-        Update::Keep => current_protocol,
-    };
-    let takes_ports = effective.is_some_and(protocol::has_ports);
-    let ports = |key: &str| -> Result<Update<PortRange>, ApiError> {
-        let given = p.get(key).map(|raw| port_range(key, raw)).transpose()?;
-        match given {
-            Some(Some(_)) if !takes_ports => {
-                Err(ApiError::invalid(format!("{key} cannot be set for ALL and ICMP rules.")))
-            }
-            Some(Some(range)) => Ok(Update::Set(range)),
-            Some(None) => Ok(Update::Remove),
-            None if !takes_ports => Ok(Update::Remove),
-            None => Ok(Update::Keep),
-        }
-    };
-    let changes = RuleChanges {
-        direction: None,
-        number: rule_priority(p, "Priority")?,
-        action: p.get("RuleAction").map(|raw| rule_action("RuleAction", raw)).transpose()?,
-        protocol: protocol_update,
-        source_ports: ports("SourcePortRange")?,
-        destination_ports: ports("DestinationPortRange")?,
-        source_cidr,
-        destination_cidr,
-        description: Update::Keep,
-    };
-    x.write(Operation::ModifyRule { rule_id, changes })?;
+    x.write(parse_update_rule)?;
     Ok(fields(json!({})))
 }
 
 pub(super) fn list_filters(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let ids = p.list("TrafficMirrorFilterIds")?;
-    if ids.len() > 100 {
-        return Err(ApiError::invalid("At most 100 TrafficMirrorFilterIds can be given."));
-    }
-    let wanted_ids: Vec<FilterId> = ids.iter().filter_map(|raw| raw.trim().parse().ok()).collect();
-    let name = p.get("TrafficMirrorFilterName");
-    let group = p.get("ResourceGroupId").filter(|g| !g.is_empty());
-    let tags = tag_filters(p, "Tags")?;
-    let page = page(p, limits::ALIBABA_MAX_RESULTS, limits::ALIBABA_DEFAULT_MAX_RESULTS)?;
-    let (state, scope) = x.read()?;
+    let (q, state, scope) = x.read(parse_list_filters)?;
+    let wanted_ids: Vec<FilterId> = q.ids.iter().filter_map(|raw| raw.trim().parse().ok()).collect();
     let matches: Vec<&Filter> = state
         .filters
         .values()
         .filter(|f| f.scope == scope)
-        .filter(|f| ids.is_empty() || wanted_ids.contains(&f.id))
-        .filter(|f| name.is_none_or(|n| f.name.as_deref() == Some(n)))
-        .filter(|f| group.is_none_or(|g| f.resource_group.as_deref() == Some(g)))
-        .filter(|f| has_tags(&f.tags, &tags))
+        .filter(|f| q.ids.is_empty() || wanted_ids.contains(&f.id))
+        .filter(|f| q.name.as_ref().is_none_or(|n| f.name.as_ref() == Some(n)))
+        .filter(|f| q.resource_group.as_ref().is_none_or(|g| f.resource_group.as_ref() == Some(g)))
+        .filter(|f| has_tags(&f.tags, &q.tags))
         .collect();
-    let (items, next, total) = paginate(matches, |f| f.id.to_string(), &page);
+    let (items, next, total) = paginate(matches, |f| f.id.to_string(), &q.page);
     let count = items.len();
     let filters: Vec<Value> = items.into_iter().map(|f| filter_json(&state.filter_view(f))).collect();
     Ok(fields(json!({
@@ -387,7 +413,7 @@ pub(super) fn list_filters(x: &Exchange<'_>) -> Result<Fields, ApiError> {
         "NextToken": next,
         "TotalCount": total.to_string(),
         "Count": count,
-        "MaxResults": page.max_results,
+        "MaxResults": q.page.max_results,
     })))
 }
 

@@ -70,6 +70,29 @@ impl Params {
         self.parsed(key)?.ok_or_else(|| ApiError::missing(key))
     }
 
+    /// A number checked into one of the model's validated types.
+    pub fn number<T: TryFrom<u64, Error = tapwire_model::RangeError>>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.parsed::<u64>(key)?.map(|n| T::try_from(n).map_err(|e| ApiError::invalid(e.to_string()))).transpose()
+    }
+
+    /// A required validated number.
+    pub fn number_required<T: TryFrom<u64, Error = tapwire_model::RangeError>>(
+        &self,
+        key: &str,
+    ) -> Result<T, ApiError> {
+        self.number(key)?.ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// An optional value, owned.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.get(key).map(str::to_owned)
+    }
+
+    /// A value given and not empty (Alibaba SDKs send empty strings for unset fields).
+    pub fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.is_empty())
+    }
+
     /// A boolean, `true`/`false` in any case.
     pub fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.get(key) {

@@ -7,16 +7,18 @@
 //! shows no `PacketLength`.
 
 use serde_json::{Value, json};
-use tapwire_control::ops::{NewSession, Operation, Output, SessionChanges, Update};
+use tapwire_control::ops::{NewSession, Operation, SessionChanges, Update};
 use tapwire_control::{ApiError, ResourceKind, State};
 use tapwire_model::ids::{NetworkInterfaceId, SessionId};
 use tapwire_model::limits;
+use tapwire_model::numbers::PacketLength;
 use tapwire_model::resource::{Session, SessionTarget, TargetDestination};
 
+use super::exchange::Exchange;
 use super::filters::{tag_list, tags_json};
-use super::list::{creation_time, has_tags, page, paginate, tag_filters};
+use super::list::{Page, TagFilter, creation_time, has_tags, page, paginate, tag_filters};
 use super::params::{Params, invalid_value};
-use super::{DESCRIPTION_MAX_CHARS, Exchange, Fields, NAME_MAX_CHARS, check_text, fields, parse_id};
+use super::{DESCRIPTION_MAX_CHARS, Fields, NAME_MAX_CHARS, check_text, fields, parse_id};
 
 /// Most sources one RemoveSources call may name.
 const REMOVE_SOURCES_MAX: usize = 10;
@@ -26,7 +28,7 @@ const TYPE_INTERFACE: &str = "NetworkInterface";
 const TYPE_LOAD_BALANCER: &str = "SLB";
 
 /// A session's destination as Alibaba names it: `(TrafficMirrorTargetId, TrafficMirrorTargetType)`.
-pub(super) fn target_of(state: &State, s: &Session) -> (String, &'static str) {
+pub fn target_of(state: &State, s: &Session) -> (String, &'static str) {
     match &s.target {
         SessionTarget::NetworkInterface(eni) => (eni.to_string(), TYPE_INTERFACE),
         SessionTarget::LoadBalancer(lb) => (lb.clone(), TYPE_LOAD_BALANCER),
@@ -42,15 +44,15 @@ pub(super) fn target_of(state: &State, s: &Session) -> (String, &'static str) {
 }
 
 /// A session as `ListTrafficMirrorSessions` shows it.
-pub(super) fn session_json(state: &State, s: &Session) -> Value {
+pub fn session_json(state: &State, s: &Session) -> Value {
     let (target_id, target_type) = target_of(state, s);
     let mut out = json!({
         "TrafficMirrorSessionId": s.id.to_string(),
         "TrafficMirrorSessionStatus": s.status.as_str(),
         "TrafficMirrorSessionBusinessStatus": "Normal",
         "Enabled": s.enabled,
-        "Priority": s.number,
-        "VirtualNetworkId": s.vni,
+        "Priority": s.number.get(),
+        "VirtualNetworkId": s.vni.get(),
         "TrafficMirrorFilterId": s.filter_id.to_string(),
         "TrafficMirrorTargetId": target_id,
         "TrafficMirrorTargetType": target_type,
@@ -60,7 +62,7 @@ pub(super) fn session_json(state: &State, s: &Session) -> Value {
     });
     if let Value::Object(map) = &mut out {
         if let Some(len) = s.packet_length {
-            map.insert("PacketLength".to_owned(), Value::from(len));
+            map.insert("PacketLength".to_owned(), Value::from(len.get()));
         }
         let optional = [
             ("TrafficMirrorSessionName", &s.name),
@@ -105,37 +107,125 @@ fn target(params: &Params) -> Result<Option<SessionTarget>, ApiError> {
     }
 }
 
-/// Alibaba's packet length range (64–8500).
-fn packet_length(params: &Params) -> Result<Option<u16>, ApiError> {
+/// Alibaba's packet length range (64–8500), a subset of the model's.
+fn packet_length(params: &Params) -> Result<Option<PacketLength>, ApiError> {
     match params.parsed::<u32>("PacketLength")? {
         None => Ok(None),
-        Some(n) if limits::ALIBABA_PACKET_LENGTH.contains(&n) => Ok(Some(n as u16)),
-        Some(n) => Err(ApiError::invalid(format!(
-            "The PacketLength {n} is invalid; it must be between {} and {}.",
-            limits::ALIBABA_PACKET_LENGTH.start(),
-            limits::ALIBABA_PACKET_LENGTH.end()
-        ))),
+        Some(n) => limits::ALIBABA_PACKET_LENGTH
+            .contains(&n)
+            .then(|| PacketLength::try_from(u64::from(n)).ok())
+            .flatten()
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "The PacketLength {n} is invalid; it must be between {} and {}.",
+                    limits::ALIBABA_PACKET_LENGTH.start(),
+                    limits::ALIBABA_PACKET_LENGTH.end()
+                ))
+            }),
     }
 }
 
-pub(super) fn create_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let new = NewSession {
+/// The packet length a session gets when the caller names none.
+const DEFAULT_PACKET_LENGTH: Option<PacketLength> = PacketLength::new(limits::ALIBABA_DEFAULT_PACKET_LENGTH);
+
+// === parsers ===
+
+/// `CreateTrafficMirrorSession`.
+pub fn parse_create_session(p: &Params) -> Result<Operation, ApiError> {
+    Ok(Operation::CreateSession(NewSession {
         sources: sources(p)?,
         target: target(p)?.ok_or_else(|| ApiError::missing("TrafficMirrorTargetId"))?,
         filter_id: parse_id(p.required("TrafficMirrorFilterId")?, ResourceKind::Filter)?,
-        number: p.parsed_required("Priority")?,
-        vni: p.parsed("VirtualNetworkId")?,
-        packet_length: Some(packet_length(p)?.unwrap_or(limits::ALIBABA_DEFAULT_PACKET_LENGTH)),
+        number: p.number_required("Priority")?,
+        vni: p.number("VirtualNetworkId")?,
+        packet_length: packet_length(p)?.or(DEFAULT_PACKET_LENGTH),
         enabled: p.flag("Enabled")?.unwrap_or(false),
         name: check_text(p, "TrafficMirrorSessionName", NAME_MAX_CHARS)?,
         description: check_text(p, "TrafficMirrorSessionDescription", DESCRIPTION_MAX_CHARS)?,
         tags: tag_list(p, "Tag")?,
-        resource_group: p.get("ResourceGroupId").filter(|g| !g.is_empty()).map(str::to_owned),
+        resource_group: p.non_empty("ResourceGroupId").map(str::to_owned),
+    }))
+}
+
+/// `DeleteTrafficMirrorSession`.
+pub fn parse_delete_session(p: &Params) -> Result<Operation, ApiError> {
+    Ok(Operation::DeleteSession(session_id(p)?))
+}
+
+/// `UpdateTrafficMirrorSessionAttribute`.
+pub fn parse_update_session(p: &Params) -> Result<Operation, ApiError> {
+    let session_id = session_id(p)?;
+    let set_or_keep = |v: Option<String>| v.map_or(Update::Keep, Update::Set);
+    let changes = SessionChanges {
+        target: target(p)?,
+        filter_id: p.non_empty("TrafficMirrorFilterId").map(|raw| parse_id(raw, ResourceKind::Filter)).transpose()?,
+        number: p.number("Priority")?,
+        vni: p.number("VirtualNetworkId")?.map_or(Update::Keep, Update::Set),
+        packet_length: packet_length(p)?.map_or(Update::Keep, Update::Set),
+        enabled: p.flag("Enabled")?,
+        name: set_or_keep(check_text(p, "TrafficMirrorSessionName", NAME_MAX_CHARS)?),
+        description: set_or_keep(check_text(p, "TrafficMirrorSessionDescription", DESCRIPTION_MAX_CHARS)?),
     };
-    let Output::Session(s) = x.write(Operation::CreateSession(new))? else {
-        return Err(ApiError::internal("expected a session"));
-    };
+    Ok(Operation::ModifySession { session_id, changes })
+}
+
+/// `AddSourcesToTrafficMirrorSession`.
+pub fn parse_add_sources(p: &Params) -> Result<Operation, ApiError> {
+    Ok(Operation::AddSources { session_id: session_id(p)?, sources: sources(p)? })
+}
+
+/// `RemoveSourcesFromTrafficMirrorSession`: at most 10 sources.
+pub fn parse_remove_sources(p: &Params) -> Result<Operation, ApiError> {
+    let sources = sources(p)?;
+    if sources.len() > REMOVE_SOURCES_MAX {
+        return Err(ApiError::invalid(format!("At most {REMOVE_SOURCES_MAX} sources can be removed at once.")));
+    }
+    Ok(Operation::RemoveSources { session_id: session_id(p)?, sources })
+}
+
+/// What `ListTrafficMirrorSessions` selects.
+#[derive(Debug, Clone)]
+pub struct ListSessions {
+    ids: Vec<String>,
+    name: Option<String>,
+    filter_id: Option<String>,
+    source_id: Option<String>,
+    target_id: Option<String>,
+    enabled: Option<bool>,
+    priority: Option<u32>,
+    vni: Option<u32>,
+    resource_group: Option<String>,
+    tags: Vec<TagFilter>,
+    page: Page,
+}
+
+/// `ListTrafficMirrorSessions`.
+pub fn parse_list_sessions(p: &Params) -> Result<ListSessions, ApiError> {
+    let ids = p.list("TrafficMirrorSessionIds")?;
+    if ids.len() > 100 {
+        return Err(ApiError::invalid("At most 100 TrafficMirrorSessionIds can be given."));
+    }
+    let owned = |key: &str| p.non_empty(key).map(str::to_owned);
+    Ok(ListSessions {
+        ids,
+        name: p.text("TrafficMirrorSessionName"),
+        filter_id: owned("TrafficMirrorFilterId"),
+        source_id: owned("TrafficMirrorSourceId"),
+        target_id: owned("TrafficMirrorTargetId"),
+        enabled: p.flag("Enabled")?,
+        priority: p.parsed("Priority")?,
+        vni: p.parsed("VirtualNetworkId")?,
+        resource_group: owned("ResourceGroupId"),
+        tags: tag_filters(p, "Tags")?,
+        page: page(p, limits::ALIBABA_MAX_RESULTS, limits::ALIBABA_DEFAULT_MAX_RESULTS)?,
+    })
+}
+
+// === handlers ===
+
+pub(super) fn create_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    let s = x.write(parse_create_session)?.into_session()?;
     let mut out = fields(json!({ "TrafficMirrorSessionId": s.id.to_string() }));
     if let Some(group) = s.resource_group {
         out.insert("ResourceGroupId".to_owned(), Value::from(group));
@@ -144,81 +234,44 @@ pub(super) fn create_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
 }
 
 pub(super) fn delete_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(Operation::DeleteSession(session_id(x.params)?))?;
+    x.write(parse_delete_session)?;
     Ok(fields(json!({})))
 }
 
 pub(super) fn update_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let session_id = session_id(p)?;
-    let set_or_keep = |v: Option<String>| v.map_or(Update::Keep, Update::Set);
-    let changes = SessionChanges {
-        target: target(p)?,
-        filter_id: p
-            .get("TrafficMirrorFilterId")
-            .filter(|v| !v.is_empty())
-            .map(|raw| parse_id(raw, ResourceKind::Filter))
-            .transpose()?,
-        number: p.parsed("Priority")?,
-        vni: p.parsed("VirtualNetworkId")?.map_or(Update::Keep, Update::Set),
-        packet_length: packet_length(p)?.map_or(Update::Keep, Update::Set),
-        enabled: p.flag("Enabled")?,
-        name: set_or_keep(check_text(p, "TrafficMirrorSessionName", NAME_MAX_CHARS)?),
-        description: set_or_keep(check_text(p, "TrafficMirrorSessionDescription", DESCRIPTION_MAX_CHARS)?),
-    };
-    x.write(Operation::ModifySession { session_id, changes })?;
+    x.write(parse_update_session)?;
     Ok(fields(json!({})))
 }
 
 pub(super) fn add_sources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let op = Operation::AddSources { session_id: session_id(x.params)?, sources: sources(x.params)? };
-    x.write(op)?;
+    x.write(parse_add_sources)?;
     Ok(fields(json!({})))
 }
 
 pub(super) fn remove_sources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let sources = sources(x.params)?;
-    if sources.len() > REMOVE_SOURCES_MAX {
-        return Err(ApiError::invalid(format!("At most {REMOVE_SOURCES_MAX} sources can be removed at once.")));
-    }
-    x.write(Operation::RemoveSources { session_id: session_id(x.params)?, sources })?;
+    x.write(parse_remove_sources)?;
     Ok(fields(json!({})))
 }
 
 pub(super) fn list_sessions(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let ids = p.list("TrafficMirrorSessionIds")?;
-    if ids.len() > 100 {
-        return Err(ApiError::invalid("At most 100 TrafficMirrorSessionIds can be given."));
-    }
-    let wanted_ids: Vec<SessionId> = ids.iter().filter_map(|raw| raw.trim().parse().ok()).collect();
-    let name = p.get("TrafficMirrorSessionName");
-    let filter_id = p.get("TrafficMirrorFilterId").filter(|v| !v.is_empty());
-    let source_id = p.get("TrafficMirrorSourceId").filter(|v| !v.is_empty());
-    let target_id = p.get("TrafficMirrorTargetId").filter(|v| !v.is_empty());
-    let enabled = p.flag("Enabled")?;
-    let priority = p.parsed::<u32>("Priority")?;
-    let vni = p.parsed::<u32>("VirtualNetworkId")?;
-    let group = p.get("ResourceGroupId").filter(|g| !g.is_empty());
-    let tags = tag_filters(p, "Tags")?;
-    let page = page(p, limits::ALIBABA_MAX_RESULTS, limits::ALIBABA_DEFAULT_MAX_RESULTS)?;
-    let (state, scope) = x.read()?;
+    let (q, state, scope) = x.read(parse_list_sessions)?;
+    let wanted_ids: Vec<SessionId> = q.ids.iter().filter_map(|raw| raw.trim().parse().ok()).collect();
     let matches: Vec<&Session> = state
         .sessions
         .values()
         .filter(|s| s.scope == scope)
-        .filter(|s| ids.is_empty() || wanted_ids.contains(&s.id))
-        .filter(|s| name.is_none_or(|n| s.name.as_deref() == Some(n)))
-        .filter(|s| filter_id.is_none_or(|f| s.filter_id.to_string() == f))
-        .filter(|s| source_id.is_none_or(|eni| s.sources.iter().any(|src| src.to_string() == eni)))
-        .filter(|s| target_id.is_none_or(|t| target_of(&state, s).0 == t))
-        .filter(|s| enabled.is_none_or(|e| s.enabled == e))
-        .filter(|s| priority.is_none_or(|n| s.number == n))
-        .filter(|s| vni.is_none_or(|v| s.vni == v))
-        .filter(|s| group.is_none_or(|g| s.resource_group.as_deref() == Some(g)))
-        .filter(|s| has_tags(&s.tags, &tags))
+        .filter(|s| q.ids.is_empty() || wanted_ids.contains(&s.id))
+        .filter(|s| q.name.as_ref().is_none_or(|n| s.name.as_ref() == Some(n)))
+        .filter(|s| q.filter_id.as_ref().is_none_or(|f| s.filter_id.to_string() == *f))
+        .filter(|s| q.source_id.as_ref().is_none_or(|eni| s.sources.iter().any(|src| src.to_string() == *eni)))
+        .filter(|s| q.target_id.as_ref().is_none_or(|t| target_of(&state, s).0 == *t))
+        .filter(|s| q.enabled.is_none_or(|e| s.enabled == e))
+        .filter(|s| q.priority.is_none_or(|n| s.number.get() == n))
+        .filter(|s| q.vni.is_none_or(|v| s.vni.get() == v))
+        .filter(|s| q.resource_group.as_ref().is_none_or(|g| s.resource_group.as_ref() == Some(g)))
+        .filter(|s| has_tags(&s.tags, &q.tags))
         .collect();
-    let (items, next, total) = paginate(matches, |s| s.id.to_string(), &page);
+    let (items, next, total) = paginate(matches, |s| s.id.to_string(), &q.page);
     let sessions: Vec<Value> = items.into_iter().map(|s| session_json(&state, s)).collect();
     Ok(fields(json!({
         "TrafficMirrorSessions": sessions,

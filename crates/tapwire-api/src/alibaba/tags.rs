@@ -9,10 +9,11 @@ use tapwire_control::ops::{Operation, ResourceRef, TagSelector};
 use tapwire_control::{ApiError, ResourceKind};
 use tapwire_model::resource::Tag;
 
+use super::exchange::Exchange;
 use super::filters::tag_list;
-use super::list::{has_tags, page, paginate, tag_filters};
+use super::list::{Page, TagFilter, has_tags, page, paginate, tag_filters};
 use super::params::{Params, invalid_value};
-use super::{Exchange, Fields, fields, parse_id};
+use super::{Fields, fields, parse_id};
 
 /// Most resource IDs one tag call may name.
 const IDS_PER_CALL: usize = 50;
@@ -68,19 +69,21 @@ fn resources(params: &Params, kind: Kind) -> Result<Vec<ResourceRef>, ApiError> 
     ids.iter().map(|raw| kind.resource(raw)).collect()
 }
 
-pub(super) fn tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let kind = kind(x.params)?;
-    let resources = resources(x.params, kind)?;
-    let tags = tag_list(x.params, "Tag")?;
+// === parsers ===
+
+/// `TagResources`.
+pub fn parse_tag_resources(p: &Params) -> Result<Operation, ApiError> {
+    let kind = kind(p)?;
+    let resources = resources(p, kind)?;
+    let tags = tag_list(p, "Tag")?;
     if tags.is_empty() {
         return Err(ApiError::missing("Tag"));
     }
-    x.write(Operation::CreateTags { resources, tags })?;
-    Ok(fields(json!({})))
+    Ok(Operation::CreateTags { resources, tags })
 }
 
-pub(super) fn untag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
+/// `UnTagResources`: named keys, or every tag with `All=true`.
+pub fn parse_untag_resources(p: &Params) -> Result<Operation, ApiError> {
     let kind = kind(p)?;
     let resources = resources(p, kind)?;
     let keys = p.list("TagKey")?;
@@ -90,22 +93,61 @@ pub(super) fn untag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
     }
     // No selectors means every tag; `All` only counts when no key is named.
     let tags = keys.into_iter().map(|key| TagSelector { key, value: None }).collect();
-    x.write(Operation::DeleteTags { resources, tags })?;
-    Ok(fields(json!({})))
+    Ok(Operation::DeleteTags { resources, tags })
 }
 
-pub(super) fn list_tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
+/// `MoveResourceGroup`.
+pub fn parse_move_resource_group(p: &Params) -> Result<Operation, ApiError> {
+    let resource = kind(p)?.resource(p.required("ResourceId")?)?;
+    let resource_group = p.required("NewResourceGroupId")?.to_owned();
+    Ok(Operation::MoveResourceGroup { resource, resource_group })
+}
+
+/// What `ListTagResources` selects.
+#[derive(Debug, Clone)]
+pub struct ListTagResources {
+    kind: Kind,
+    ids: Vec<String>,
+    conditions: Vec<TagFilter>,
+    page: Page,
+}
+
+/// `ListTagResources`.
+pub fn parse_list_tag_resources(p: &Params) -> Result<ListTagResources, ApiError> {
     let kind = kind(p)?;
     let ids = p.list("ResourceId")?;
     if ids.len() > IDS_PER_CALL {
         return Err(ApiError::invalid(format!("At most {IDS_PER_CALL} ResourceId values can be given.")));
     }
-    let conditions = tag_filters(p, "Tag")?;
-    let page = page(p, LIST_TAGS_MAX_RESULTS, LIST_TAGS_DEFAULT_MAX_RESULTS)?;
-    let (state, scope) = x.read()?;
-    let wanted = |id: String| ids.is_empty() || ids.contains(&id);
-    let tagged: Vec<(String, &[Tag])> = match kind {
+    Ok(ListTagResources {
+        kind,
+        ids,
+        conditions: tag_filters(p, "Tag")?,
+        page: page(p, LIST_TAGS_MAX_RESULTS, LIST_TAGS_DEFAULT_MAX_RESULTS)?,
+    })
+}
+
+// === handlers ===
+
+pub(super) fn tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    x.write(parse_tag_resources)?;
+    Ok(fields(json!({})))
+}
+
+pub(super) fn untag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    x.write(parse_untag_resources)?;
+    Ok(fields(json!({})))
+}
+
+pub(super) fn move_resource_group(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    x.write(parse_move_resource_group)?;
+    Ok(fields(json!({})))
+}
+
+pub(super) fn list_tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    let (q, state, scope) = x.read(parse_list_tag_resources)?;
+    let wanted = |id: &String| q.ids.is_empty() || q.ids.contains(id);
+    let tagged: Vec<(String, &[Tag])> = match q.kind {
         Kind::Filter => {
             state.filters.values().filter(|f| f.scope == scope).map(|f| (f.id.to_string(), f.tags.as_slice())).collect()
         }
@@ -119,23 +161,15 @@ pub(super) fn list_tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
     // Resources that carry every condition, with all their tags.
     let pairs: Vec<(String, &Tag)> = tagged
         .into_iter()
-        .filter(|(id, tags)| wanted(id.clone()) && has_tags(tags, &conditions))
+        .filter(|(id, tags)| wanted(id) && has_tags(tags, &q.conditions))
         .flat_map(|(id, tags)| tags.iter().map(move |t| (id.clone(), t)))
         .collect();
-    let (items, next, _) = paginate(pairs, |(id, t)| format!("{id}\n{}", t.key), &page);
+    let (items, next, _) = paginate(pairs, |(id, t)| format!("{id}\n{}", t.key), &q.page);
     let rows: Vec<Value> = items
         .into_iter()
         .map(|(id, t)| {
-            json!({ "ResourceId": id, "ResourceType": kind.tag_type(), "TagKey": t.key, "TagValue": t.value })
+            json!({ "ResourceId": id, "ResourceType": q.kind.tag_type(), "TagKey": t.key, "TagValue": t.value })
         })
         .collect();
     Ok(fields(json!({ "NextToken": next, "TagResources": { "TagResource": rows } })))
-}
-
-pub(super) fn move_resource_group(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    let p = x.params;
-    let resource = kind(p)?.resource(p.required("ResourceId")?)?;
-    let resource_group = p.required("NewResourceGroupId")?.to_owned();
-    x.write(Operation::MoveResourceGroup { resource, resource_group })?;
-    Ok(fields(json!({})))
 }

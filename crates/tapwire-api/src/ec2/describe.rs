@@ -43,28 +43,58 @@ pub fn name_filters(params: &Params, known: &[&str]) -> Result<Vec<NameFilter>, 
     Ok(out)
 }
 
-/// EC2 wildcard match: `*` any run, `?` any one character.
+/// EC2 wildcard match: `*` any run, `?` any one character; case-sensitive.
+///
+/// Cost is linear in the text for patterns without `?` (each `*`-separated piece is found
+/// with the standard library's substring search, leftmost first, which is enough for
+/// `*`); a piece with `?` is tried at each position, so it costs its length times the text.
+/// Nothing is allocated.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = strip_piece(first, text) else {
+        return false;
+    };
+    let mut pieces = pieces.peekable();
+    if pieces.peek().is_none() {
+        return rest.is_empty(); // no `*`: the whole text must be the piece
+    }
+    while let Some(piece) = pieces.next() {
+        if pieces.peek().is_none() {
+            return ends_with_piece(piece, rest);
+        }
+        match find_piece(piece, rest) {
+            Some(after) => rest = after,
+            None => return false,
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    true
+}
+
+/// `text` without a leading match of `piece` (no `*`; `?` is one character).
+fn strip_piece<'t>(piece: &str, text: &'t str) -> Option<&'t str> {
+    let mut chars = text.char_indices();
+    for p in piece.chars() {
+        let (_, t) = chars.next()?;
+        if p != '?' && p != t {
+            return None;
+        }
+    }
+    Some(chars.as_str())
+}
+
+/// Whether `text` ends with a match of `piece`.
+fn ends_with_piece(piece: &str, text: &str) -> bool {
+    let mut chars = text.chars().rev();
+    piece.chars().rev().all(|p| chars.next().is_some_and(|t| p == '?' || p == t))
+}
+
+/// The text after the leftmost match of `piece`.
+fn find_piece<'t>(piece: &str, text: &'t str) -> Option<&'t str> {
+    if !piece.contains('?') {
+        return text.find(piece).map(|at| &text[at + piece.len()..]);
+    }
+    text.char_indices().map(|(at, _)| &text[at..]).find_map(|from| strip_piece(piece, from))
 }
 
 /// Whether an item passes every filter; `values_of(name)` gives the item's values.
@@ -117,6 +147,39 @@ fn decode_token(token: &str) -> Option<String> {
 
 fn encode_token(last_id: &str) -> String {
     hex::encode(format!("{TOKEN_PREFIX}{last_id}"))
+}
+
+/// What every Describe call asks: explicit IDs, name filters and a page.
+#[derive(Debug, Clone, Default)]
+pub struct Describe {
+    /// Explicit IDs (`{Kind}Id.N`); all must exist.
+    pub ids: Vec<String>,
+    /// `Filter.N`, names checked.
+    pub filters: Vec<NameFilter>,
+    /// `MaxResults` and `NextToken`.
+    pub page: Page,
+}
+
+impl Describe {
+    /// Reads `{id_key}.N`, `Filter.N` (names from `known`), `MaxResults` and `NextToken`.
+    pub fn parse(params: &Params, id_key: &str, known: &[&str]) -> Result<Self, ApiError> {
+        Ok(Self { ids: params.list(id_key)?, filters: name_filters(params, known)?, page: page(params)? })
+    }
+
+    /// This request applied to `items` (see [`select`]).
+    pub fn select<'a, K, T>(
+        &self,
+        items: &'a OrdMap<K, T>,
+        visible: impl Fn(&T) -> bool,
+        kind: ResourceKind,
+        values_of: impl Fn(&T, &str) -> Vec<String>,
+    ) -> Result<(Vec<&'a T>, Option<String>), ApiError>
+    where
+        K: Ord + Clone + FromStr + Display,
+        T: Clone,
+    {
+        select(items, visible, &self.ids, kind, &self.filters, values_of, &self.page)
+    }
 }
 
 /// Applies explicit IDs, filters and paging to `items`, a map ordered by ID.
@@ -190,6 +253,9 @@ mod tests {
         assert!(!glob("web", "Web"));
         assert!(!glob("a*c", "abd"));
         assert!(glob("a*c*", "abcbc"));
+        assert!(glob("*b?d", "abcbxd") && !glob("*b?d", "abcbxde"));
+        assert!(glob("é?*", "éa") && !glob("??", "é"));
+        assert!(glob("a**b", "ab") && glob("*a*", "a") && !glob("a", "ab"));
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! Reading EC2 Query parameters: flat `Key=Value` pairs, lists as `Prefix.N`, structures as
-//! `Prefix.N.Member`.
+//! `Prefix.N.Member`, and the typed readers every action's parser is built from.
 //!
 //! Every getter marks the key as used; [`Params::finish`] turns any key nobody read into
-//! `UnknownParameter`, so a typo is an error and never silently ignored.
+//! `UnknownParameter`, so a typo is an error and never silently ignored. The exchange
+//! calls it right after an action's parser, before anything runs.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use tapwire_control::{ApiError, ErrorKind};
+use ipnet::IpNet;
+use tapwire_control::ops::{ResourceRef, Update};
+use tapwire_control::{ApiError, ErrorKind, ResourceKind};
+use tapwire_model::ids::{FilterId, RuleId, SessionId, TargetId};
+use tapwire_model::resource::{NetworkService, Tag};
+use tapwire_model::rule::{Direction, PortRange, RuleAction};
 
 /// Keys a client may send on any request that carry no business meaning here.
 fn is_envelope_key(key: &str) -> bool {
@@ -68,6 +74,19 @@ impl Params {
         self.parsed(key)?.ok_or_else(|| ApiError::missing(key))
     }
 
+    /// A number checked into one of the model's validated types.
+    pub fn number<T: TryFrom<u64, Error = tapwire_model::RangeError>>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.parsed::<u64>(key)?.map(|n| T::try_from(n).map_err(|e| ApiError::invalid(e.to_string()))).transpose()
+    }
+
+    /// A required validated number.
+    pub fn number_required<T: TryFrom<u64, Error = tapwire_model::RangeError>>(
+        &self,
+        key: &str,
+    ) -> Result<T, ApiError> {
+        self.number(key)?.ok_or_else(|| ApiError::missing(key))
+    }
+
     /// A boolean (`true`/`false`).
     pub fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.get(key) {
@@ -119,6 +138,176 @@ impl Params {
     pub fn fingerprint(&self) -> String {
         crate::flat::fingerprint(&self.map, |k| k == "ClientToken" || is_envelope_key(k))
     }
+
+    // === typed readers ===
+
+    /// A required ID of one kind; a malformed one is the kind's `MalformedId`.
+    pub fn id<T: FromStr>(&self, key: &str, kind: ResourceKind) -> Result<T, ApiError> {
+        parse_id(self.required(key)?, kind)
+    }
+
+    /// An optional ID of one kind.
+    pub fn opt_id<T: FromStr>(&self, key: &str, kind: ResourceKind) -> Result<Option<T>, ApiError> {
+        self.get(key).map(|raw| parse_id(raw, kind)).transpose()
+    }
+
+    /// An optional text value, owned.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.get(key).map(str::to_owned)
+    }
+
+    /// A CIDR block.
+    pub fn cidr(&self, key: &str) -> Result<Option<IpNet>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(raw) => raw.parse().map(Some).map_err(|_| {
+                ApiError::invalid(format!("Value ({raw}) for parameter {key} is not a valid CIDR block."))
+            }),
+        }
+    }
+
+    /// A required CIDR block.
+    pub fn cidr_required(&self, key: &str) -> Result<IpNet, ApiError> {
+        self.cidr(key)?.ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// `TrafficDirection`.
+    pub fn direction(&self) -> Result<Option<Direction>, ApiError> {
+        self.get("TrafficDirection")
+            .map(|raw| {
+                raw.parse().map_err(|()| {
+                    ApiError::invalid(format!(
+                        "Value ({raw}) for parameter TrafficDirection is invalid. Expected ingress or egress."
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// `RuleAction`.
+    pub fn rule_action(&self) -> Result<Option<RuleAction>, ApiError> {
+        self.get("RuleAction")
+            .map(|raw| match raw {
+                "accept" => Ok(RuleAction::Accept),
+                "reject" => Ok(RuleAction::Reject),
+                _ => Err(ApiError::invalid(format!(
+                    "Value ({raw}) for parameter RuleAction is invalid. Expected accept or reject."
+                ))),
+            })
+            .transpose()
+    }
+
+    /// `Protocol`: `None` when absent; `Some(None)` for 0, which means every protocol.
+    pub fn protocol(&self) -> Result<Option<Option<u8>>, ApiError> {
+        match self.parsed::<u32>("Protocol")? {
+            None => Ok(None),
+            Some(0) => Ok(Some(None)),
+            Some(n) => u8::try_from(n).map(|n| Some(Some(n))).map_err(|_| {
+                ApiError::invalid(format!("Value ({n}) for parameter Protocol is invalid. Expected 0-255."))
+            }),
+        }
+    }
+
+    /// `{prefix}.FromPort` / `{prefix}.ToPort`; a missing end is 0 or 65535.
+    pub fn port_range(&self, prefix: &str) -> Result<Option<PortRange>, ApiError> {
+        let from = self.parsed::<u32>(&format!("{prefix}.FromPort"))?;
+        let to = self.parsed::<u32>(&format!("{prefix}.ToPort"))?;
+        if from.is_none() && to.is_none() {
+            return Ok(None);
+        }
+        let (from, to) = (from.unwrap_or(0), to.unwrap_or(65535));
+        let bad = || ApiError::invalid(format!("The port range {from}-{to} in {prefix} is invalid."));
+        let (Ok(low), Ok(high)) = (u16::try_from(from), u16::try_from(to)) else {
+            return Err(bad());
+        };
+        PortRange::new(low, high).map(Some).ok_or_else(bad)
+    }
+
+    /// `TagSpecification.N`: tags for a resource of `resource_type` being created.
+    pub fn tag_specifications(&self, resource_type: &str) -> Result<Vec<Tag>, ApiError> {
+        let mut tags = Vec::new();
+        for n in self.indices("TagSpecification")? {
+            let rt = self.required(&format!("TagSpecification.{n}.ResourceType"))?;
+            if rt != resource_type {
+                return Err(ApiError::invalid(format!(
+                    "'{rt}' is not a valid taggable resource type for this operation."
+                )));
+            }
+            tags.extend(self.tag_list(&format!("TagSpecification.{n}.Tag"))?);
+        }
+        Ok(tags)
+    }
+
+    /// `{prefix}.N.Key` / `{prefix}.N.Value`.
+    pub fn tag_list(&self, prefix: &str) -> Result<Vec<Tag>, ApiError> {
+        let mut tags = Vec::new();
+        for m in self.indices(prefix)? {
+            let key = self.required(&format!("{prefix}.{m}.Key"))?.to_owned();
+            let value = self.get(&format!("{prefix}.{m}.Value")).unwrap_or_default().to_owned();
+            tags.push(Tag { key, value });
+        }
+        Ok(tags)
+    }
+
+    /// `RemoveField.N`, each one of `allowed`.
+    pub fn remove_fields(&self, allowed: &[&str]) -> Result<BTreeSet<String>, ApiError> {
+        let fields: BTreeSet<String> = self.list("RemoveField")?.into_iter().collect();
+        if let Some(bad) = fields.iter().find(|f| !allowed.contains(&f.as_str())) {
+            return Err(ApiError::invalid(format!(
+                "Value ({bad}) for parameter RemoveField is invalid. Expected one of: {}.",
+                allowed.join(", ")
+            )));
+        }
+        Ok(fields)
+    }
+
+    /// `AddNetworkService.N` or `RemoveNetworkService.N`.
+    pub fn network_services(&self, prefix: &str) -> Result<BTreeSet<NetworkService>, ApiError> {
+        self.list(prefix)?
+            .iter()
+            .map(|raw| match raw.as_str() {
+                "amazon-dns" => Ok(NetworkService::AmazonDns),
+                _ => Err(ApiError::invalid(format!(
+                    "Value ({raw}) for parameter NetworkService is invalid. Expected amazon-dns."
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// An ID of one kind; a malformed one is the kind's `MalformedId`.
+pub fn parse_id<T: FromStr>(raw: &str, kind: ResourceKind) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::new(ErrorKind::MalformedId(kind), format!("The ID '{raw}' is malformed.")))
+}
+
+/// `Set` when the call gives a value, `Remove` when it names the field in RemoveField.
+pub fn update<T>(value: Option<T>, removed: bool, field: &str) -> Result<Update<T>, ApiError> {
+    match (value, removed) {
+        (Some(_), true) => Err(ApiError::new(
+            ErrorKind::InvalidParameterCombination,
+            format!("The field {field} cannot be both set and removed."),
+        )),
+        (Some(v), false) => Ok(Update::Set(v)),
+        (None, true) => Ok(Update::Remove),
+        (None, false) => Ok(Update::Keep),
+    }
+}
+
+/// Any taggable resource, by its ID's prefix.
+pub fn resource_ref(raw: &str) -> Result<ResourceRef, ApiError> {
+    if raw.starts_with(RuleId::PREFIX) {
+        return parse_id(raw, ResourceKind::FilterRule).map(ResourceRef::Rule);
+    }
+    if raw.starts_with(FilterId::PREFIX) {
+        return parse_id(raw, ResourceKind::Filter).map(ResourceRef::Filter);
+    }
+    if raw.starts_with(SessionId::PREFIX) {
+        return parse_id(raw, ResourceKind::Session).map(ResourceRef::Session);
+    }
+    if raw.starts_with(TargetId::PREFIX) {
+        return parse_id(raw, ResourceKind::Target).map(ResourceRef::Target);
+    }
+    Err(ApiError::new(ErrorKind::InvalidId, format!("The ID '{raw}' is not valid")))
 }
 
 #[cfg(test)]
@@ -153,5 +342,15 @@ mod tests {
         let b = p(&[("B", "2"), ("A", "1"), ("ClientToken", "t2")]);
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), p(&[("A", "1"), ("B", "3")]).fingerprint());
+    }
+
+    #[test]
+    fn typed_readers_check_their_ranges() {
+        let params = p(&[("V", "16777216"), ("S", "7"), ("R.FromPort", "70000")]);
+        let err = params.number::<tapwire_model::Vni>("V").unwrap_err();
+        assert_eq!(err.message, "The virtual network ID 16777216 is not valid; it must be between 0 and 16777215.");
+        assert_eq!(params.number::<tapwire_model::SessionNumber>("S").unwrap().map(|n| n.get()), Some(7));
+        assert!(params.port_range("R").is_err());
+        assert_eq!(resource_ref("eni-0123456789abcdef0").unwrap_err().kind, ErrorKind::InvalidId);
     }
 }

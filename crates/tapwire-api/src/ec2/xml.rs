@@ -1,6 +1,13 @@
 //! A small XML writer for EC2 responses: elements in the order written, text escaped,
 //! nothing else. EC2 Query responses need no attributes but the root's namespace.
+//!
+//! Invariant: every document is well-formed XML 1.0 whatever text it is given. Elements
+//! are written through scopes ([`Xml::element`], [`Xml::list`]) so they always close, and
+//! text is escaped; characters XML 1.0 cannot carry at all (most C0 controls, lone
+//! surrogates cannot occur in `str`, U+FFFE/U+FFFF) are written as U+FFFD. The API refuses
+//! such characters at the door; this is the last line for anything already stored.
 
+use std::borrow::Cow;
 use std::fmt::{Display, Write};
 
 /// The EC2 2016-11-15 namespace.
@@ -12,36 +19,38 @@ pub struct Xml {
     buf: String,
 }
 
-/// Escapes XML text (`<`, `>`, `&` only, as EC2 does).
-pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    quick_xml::escape::partial_escape(text)
+/// Whether XML 1.0 can carry `c` in text (the `Char` production).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escapes XML text (`<`, `>`, `&`, as EC2 does) and replaces characters XML 1.0 cannot
+/// carry with U+FFFD.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if text.chars().all(is_xml_char) {
+        return quick_xml::escape::partial_escape(text);
+    }
+    let clean: String = text.chars().map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' }).collect();
+    Cow::Owned(quick_xml::escape::partial_escape(&clean).into_owned())
 }
 
 impl Xml {
-    /// Starts `<{action}Response xmlns=…><requestId>…</requestId>`.
-    pub fn response(action: &str, request_id: &str) -> Self {
+    /// Writes `<{action}Response xmlns=…><requestId>…</requestId>`, then `body`, then the
+    /// closing tag: the whole success document.
+    pub fn response(action: &str, request_id: &str, body: impl FnOnce(&mut Self)) -> String {
         let mut x = Self { buf: String::with_capacity(1024) };
         x.buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = write!(x.buf, "<{action}Response xmlns=\"{NAMESPACE}\">");
         x.leaf("requestId", request_id);
-        x
+        body(&mut x);
+        let _ = write!(x.buf, "</{action}Response>");
+        x.buf
     }
 
-    /// Ends the response document.
-    #[must_use]
-    pub fn finish(mut self, action: &str) -> String {
-        let _ = write!(self.buf, "</{action}Response>");
-        self.buf
-    }
-
-    /// Opens an element.
-    pub fn open(&mut self, name: &str) -> &mut Self {
+    /// `<name>…</name>` with the content written by `body`.
+    pub fn element(&mut self, name: &str, body: impl FnOnce(&mut Self)) -> &mut Self {
         let _ = write!(self.buf, "<{name}>");
-        self
-    }
-
-    /// Closes an element.
-    pub fn close(&mut self, name: &str) -> &mut Self {
+        body(self);
         let _ = write!(self.buf, "</{name}>");
         self
     }
@@ -54,7 +63,7 @@ impl Xml {
     }
 
     /// Escaped text with no element around it (scalar list items).
-    pub fn leaf_raw(&mut self, text: &str) -> &mut Self {
+    pub fn text(&mut self, text: &str) -> &mut Self {
         self.buf.push_str(&escape(text));
         self
     }
@@ -80,13 +89,11 @@ impl Xml {
             let _ = write!(self.buf, "<{name}/>");
             return self;
         }
-        self.open(name);
-        for item in items {
-            self.open("item");
-            each(self, item);
-            self.close("item");
-        }
-        self.close(name)
+        self.element(name, |x| {
+            for item in items {
+                x.element("item", |x| each(x, item));
+            }
+        })
     }
 }
 
@@ -98,4 +105,39 @@ pub fn error_document(code: &str, message: &str, request_id: &str) -> String {
         escape(message),
         escape(request_id)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_close_and_text_is_always_well_formed() {
+        let doc = Xml::response("Test", "rid", |x| {
+            x.element("a", |x| {
+                x.leaf("b", "x < y & \u{1}\u{0}\u{b}\u{1b}\u{fffe} é");
+            });
+            x.list("set", ["1", "2"], |x, v| {
+                x.text(v);
+            });
+            x.list("empty", std::iter::empty::<&str>(), |_, _| {});
+        });
+        assert!(doc.ends_with(
+            "<a><b>x &lt; y &amp; \u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd} é</b></a><set><item>1</item><item>2</item></set><empty/></TestResponse>"
+        ));
+        let mut reader = quick_xml::Reader::from_str(&doc);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("not well-formed: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn xml_chars_are_the_xml_1_0_set() {
+        assert!(is_xml_char('\t') && is_xml_char('a') && is_xml_char('\u{10FFFF}'));
+        assert!(!is_xml_char('\u{0}') && !is_xml_char('\u{1f}') && !is_xml_char('\u{FFFE}'));
+    }
 }

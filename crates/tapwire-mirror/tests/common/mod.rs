@@ -11,7 +11,10 @@ use ipnet::IpNet;
 use tapwire_model::config::{FilterConfig, InterfaceConfig, RuleConfig, SessionConfig, TargetEndpoint};
 use tapwire_model::ids::IdSuffix;
 use tapwire_model::resource::NetworkService;
-use tapwire_model::{Direction, FilterId, NetworkInterfaceId, PortRange, RuleAction, RuleId, RuleMatch, SessionId};
+use tapwire_model::{
+    Direction, FilterId, NetworkInterfaceId, PacketLength, PortRange, RuleAction, RuleId, RuleMatch, RuleNumber,
+    SessionId, SessionNumber, Vni,
+};
 use tapwire_wire::build::{FrameSpec, L4};
 
 /// splitmix64: tiny, deterministic, good enough to draw test cases.
@@ -101,7 +104,7 @@ fn ec2_rule(rng: &mut Rng, number: u32) -> RuleConfig {
     };
     RuleConfig {
         rule_id: RuleId::from_suffix(id_suffix(rng)),
-        number,
+        number: RuleNumber::new(number).unwrap(),
         action: if rng.chance(70) { RuleAction::Accept } else { RuleAction::Reject },
         matches: RuleMatch {
             protocol,
@@ -126,7 +129,7 @@ fn alibaba_rule(rng: &mut Rng, priority: u32) -> RuleConfig {
         if ported { (alibaba_ports(rng), alibaba_ports(rng)) } else { ("-1/-1".to_owned(), "-1/-1".to_owned()) };
     RuleConfig {
         rule_id: RuleId::from_suffix(id_suffix(rng)),
-        number: priority,
+        number: RuleNumber::new(priority).unwrap(),
         action: if rng.chance(70) { RuleAction::Accept } else { RuleAction::Reject },
         matches: RuleMatch {
             protocol,
@@ -180,9 +183,9 @@ pub fn config(rng: &mut Rng) -> InterfaceConfig {
             }
             SessionConfig {
                 session_id: SessionId::from_suffix(id_suffix(rng)),
-                number,
-                vni: rng.below(1 << 24) as u32,
-                packet_length: rng.chance(50).then(|| 1 + rng.below(200) as u16),
+                number: SessionNumber::new(number).unwrap(),
+                vni: Vni::new(rng.below(1 << 24) as u32).unwrap(),
+                packet_length: rng.chance(50).then(|| PacketLength::new(1 + rng.below(200) as u16).unwrap()),
                 enabled: !rng.chance(15),
                 target: TargetEndpoint { address: "198.18.1.2".parse().unwrap(), port: 4789 },
                 filter: FilterConfig {

@@ -1,0 +1,246 @@
+//! The engine: group commit of planned writes, and the published snapshot readers use.
+//!
+//! Invariants:
+//! - One writer at a time per process; memory never runs ahead of the store: a batch of
+//!   writes is planned on a private copy and published only after its commit.
+//! - A DryRun request runs every check and writes nothing.
+//! - A ClientToken answer is committed in the same transaction as the change it made, so a
+//!   replay after a crash returns the same resource.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tapwire_store::{Store, StoreError};
+
+use crate::clock::Clock;
+use crate::config::ControlConfig;
+use crate::dialect::Dialect;
+use crate::entropy::Entropy;
+use crate::error::{ApiError, ErrorKind};
+use crate::ops::{Operation, Output, RequestContext, Task};
+use crate::plan::Planner;
+use crate::state::{Change, IdempotencyRecord, State, idempotency_key};
+
+/// How many times a commit is retried after another replica moved the store.
+const MAX_COMMIT_ATTEMPTS: usize = 8;
+
+/// The control plane's engine.
+pub struct Control {
+    store: Box<dyn Store>,
+    /// The published state; readers clone the `Arc` and never wait for a commit.
+    state: RwLock<Arc<State>>,
+    /// Writes waiting for a leader; see [`Control::execute`].
+    queue: Mutex<Vec<Arc<PendingWrite>>>,
+    /// Held by the one thread that plans and commits a batch (the leader).
+    writer: Mutex<Box<dyn Entropy>>,
+    clock: Box<dyn Clock>,
+    config: ControlConfig,
+    revision: tokio::sync::watch::Sender<u64>,
+}
+
+/// One queued write and, once a leader has run it, its answer.
+struct PendingWrite {
+    ctx: RequestContext,
+    dialect: Dialect,
+    op: Operation,
+    answer: Mutex<Option<Result<Output, ApiError>>>,
+}
+
+impl PendingWrite {
+    fn take_answer(&self) -> Option<Result<Output, ApiError>> {
+        self.answer.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    fn set_answer(&self, answer: Result<Output, ApiError>) {
+        *self.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
+    }
+}
+
+/// What planning one write produced.
+enum Planned {
+    /// A stored ClientToken answer: nothing to write.
+    Replay(Output),
+    /// An answer and the changes that make it true.
+    Write(Output, Vec<Change>),
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Control {
+    /// Loads the state from `store`.
+    pub fn open(
+        store: Box<dyn Store>,
+        clock: Box<dyn Clock>,
+        entropy: Box<dyn Entropy>,
+        config: ControlConfig,
+    ) -> Result<Self, StoreError> {
+        let state = State::from_snapshot(store.load()?)?;
+        let (revision, _) = tokio::sync::watch::channel(state.revision);
+        Ok(Self {
+            store,
+            state: RwLock::new(Arc::new(state)),
+            queue: Mutex::new(Vec::new()),
+            writer: Mutex::new(entropy),
+            clock,
+            config,
+            revision,
+        })
+    }
+
+    /// A consistent snapshot of the state for reads.
+    pub fn read(&self) -> Arc<State> {
+        // A poisoned lock means a panic during a swap; the Arc inside is still whole.
+        self.state.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Subscribes to revision changes (agents' long polls wait on it).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ControlConfig {
+        &self.config
+    }
+
+    /// Current time from the injected clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Executes one operation: plan, commit, apply, answer.
+    ///
+    /// Group commit: the write joins a queue; whichever caller holds the writer lock drains
+    /// the queue, plans every write in arrival order against a private copy of the state
+    /// (so each sees the ones before it), commits them all in one store transaction, and
+    /// only then publishes the new state and answers. Under load many writes share one
+    /// fsync; alone, a write is its own batch.
+    pub fn execute(&self, ctx: &RequestContext, dialect: Dialect, op: Operation) -> Result<Output, ApiError> {
+        let mine = Arc::new(PendingWrite { ctx: ctx.clone(), dialect, op, answer: Mutex::new(None) });
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(mine.clone());
+        let mut entropy = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(answer) = mine.take_answer() {
+            return answer; // an earlier leader ran it while we waited
+        }
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        self.run_batch(&batch, &mut **entropy);
+        drop(entropy);
+        mine.take_answer().unwrap_or_else(|| Err(ApiError::internal("write left unanswered")))
+    }
+
+    fn run_batch(&self, batch: &[Arc<PendingWrite>], entropy: &mut dyn Entropy) {
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let base = self.read();
+            let mut working = State::clone(&base);
+            let mut answers = Vec::with_capacity(batch.len());
+            let mut changes = Vec::new();
+            for write in batch {
+                let answer = match self.plan(&working, write, entropy) {
+                    Ok(Planned::Replay(output)) => Ok(output),
+                    Ok(Planned::Write(output, planned)) => {
+                        working.apply(planned.clone(), working.revision);
+                        changes.extend(planned);
+                        Ok(output)
+                    }
+                    Err(e) => Err(e),
+                };
+                answers.push(answer);
+            }
+            if changes.is_empty() {
+                return answer_all(batch, answers);
+            }
+            let commit = match State::commit_for(base.revision, &changes) {
+                Ok(c) => c,
+                Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
+            };
+            match self.store.commit(&commit) {
+                Ok(revision) => {
+                    working.revision = revision;
+                    *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(working);
+                    self.revision.send_replace(revision);
+                    return answer_all(batch, answers);
+                }
+                Err(e) if e.is_retryable() => {
+                    if let Err(e) = self.reload() {
+                        return fail_writes(batch, answers, &ApiError::internal(e));
+                    }
+                }
+                Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
+            }
+        }
+        let err = ApiError::internal("store kept moving under the writer");
+        for write in batch {
+            write.set_answer(Err(err.clone()));
+        }
+    }
+
+    /// Plans one write against `state`: ClientToken replay, checks, changes, dry run.
+    fn plan(&self, state: &State, write: &PendingWrite, entropy: &mut dyn Entropy) -> Result<Planned, ApiError> {
+        let ctx = &write.ctx;
+        let key = ctx.idempotency.as_ref().map(|k| (idempotency_key(ctx.account, k.action, &k.token), k));
+        if let Some((key, k)) = &key
+            && let Some(record) = state.idempotency.get(key)
+        {
+            if record.fingerprint != k.fingerprint {
+                return Err(ApiError::new(
+                    ErrorKind::IdempotentParameterMismatch,
+                    format!("The client token '{}' was already used with different parameters.", k.token),
+                ));
+            }
+            if ctx.dry_run {
+                return Err(dry_run());
+            }
+            return Ok(Planned::Replay(record.output.clone()));
+        }
+        let mut plan = Planner::new(state, ctx, write.dialect, self.clock.now(), &self.config, entropy);
+        let output = plan.run(write.op.clone())?;
+        if ctx.dry_run {
+            return Err(dry_run());
+        }
+        let mut changes = plan.into_changes();
+        if let Some((key, k)) = key {
+            changes.push(Change::PutIdempotency(
+                key,
+                IdempotencyRecord { fingerprint: k.fingerprint.clone(), output: output.clone() },
+            ));
+        }
+        Ok(Planned::Write(output, changes))
+    }
+
+    /// Finishes one background task through the same plan → commit → apply path as every
+    /// write, so the transition is durable. A task that has moved on is left alone.
+    pub fn complete_task(&self, task: Task, scope: &tapwire_model::resource::Scope) -> Result<(), ApiError> {
+        let ctx =
+            RequestContext { account: scope.account, region: scope.region.clone(), dry_run: false, idempotency: None };
+        self.execute(&ctx, Dialect::Tapwire, Operation::CompleteTask(task)).map(|_| ())
+    }
+
+    /// Reloads the state from the store (after another replica wrote).
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let state = State::from_snapshot(self.store.load()?)?;
+        let revision = state.revision;
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
+        self.revision.send_replace(revision);
+        Ok(())
+    }
+}
+
+fn answer_all(batch: &[Arc<PendingWrite>], answers: Vec<Result<Output, ApiError>>) {
+    for (write, answer) in batch.iter().zip(answers) {
+        write.set_answer(answer);
+    }
+}
+
+/// The commit failed: writes that would have changed something fail; refusals stand.
+fn fail_writes(batch: &[Arc<PendingWrite>], answers: Vec<Result<Output, ApiError>>, err: &ApiError) {
+    for (write, answer) in batch.iter().zip(answers) {
+        write.set_answer(answer.and(Err(err.clone())));
+    }
+}
+
+fn dry_run() -> ApiError {
+    ApiError::new(ErrorKind::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
+}
