@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tapwire_control::ApiError;
+use tapwire_model::RangeError;
+
 /// The indices N present under `prefix.N…`, ascending; `Err(key)` names the first key
 /// whose N is not a positive integer.
 pub fn indices<'a>(keys: impl Iterator<Item = &'a String>, prefix: &str) -> Result<Vec<u32>, &'a str> {
@@ -32,6 +35,12 @@ pub fn fingerprint(map: &BTreeMap<String, String>, is_envelope: impl Fn(&str) ->
         out.push('\n');
     }
     out
+}
+
+/// A parsed number checked into one of the model's validated types; the range message is
+/// the model's, the same in both dialects.
+pub fn checked<T: TryFrom<u64, Error = RangeError>>(n: Option<u64>) -> Result<Option<T>, ApiError> {
+    n.map(|n| T::try_from(n).map_err(|e| ApiError::invalid(e.to_string()))).transpose()
 }
 
 #[cfg(test)]

@@ -64,8 +64,9 @@ fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Decodes the query string and, for form posts, the body, into one parameter list.
-fn collect_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
+/// Decodes the query string and, for form posts, the body, into one parameter list (the
+/// decoder both dialects share).
+pub fn collect_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> =
         query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let is_form = headers

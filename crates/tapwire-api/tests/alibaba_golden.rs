@@ -2,7 +2,7 @@
 //!
 //! A scripted session runs against the real router in-process with a seeded RNG and a
 //! fixed clock, so IDs and times are stable; `RequestId` is replaced by `REQUEST-ID`. Each
-//! response is compared with `tests/golden/alibaba/NN-name.json`. Background tasks are
+//! response is compared with `tests/golden/alibaba/{step}.json`. Background tasks are
 //! finished explicitly ([`lifecycle::complete_all`]) where the script needs idle
 //! resources. `UPDATE_GOLDEN=1` rewrites the files (review the diff before committing).
 
@@ -71,8 +71,7 @@ fn check(g: &mut Golden, name: &str, status: u16, body: &serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_and_error_matches_its_golden_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = api(dir.path(), 11);
+    let api = api(11);
     let src1 = register(&api, REGION, "198.18.0.2", Some("i-web1"));
     let src2 = register(&api, REGION, "198.18.0.3", Some("i-web2"));
     let sensor = register(&api, REGION, "198.18.1.2", Some("i-sensor1"));

@@ -2,7 +2,7 @@
 //!
 //! A scripted session runs against the real router in-process with a seeded RNG and a
 //! fixed clock, so IDs are stable; request IDs are replaced by `REQUEST-ID`. Each response
-//! is compared with `tests/golden/ec2/NN-name.xml`. `UPDATE_GOLDEN=1` rewrites the files
+//! is compared with `tests/golden/ec2/{step}.xml`. `UPDATE_GOLDEN=1` rewrites the files
 //! (review the diff before committing).
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
@@ -59,8 +59,7 @@ fn extract<'a>(xml: &'a str, tag: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_and_error_matches_its_golden_xml() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = api(dir.path(), 7);
+    let api = api(7);
     let src = register(&api, "us-east-1", "198.18.0.2", Some("i-web1"));
     let dst = register(&api, "us-east-1", "198.18.1.2", Some("i-sensor1"));
     let mut g = Golden::new("ec2", "xml");

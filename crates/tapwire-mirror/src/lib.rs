@@ -64,6 +64,7 @@ mod classifier;
 pub mod counters;
 pub mod encap;
 mod index;
+mod ruleset;
 mod scan;
 
 pub use bpf::{Prefilter, SockFilter};

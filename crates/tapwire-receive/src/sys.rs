@@ -1,5 +1,5 @@
-//! The only `unsafe` of this crate: thin wrappers over `recvmmsg(2)`,
-//! `setsockopt(SO_RCVBUFFORCE)` and `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`.
+//! The only `unsafe` of this crate: a thin wrapper over `recvmmsg(2)` from owned buffers;
+//! `SO_RCVBUFFORCE` and the thread CPU clock come through `nix`.
 //!
 //! Invariants: [`RecvBatch`] owns its buffers, iovecs and address slots in boxed slices
 //! that are never resized, and re-points every `mmsghdr` at them (from `&mut self`)
@@ -118,33 +118,14 @@ fn ip_of(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> 
 }
 
 /// Sets `SO_RCVBUFFORCE` (ignores `net.core.rmem_max`; needs CAP_NET_ADMIN).
-pub fn set_rcvbuf_force(socket: &impl AsRawFd, bytes: usize) -> io::Result<()> {
-    let value = bytes.min(i32::MAX as usize / 2) as libc::c_int;
-    // SAFETY: passes a pointer to a live c_int and its exact size; the kernel only reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            ptr::from_ref(&value).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub fn set_rcvbuf_force(socket: &impl std::os::fd::AsFd, bytes: usize) -> io::Result<()> {
+    let value = bytes.min(i32::MAX as usize / 2);
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBufForce, &value).map_err(io::Error::from)
 }
 
 /// CPU time (user + system) used by the calling thread so far.
 pub fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: passes a pointer to a live, writable timespec.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
 
 #[cfg(test)]

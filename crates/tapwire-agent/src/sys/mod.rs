@@ -4,8 +4,12 @@
 //!   filter and its drop statistics;
 //! - [`send`]: batched `sendmmsg(2)` from caller-owned buffers, and the raw UDP sockets
 //!   (one per source and target; DF, `SO_MARK`, non-blocking) mirror copies leave through;
-//! - [`netdev`]: interface addresses (`getifaddrs`), the path MTU of a route (`IP_MTU`)
-//!   and entering a network namespace (`setns`).
+//! - [`netdev`]: interface addresses, the path MTU of a route (`IP_MTU`) and entering a
+//!   network namespace.
+//!
+//! Calls that `nix` wraps safely (`getifaddrs`, `setns`, `if_nametoindex`, CPU affinity)
+//! go through it; what stays here is what no well-kept crate covers: the TPACKET_V3 ring
+//! and `sendmmsg` from caller-owned buffers.
 //!
 //! Invariants: every unsafe block carries a `// SAFETY:` comment; memory the kernel
 //! writes (the ring) is only turned into a Rust slice while the kernel has handed it to
@@ -43,13 +47,7 @@ fn set_option<T: Copy>(fd: libc::c_int, level: libc::c_int, name: libc::c_int, v
 
 /// Pins the calling thread to CPU `cpu`.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        return Err(io::Error::other(format!("CPU {cpu} is out of range")));
-    }
-    // SAFETY: `cpu` is within the set's capacity (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is a live cpu_set_t of the size passed.
-    check(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(|_| io::Error::other(format!("CPU {cpu} is out of range")))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(io::Error::from)
 }

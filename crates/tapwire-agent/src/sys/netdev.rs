@@ -1,6 +1,6 @@
-//! Interface addresses, route MTUs and network namespaces.
+//! Interface addresses, route MTUs and network namespaces (through `nix` where it has
+//! the call).
 
-use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -23,49 +23,21 @@ pub struct InterfaceAddress {
 
 /// Every address of every interface of the current network namespace.
 pub fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
-    let mut head: *mut libc::ifaddrs = ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head into `head`; freed below with freeifaddrs.
-    check(unsafe { libc::getifaddrs(&mut head) })?;
+    let list = nix::ifaddrs::getifaddrs().map_err(io::Error::from)?;
     let mut out = Vec::new();
-    let mut cursor = head;
-    while !cursor.is_null() {
-        // SAFETY: `cursor` is a node of the list getifaddrs returned, valid until freeifaddrs.
-        let entry = unsafe { &*cursor };
-        cursor = entry.ifa_next;
-        if entry.ifa_name.is_null() || entry.ifa_addr.is_null() {
+    for entry in list {
+        let Some(addr) = entry.address else { continue };
+        let (address, mac) = if let Some(sin) = addr.as_sockaddr_in() {
+            (Some(IpAddr::V4(sin.ip())), None)
+        } else if let Some(sin6) = addr.as_sockaddr_in6() {
+            (Some(IpAddr::V6(sin6.ip())), None)
+        } else if let Some(link) = addr.as_link_addr() {
+            (None, link.addr())
+        } else {
             continue;
-        }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(entry.ifa_name) }.to_string_lossy().into_owned();
-        // SAFETY: ifa_addr points at a sockaddr whose family says which struct it is.
-        let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
-        let (address, mac) = match family {
-            libc::AF_INET => {
-                // SAFETY: AF_INET entries are sockaddr_in.
-                let sin = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in>() };
-                (Some(IpAddr::V4(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()))), None)
-            }
-            libc::AF_INET6 => {
-                // SAFETY: AF_INET6 entries are sockaddr_in6.
-                let sin6 = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in6>() };
-                (Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))), None)
-            }
-            libc::AF_PACKET => {
-                // SAFETY: AF_PACKET entries are sockaddr_ll.
-                let sll = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_ll>() };
-                let mac = (sll.sll_halen == 6).then(|| {
-                    let a = sll.sll_addr;
-                    [a[0], a[1], a[2], a[3], a[4], a[5]]
-                });
-                (None, mac)
-            }
-            _ => continue,
         };
-        out.push(InterfaceAddress { name, address, mac });
+        out.push(InterfaceAddress { name: entry.interface_name, address, mac });
     }
-    // SAFETY: `head` came from getifaddrs and is freed exactly once; no reference into
-    // the list survives (names were copied).
-    unsafe { libc::freeifaddrs(head) };
     Ok(out)
 }
 
@@ -89,16 +61,10 @@ pub fn route_mtu(destination: IpAddr) -> io::Result<u32> {
 /// `/var/run/netns/NAME`). Sockets it opens afterwards live there; other threads stay.
 pub fn enter_network_namespace(path: &Path) -> io::Result<()> {
     let file = File::open(path)?;
-    // SAFETY: setns on a descriptor we own, for the network namespace type only.
-    check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 /// The index of interface `name` in the calling thread's network namespace.
 pub fn interface_index(name: &str) -> io::Result<u32> {
-    let c_name = std::ffi::CString::new(name).map_err(|_| io::Error::other("interface name contains NUL"))?;
-    // SAFETY: `c_name` is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(c_name.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        index => Ok(index),
-    }
+    nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
 }

@@ -11,8 +11,8 @@ use tapwire_control::ops::{IdempotencyKey, Operation, Output, RequestContext};
 use tapwire_control::{ApiError, Dialect, ErrorKind, State};
 use tapwire_model::resource::Scope;
 
-use super::Caller;
 use super::params::Params;
+use super::{Caller, Fields};
 use crate::Api;
 
 /// Longest ClientToken Alibaba accepts.
@@ -69,6 +69,11 @@ impl<'a> Exchange<'a> {
         let ctx = self.context(self.region()?)?;
         let op = parse(self.params)?;
         self.api.control.execute(&ctx, Dialect::Alibaba, op)
+    }
+
+    /// Runs a write whose answer carries nothing but the `RequestId`.
+    pub fn write_empty(&self, parse: fn(&Params) -> Result<Operation, ApiError>) -> Result<Fields, ApiError> {
+        self.write(parse).map(|_| Fields::new())
     }
 
     /// Runs a service action (`RegionId` optional).

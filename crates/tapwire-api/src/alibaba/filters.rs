@@ -364,8 +364,7 @@ pub(super) fn create_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
 }
 
 pub(super) fn delete_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_delete_filter)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_delete_filter)
 }
 
 pub(super) fn create_rules(x: &Exchange<'_>) -> Result<Fields, ApiError> {
@@ -379,18 +378,15 @@ pub(super) fn create_rules(x: &Exchange<'_>) -> Result<Fields, ApiError> {
 }
 
 pub(super) fn delete_rules(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_delete_rules)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_delete_rules)
 }
 
 pub(super) fn update_filter(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_update_filter)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_update_filter)
 }
 
 pub(super) fn update_rule(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_update_rule)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_update_rule)
 }
 
 pub(super) fn list_filters(x: &Exchange<'_>) -> Result<Fields, ApiError> {

@@ -234,23 +234,19 @@ pub(super) fn create_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
 }
 
 pub(super) fn delete_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_delete_session)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_delete_session)
 }
 
 pub(super) fn update_session(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_update_session)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_update_session)
 }
 
 pub(super) fn add_sources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_add_sources)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_add_sources)
 }
 
 pub(super) fn remove_sources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_remove_sources)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_remove_sources)
 }
 
 pub(super) fn list_sessions(x: &Exchange<'_>) -> Result<Fields, ApiError> {

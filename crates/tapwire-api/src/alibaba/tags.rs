@@ -130,18 +130,15 @@ pub fn parse_list_tag_resources(p: &Params) -> Result<ListTagResources, ApiError
 // === handlers ===
 
 pub(super) fn tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_tag_resources)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_tag_resources)
 }
 
 pub(super) fn untag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_untag_resources)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_untag_resources)
 }
 
 pub(super) fn move_resource_group(x: &Exchange<'_>) -> Result<Fields, ApiError> {
-    x.write(parse_move_resource_group)?;
-    Ok(fields(json!({})))
+    x.write_empty(parse_move_resource_group)
 }
 
 pub(super) fn list_tag_resources(x: &Exchange<'_>) -> Result<Fields, ApiError> {

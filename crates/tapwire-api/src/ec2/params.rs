@@ -76,7 +76,7 @@ impl Params {
 
     /// A number checked into one of the model's validated types.
     pub fn number<T: TryFrom<u64, Error = tapwire_model::RangeError>>(&self, key: &str) -> Result<Option<T>, ApiError> {
-        self.parsed::<u64>(key)?.map(|n| T::try_from(n).map_err(|e| ApiError::invalid(e.to_string()))).transpose()
+        crate::flat::checked(self.parsed::<u64>(key)?)
     }
 
     /// A required validated number.

@@ -1,6 +1,6 @@
-//! Shared harness of the golden tests: an in-process server with a seeded RNG and a fixed
-//! clock (so IDs and times are stable), interface registration, and the golden-file
-//! comparison. `UPDATE_GOLDEN=1` rewrites the files (review the diff before committing).
+//! Shared harness of the golden tests: an in-process server over
+//! `tapwire_control::testing` (in-memory store, seeded RNG, fixed clock, so IDs and times
+//! are stable), interface registration, and the golden-file comparison. `UPDATE_GOLDEN=1` rewrites the files (review the diff before committing).
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 #![allow(dead_code, reason = "each test binary uses a different part")]
@@ -10,31 +10,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use rand::SeedableRng;
 use tapwire_api::{Api, ApiConfig, router};
 use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
-use tapwire_control::{Clock, Control, ControlConfig, Dialect};
+use tapwire_control::{ControlConfig, Dialect};
 use tapwire_model::AccountId;
 use tower::ServiceExt;
 
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        1_795_000_000
-    }
-}
-
-/// A server over a fresh store in `dir`, deterministic for `seed`.
-pub fn api(dir: &std::path::Path, seed: u64) -> Arc<Api> {
-    let store = tapwire_store::SqliteStore::open_dir(dir).unwrap();
-    let control = Control::open(
-        Box::new(store),
-        Box::new(FixedClock),
-        Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
-        ControlConfig::default(),
-    )
-    .unwrap();
+/// A server over a fresh in-memory store, deterministic for `seed`.
+pub fn api(seed: u64) -> Arc<Api> {
+    let control = tapwire_control::testing::control(seed, ControlConfig::default());
     Arc::new(Api { control, config: ApiConfig::default() })
 }
 
@@ -62,22 +46,25 @@ pub async fn send(api: &Arc<Api>, req: Request<Body>) -> (u16, Vec<u8>) {
     (status, bytes.to_vec())
 }
 
-/// Numbered golden files in one folder, compared (or rewritten) one by one.
+/// Golden files in one folder, one per scripted step, named by the step; compared (or
+/// rewritten) one by one.
 pub struct Golden {
     dir: PathBuf,
     extension: &'static str,
     n: usize,
+    names: std::collections::BTreeSet<String>,
     update: bool,
     failures: Vec<String>,
 }
 
 impl Golden {
-    /// Golden files `tests/golden/{folder}/NN-name.{extension}`.
+    /// Golden files `tests/golden/{folder}/{step}.{extension}`.
     pub fn new(folder: &str, extension: &'static str) -> Self {
         Self {
             dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(folder),
             extension,
             n: 0,
+            names: std::collections::BTreeSet::new(),
             update: std::env::var_os("UPDATE_GOLDEN").is_some(),
             failures: Vec::new(),
         }
@@ -86,7 +73,8 @@ impl Golden {
     /// Compares the next response (already normalised) with its file.
     pub fn check(&mut self, name: &str, status: u16, body: &str) {
         self.n += 1;
-        let path = self.dir.join(format!("{:02}-{name}.{}", self.n, self.extension));
+        assert!(self.names.insert(name.to_owned()), "two steps are named {name}");
+        let path = self.dir.join(format!("{name}.{}", self.extension));
         let actual = format!("HTTP {status}\n{body}\n");
         if self.update {
             std::fs::write(&path, &actual).unwrap();
@@ -98,9 +86,18 @@ impl Golden {
         }
     }
 
-    /// Fails the test with every mismatch, and unless at least `at_least` files were checked.
+    /// Fails the test with every mismatch, unless at least `at_least` files were checked,
+    /// and when a golden file belongs to no step (a renamed or dropped step).
     pub fn finish(self, at_least: usize) {
         assert!(self.failures.is_empty(), "{} golden mismatches:\n{}", self.failures.len(), self.failures.join("\n"));
         assert!(self.n >= at_least, "only {} of {at_least} scripted calls were checked", self.n);
+        if !self.update {
+            let stale: Vec<String> = std::fs::read_dir(&self.dir)
+                .unwrap()
+                .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+                .filter(|stem| !self.names.contains(stem))
+                .collect();
+            assert!(stale.is_empty(), "golden files of no step: {stale:?}");
+        }
     }
 }
