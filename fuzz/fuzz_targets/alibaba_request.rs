@@ -4,17 +4,16 @@
 
 mod support;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use libfuzzer_sys::fuzz_target;
-use tapwire_api::{alibaba, collect_params};
+use tapwire_api::{alibaba, decode};
 use tapwire_model::AccountId;
 
 fuzz_target!(|data: &[u8]| {
     let (query, body) = support::split(data);
-    let pairs = collect_params(query.as_deref(), &HeaderMap::new(), &body);
-    let action = pairs.iter().rev().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
-    let control = support::world();
-    let api = tapwire_api::Api { control, config: tapwire_api::ApiConfig::default() };
+    let Ok(pairs) = decode::decode(&Method::POST, query.as_deref(), &HeaderMap::new(), &body) else { return };
+    let action = pairs.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+    let api = support::api();
     let caller = alibaba::Caller { account: AccountId::DEFAULT };
     let reply = alibaba::handle(&api, &caller, &action, alibaba::params::Params::new(pairs), "fuzz");
     let v: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON answer");

@@ -7,8 +7,13 @@ use tapwire_control::{Control, ControlConfig, Dialect};
 use tapwire_model::SessionNumber;
 use tapwire_model::resource::{SessionTarget, TargetDestination};
 
-/// A control plane holding two interfaces, a target, a filter with a rule and a session,
-/// in `us-east-1`, and the Alibaba service opened in `cn-hangzhou`.
+/// The API over [`world`], with default settings.
+pub fn api() -> tapwire_api::Api {
+    tapwire_api::Api { control: world(), config: tapwire_api::ApiConfig::default() }
+}
+
+/// A control plane holding two interfaces, a target, a filter and a session in
+/// `us-east-1`, and the Alibaba service opened in `cn-hangzhou`.
 pub fn world() -> Control {
     let control = testing::control(1, ControlConfig::default());
     let ctx = context("us-east-1");

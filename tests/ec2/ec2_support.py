@@ -37,8 +37,9 @@ def free_port():
 class Server:
     """One `tapwire server` process over one data directory."""
 
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=(), preexec_fn=None):
         self.data_dir = data_dir
+        self.preexec_fn = preexec_fn
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
@@ -49,6 +50,7 @@ class Server:
             [BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), *self.extra_args],
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=self.preexec_fn,
         )
         line = self.proc.stderr.readline()
         assert "listening on" in line, f"server did not start: {line!r}"

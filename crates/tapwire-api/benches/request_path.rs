@@ -38,14 +38,20 @@ fn start_server() -> Server {
         Box::new(SystemClock),
         Box::new(rand::rngs::StdRng::seed_from_u64(1)),
         // The benchmark creates more filters than the default per-account quota allows.
-        ControlConfig { quotas: Quotas { filters_per_account: usize::MAX, ..Quotas::default() } },
+        ControlConfig {
+            quotas: Quotas { filters_per_account: usize::MAX, ..Quotas::default() },
+            ..ControlConfig::default()
+        },
     )
     .unwrap();
     let api = Arc::new(Api { control, config: ApiConfig::default() });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    runtime.spawn(async move { axum::serve(listener, router(api)).await });
+    // The server's own listener (connection cap, timeouts), as `tapwire server` runs it.
+    let stats = Arc::new(tapwire_api::serve::ServeStats::default());
+    let config = tapwire_api::serve::ServeConfig::default();
+    runtime.spawn(tapwire_api::serve::serve(listener, router(api), config, stats, std::future::pending()));
     Server { url, _dir: dir, _runtime: runtime }
 }
 

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
+use tapwire_api::cancel::Cancel;
 use tapwire_api::{Api, ApiConfig, alibaba, ec2};
 use tapwire_control::ControlConfig;
 use tapwire_control::testing;
@@ -187,7 +188,7 @@ fn pairs(params: &[(&str, &str)], action: &str, drop: Option<&str>) -> Vec<(Stri
 
 fn ec2_code(api: &Api, pairs: Vec<(String, String)>) -> Option<String> {
     let caller = ec2::Caller { account: AccountId::DEFAULT, region: "us-east-1".into() };
-    let reply = ec2::handle(&api.control, &caller, ec2::params::Params::new(pairs), "rid");
+    let reply = ec2::handle(api, &caller, ec2::params::Params::new(pairs), "rid", &Cancel::default());
     let body = reply.body;
     let a = body.find("<Code>")? + 6;
     Some(body[a..a + body[a..].find('<')?].to_owned())

@@ -180,9 +180,13 @@ impl Control {
     /// Plans one write against `state`: ClientToken replay, checks, changes, dry run.
     fn plan(&self, state: &State, write: &PendingWrite, entropy: &mut dyn Entropy) -> Result<Planned, ApiError> {
         let ctx = &write.ctx;
-        let key = ctx.idempotency.as_ref().map(|k| (idempotency_key(ctx.account, k.action, &k.token), k));
+        let now = self.clock.now();
+        let scope = tapwire_model::resource::Scope { account: ctx.account, region: ctx.region.clone() };
+        let key = ctx.idempotency.as_ref().map(|k| (idempotency_key(&scope, k.action, &k.token), k));
+        // An expired record is as good as none: the token starts a new request.
         if let Some((key, k)) = &key
             && let Some(record) = state.idempotency.get(key)
+            && record.created_at + self.config.client_token_ttl > now
         {
             if record.fingerprint != k.fingerprint {
                 return Err(ApiError::new(
@@ -195,7 +199,7 @@ impl Control {
             }
             return Ok(Planned::Replay(record.output.clone()));
         }
-        let mut plan = Planner::new(state, ctx, write.dialect, self.clock.now(), &self.config, entropy);
+        let mut plan = Planner::new(state, ctx, write.dialect, now, &self.config, entropy);
         let output = plan.run(write.op.clone())?;
         if ctx.dry_run {
             return Err(dry_run());
@@ -204,7 +208,7 @@ impl Control {
         if let Some((key, k)) = key {
             changes.push(Change::PutIdempotency(
                 key,
-                IdempotencyRecord { fingerprint: k.fingerprint.clone(), output: output.clone() },
+                IdempotencyRecord { fingerprint: k.fingerprint.clone(), output: output.clone(), created_at: now },
             ));
         }
         Ok(Planned::Write(output, changes))
@@ -216,6 +220,24 @@ impl Control {
         let ctx =
             RequestContext { account: scope.account, region: scope.region.clone(), dry_run: false, idempotency: None };
         self.execute(&ctx, Dialect::Tapwire, Operation::CompleteTask(task)).map(|_| ())
+    }
+
+    /// Forgets ClientToken answers older than the configured lifetime, at most `limit` of
+    /// them in one durable write; returns how many went. Run periodically.
+    pub fn expire_client_tokens(&self, limit: usize) -> Result<usize, ApiError> {
+        let cutoff = self.clock.now() - self.config.client_token_ttl;
+        let keys: Vec<String> = self.read().idempotency_older_than(cutoff).take(limit).cloned().collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let n = keys.len();
+        let ctx = RequestContext {
+            account: tapwire_model::AccountId::DEFAULT,
+            region: String::new(),
+            dry_run: false,
+            idempotency: None,
+        };
+        self.execute(&ctx, Dialect::Tapwire, Operation::ForgetClientTokens(keys)).map(|_| n)
     }
 
     /// Reloads the state from the store (after another replica wrote).

@@ -64,10 +64,19 @@ pub enum ErrorKind {
     InvalidParameterCombination,
     /// A parameter the operation does not take.
     UnknownParameter,
+    /// The request itself is malformed: a bad escape, invalid UTF-8, a key given twice,
+    /// a body where none belongs.
+    MalformedRequest,
+    /// The body is not a form.
+    UnsupportedMediaType,
     /// The action is unknown.
     InvalidAction,
     /// A Describe filter name is unknown.
     InvalidFilter,
+    /// Too many Describe filters or filter values.
+    FilterLimitExceeded,
+    /// The client went away before the answer was ready (never seen by that client).
+    RequestCancelled,
     /// A pagination token is not one this server issued.
     InvalidNextToken,
     /// Too many tags.
@@ -80,6 +89,8 @@ pub enum ErrorKind {
     DryRunOperation,
     /// A ClientToken was reused with different parameters.
     IdempotentParameterMismatch,
+    /// The region is not one this server serves.
+    UnknownRegion,
     /// The region's traffic mirror service is not opened (Alibaba).
     OptInRequired,
     /// The service is already opened (Alibaba `ORDER.OPEND`).
@@ -109,6 +120,8 @@ pub enum Quota {
     Sessions,
     /// Targets per account.
     Targets,
+    /// Network interfaces per account.
+    Interfaces,
 }
 
 /// An error to return to the caller.

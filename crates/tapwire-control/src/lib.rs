@@ -19,6 +19,7 @@ pub mod control;
 pub mod dialect;
 pub mod entropy;
 pub mod error;
+pub mod index;
 pub mod ops;
 pub mod plan;
 pub mod render;

@@ -333,6 +333,8 @@ pub enum Operation {
     /// Finish a background task: `Creating`/`Modifying` → `Created`, `Deleting` → gone.
     /// Does nothing when the resource has left that status (or is gone) already.
     CompleteTask(Task),
+    /// Forget these expired ClientToken answers (housekeeping; by key).
+    ForgetClientTokens(Vec<String>),
     /// Register (or refresh) an interface.
     RegisterInterface(InterfaceRegistration),
     /// Remove an interface; its sessions go with it.

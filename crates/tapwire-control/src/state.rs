@@ -8,15 +8,16 @@
 //! committed to the store, so memory never runs ahead of disk. Readers take a shared lock
 //! and see a consistent revision.
 
-use imbl::{HashMap, OrdMap};
+use imbl::{HashMap, OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
-use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use tapwire_model::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{
-    Filter, FilterRule, NetworkInterface, ResourceStatus, Scope, Session, SessionTarget, Target, TargetDestination,
+    Filter, FilterRule, NetworkInterface, Scope, Session, SessionTarget, Target, TargetDestination,
 };
 use tapwire_store::{Commit, Document, Snapshot, StoreError};
 
+use crate::index::Index;
 use crate::ops::{FilterView, Output, ResourceRef, Task};
 
 /// A region where an account opened the traffic mirror service (Alibaba).
@@ -34,13 +35,17 @@ impl ServiceRecord {
     }
 }
 
-/// A stored ClientToken answer.
+/// A stored ClientToken answer, kept for [`crate::config::ControlConfig::client_token_ttl`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
-    /// Fingerprint of the original parameters.
+    /// Fingerprint (a hash) of the original parameters.
     pub fingerprint: String,
     /// The original answer.
     pub output: Output,
+    /// When the first request was answered (seconds since the epoch); records written
+    /// before this field existed read as 0 and expire at the first sweep.
+    #[serde(default)]
+    pub created_at: i64,
 }
 
 /// One resource or record, as it is committed.
@@ -68,6 +73,8 @@ pub enum Change {
     DeleteInterface(NetworkInterfaceId),
     /// Remember a ClientToken answer under its key.
     PutIdempotency(String, IdempotencyRecord),
+    /// Forget an expired ClientToken answer.
+    DeleteIdempotency(String),
     /// Record that a region's traffic mirror service is open.
     PutService(ServiceRecord),
 }
@@ -101,6 +108,10 @@ pub struct State {
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Opened traffic mirror services by `account/region`.
     pub services: OrdMap<String, ServiceRecord>,
+    /// ClientToken keys by the time their record was written, oldest first.
+    pub idempotency_by_age: OrdSet<(i64, String)>,
+    /// Counts and relations derived from the maps above.
+    pub index: Index,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(kind: &str, id: &str, body: &str) -> Result<T, StoreError> {
@@ -112,9 +123,9 @@ fn encode<T: Serialize>(kind: &'static str, id: String, value: &T) -> Result<Doc
     Ok(Document { kind, id, body })
 }
 
-/// The idempotency key of a ClientToken.
-pub fn idempotency_key(account: AccountId, action: &str, token: &str) -> String {
-    format!("{account}/{action}/{token}")
+/// The idempotency key of a ClientToken: tokens are scoped by account and region.
+pub fn idempotency_key(scope: &Scope, action: &str, token: &str) -> String {
+    format!("{}/{}/{action}/{token}", scope.account, scope.region)
 }
 
 impl State {
@@ -145,7 +156,9 @@ impl State {
                     state.interfaces.insert(v.id, v);
                 }
                 kind::IDEMPOTENCY => {
-                    state.idempotency.insert(d.id.clone(), decode(k, id, body)?);
+                    let v: IdempotencyRecord = decode(k, id, body)?;
+                    state.idempotency_by_age.insert((v.created_at, d.id.clone()));
+                    state.idempotency.insert(d.id.clone(), v);
                 }
                 kind::SERVICE => {
                     let v: ServiceRecord = decode(k, id, body)?;
@@ -154,6 +167,7 @@ impl State {
                 other => return Err(StoreError::Backend(format!("unknown document kind {other:?}"))),
             }
         }
+        state.index = Index::rebuild(&state.filters, &state.rules, &state.sessions, &state.targets, &state.interfaces);
         Ok(state)
     }
 
@@ -169,6 +183,7 @@ impl State {
                 Change::PutTarget(v) => puts.push(encode(kind::TARGET, v.id.to_string(), v)?),
                 Change::PutInterface(v) => puts.push(encode(kind::INTERFACE, v.id.to_string(), v)?),
                 Change::PutIdempotency(key, v) => puts.push(encode(kind::IDEMPOTENCY, key.clone(), v)?),
+                Change::DeleteIdempotency(key) => deletes.push((kind::IDEMPOTENCY, key.clone())),
                 Change::PutService(v) => puts.push(encode(kind::SERVICE, ServiceRecord::key(&v.scope), v)?),
                 Change::DeleteFilter(id) => deletes.push((kind::FILTER, id.to_string())),
                 Change::DeleteRule(id) => deletes.push((kind::RULE, id.to_string())),
@@ -180,45 +195,83 @@ impl State {
         Ok(Commit { base_revision, puts, deletes })
     }
 
-    /// Applies committed changes and moves to `revision`.
+    /// Applies committed changes and moves to `revision`, keeping the index in step.
     pub fn apply(&mut self, changes: Vec<Change>, revision: u64) {
         for c in changes {
             match c {
                 Change::PutFilter(v) => {
+                    if let Some(old) = self.filters.remove(&v.id) {
+                        self.index.filter(&old, false);
+                    }
+                    self.index.filter(&v, true);
                     self.filters.insert(v.id, v);
                 }
                 Change::PutRule(v) => {
+                    if let Some(old) = self.rules.remove(&v.id) {
+                        self.index.rule(&old, false);
+                    }
+                    self.index.rule(&v, true);
                     self.rules.insert(v.id, v);
                 }
                 Change::PutSession(v) => {
+                    if let Some(old) = self.sessions.remove(&v.id) {
+                        self.index.session(&old, false);
+                    }
+                    self.index.session(&v, true);
                     self.sessions.insert(v.id, v);
                 }
                 Change::PutTarget(v) => {
+                    if let Some(old) = self.targets.remove(&v.id) {
+                        self.index.target(&old, false);
+                    }
+                    self.index.target(&v, true);
                     self.targets.insert(v.id, v);
                 }
                 Change::PutInterface(v) => {
+                    if let Some(old) = self.interfaces.remove(&v.id) {
+                        self.index.interface(&old, false);
+                    }
+                    self.index.interface(&v, true);
                     self.interfaces.insert(v.id, v);
                 }
                 Change::PutIdempotency(key, v) => {
-                    self.idempotency.insert(key, v);
+                    self.idempotency_by_age.insert((v.created_at, key.clone()));
+                    if let Some(old) = self.idempotency.insert(key.clone(), v) {
+                        self.idempotency_by_age.remove(&(old.created_at, key));
+                    }
+                }
+                Change::DeleteIdempotency(key) => {
+                    if let Some(old) = self.idempotency.remove(&key) {
+                        self.idempotency_by_age.remove(&(old.created_at, key));
+                    }
                 }
                 Change::PutService(v) => {
                     self.services.insert(ServiceRecord::key(&v.scope), v);
                 }
                 Change::DeleteFilter(id) => {
-                    self.filters.remove(&id);
+                    if let Some(old) = self.filters.remove(&id) {
+                        self.index.filter(&old, false);
+                    }
                 }
                 Change::DeleteRule(id) => {
-                    self.rules.remove(&id);
+                    if let Some(old) = self.rules.remove(&id) {
+                        self.index.rule(&old, false);
+                    }
                 }
                 Change::DeleteSession(id) => {
-                    self.sessions.remove(&id);
+                    if let Some(old) = self.sessions.remove(&id) {
+                        self.index.session(&old, false);
+                    }
                 }
                 Change::DeleteTarget(id) => {
-                    self.targets.remove(&id);
+                    if let Some(old) = self.targets.remove(&id) {
+                        self.index.target(&old, false);
+                    }
                 }
                 Change::DeleteInterface(id) => {
-                    self.interfaces.remove(&id);
+                    if let Some(old) = self.interfaces.remove(&id) {
+                        self.index.interface(&old, false);
+                    }
                 }
             }
         }
@@ -227,7 +280,8 @@ impl State {
 
     /// Rules of a filter, ordered by direction then number.
     pub fn rules_of(&self, filter: FilterId) -> Vec<FilterRule> {
-        let mut rules: Vec<FilterRule> = self.rules.values().filter(|r| r.filter_id == filter).cloned().collect();
+        let mut rules: Vec<FilterRule> =
+            self.index.rules_of(filter).filter_map(|id| self.rules.get(&id).cloned()).collect();
         rules.sort_by_key(|r| (r.direction, r.number));
         rules
     }
@@ -239,18 +293,28 @@ impl State {
 
     /// Sessions that have `eni` among their sources.
     pub fn sessions_from(&self, eni: NetworkInterfaceId) -> impl Iterator<Item = &Session> {
-        self.sessions.values().filter(move |s| s.sources.contains(&eni))
+        self.index.sessions_from(eni).filter_map(|id| self.sessions.get(&id))
+    }
+
+    /// Sessions whose destination is `target`.
+    pub fn sessions_to(&self, target: &SessionTarget) -> impl Iterator<Item = &Session> {
+        self.index.sessions_to(target).filter_map(|id| self.sessions.get(&id))
+    }
+
+    /// Targets delivering to `destination`.
+    pub fn targets_to(&self, destination: &TargetDestination) -> impl Iterator<Item = &Target> {
+        self.index.targets_to(destination).filter_map(|id| self.targets.get(&id))
     }
 
     /// The target whose destination is `eni`, if any.
     pub fn target_on_interface(&self, eni: NetworkInterfaceId) -> Option<&Target> {
-        self.targets.values().find(|t| t.destination == TargetDestination::NetworkInterface(eni))
+        self.targets_to(&TargetDestination::NetworkInterface(eni)).next()
     }
 
     /// Whether `eni` receives copies, through a target or named directly by a session.
     pub fn interface_is_destination(&self, eni: NetworkInterfaceId) -> bool {
         self.target_on_interface(eni).is_some()
-            || self.sessions.values().any(|s| s.target == SessionTarget::NetworkInterface(eni))
+            || self.index.sessions_to(&SessionTarget::NetworkInterface(eni)).next().is_some()
     }
 
     /// The interface a session's copies go to, if it resolves to one.
@@ -274,17 +338,13 @@ impl State {
         match &s.target {
             SessionTarget::Target(id) => Some(*id),
             SessionTarget::NetworkInterface(eni) => self.target_on_interface(*eni).filter(same_scope).map(|t| t.id),
-            SessionTarget::LoadBalancer(lb) => {
-                self.targets
-                    .values()
-                    .filter(same_scope)
-                    .find(|t| match &t.destination {
-                        TargetDestination::NetworkLoadBalancer(x)
-                        | TargetDestination::GatewayLoadBalancerEndpoint(x) => x == lb,
-                        TargetDestination::NetworkInterface(_) => false,
-                    })
-                    .map(|t| t.id)
-            }
+            SessionTarget::LoadBalancer(lb) => [
+                TargetDestination::NetworkLoadBalancer(lb.clone()),
+                TargetDestination::GatewayLoadBalancerEndpoint(lb.clone()),
+            ]
+            .iter()
+            .find_map(|d| self.targets_to(d).find(same_scope))
+            .map(|t| t.id),
         }
     }
 
@@ -302,21 +362,22 @@ impl State {
 
     /// Every resource whose background task has not finished, with the scope it lives in.
     pub fn pending_tasks(&self) -> Vec<(Task, Scope)> {
-        let busy = |status: ResourceStatus| status != ResourceStatus::Created;
-        let filters = self
-            .filters
-            .values()
-            .filter(|f| busy(f.status))
-            .map(|f| (Task { resource: ResourceRef::Filter(f.id), status: f.status }, f.scope.clone()));
-        let rules = self.rules.values().filter(|r| busy(r.status)).filter_map(|r| {
-            let scope = self.filters.get(&r.filter_id)?.scope.clone();
-            Some((Task { resource: ResourceRef::Rule(r.id), status: r.status }, scope))
-        });
-        let sessions = self
-            .sessions
-            .values()
-            .filter(|s| busy(s.status))
-            .map(|s| (Task { resource: ResourceRef::Session(s.id), status: s.status }, s.scope.clone()));
-        filters.chain(rules).chain(sessions).collect()
+        self.index
+            .busy()
+            .filter_map(|(resource, status)| {
+                let scope = match resource {
+                    ResourceRef::Filter(id) => self.filters.get(&id)?.scope.clone(),
+                    ResourceRef::Rule(id) => self.filters.get(&self.rules.get(&id)?.filter_id)?.scope.clone(),
+                    ResourceRef::Session(id) => self.sessions.get(&id)?.scope.clone(),
+                    ResourceRef::Target(id) => self.targets.get(&id)?.scope.clone(),
+                };
+                Some((Task { resource, status }, scope))
+            })
+            .collect()
+    }
+
+    /// ClientToken keys whose record was written before `cutoff`, oldest first.
+    pub fn idempotency_older_than(&self, cutoff: i64) -> impl Iterator<Item = &String> {
+        self.idempotency_by_age.iter().take_while(move |(at, _)| *at < cutoff).map(|(_, key)| key)
     }
 }

@@ -80,7 +80,7 @@ impl World {
     }
 
     fn with_quotas(quotas: Quotas) -> Self {
-        Self { control: testing::control(11, ControlConfig { quotas }), hosts: 0 }
+        Self { control: testing::control(11, ControlConfig { quotas, ..ControlConfig::default() }), hosts: 0 }
     }
 
     fn run(&self, dialect: Dialect, op: Operation) -> Result<Output, ApiError> {
@@ -174,6 +174,7 @@ fn small_quotas() -> Quotas {
         sources_per_interface_target: 1,
         sessions_per_target: 1,
         sources_per_session: 1,
+        interfaces_per_account: 100,
     }
 }
 
@@ -495,6 +496,22 @@ const REFUSALS: &[Refusal] = &[
         || Quotas { sources_per_interface_target: 1, ..Quotas::default() }
     ),
     refusal!(
+        "interfaces per account",
+        Tapwire,
+        K::Quota(Quota::Interfaces),
+        |w| {
+            w.iface(true);
+            Operation::RegisterInterface(InterfaceRegistration {
+                host: Some("another".into()),
+                ifname: Some("eth0".into()),
+                instance_id: None,
+                mac: None,
+                addresses: vec!["198.18.9.9".parse().unwrap()],
+            })
+        },
+        || Quotas { interfaces_per_account: 1, ..Quotas::default() }
+    ),
+    refusal!(
         "sources per session",
         Alibaba,
         K::Quota(Quota::SourcesPerSession),
@@ -508,6 +525,13 @@ const REFUSALS: &[Refusal] = &[
         || Quotas { sources_per_session: 1, ..Quotas::default() }
     ),
 ];
+
+/// The index the state keeps is the one its maps give.
+fn assert_index_consistent(w: &World) {
+    let s = w.control.read();
+    let rebuilt = tapwire_control::index::Index::rebuild(&s.filters, &s.rules, &s.sessions, &s.targets, &s.interfaces);
+    assert!(s.index == rebuilt, "the kept index drifted from the maps");
+}
 
 /// Finishes every Alibaba task (what the API's lifecycle worker does after its delay).
 fn finish_tasks(w: &World) {
@@ -528,6 +552,7 @@ fn every_check_and_quota_refuses_and_writes_nothing() {
         assert!(!err.message.is_empty(), "{}", case.name);
         let after = w.control.read();
         assert_eq!(after.revision, before.revision, "{}: a refusal wrote", case.name);
+        assert_index_consistent(&w);
         kinds.insert(format!("{:?}", case.expect));
     }
     assert!(kinds.len() >= 30, "only {} distinct kinds covered", kinds.len());
@@ -634,6 +659,7 @@ fn happy_paths_change_what_they_say() {
     w.ec2(Operation::DeleteTarget(m.target));
     w.ec2(Operation::DeleteFilter(m.filter));
     assert!(w.control.read().rules.is_empty());
+    assert_index_consistent(&w);
 }
 
 #[test]
@@ -660,4 +686,8 @@ fn alibaba_changes_wait_for_their_task() {
     };
     let r = w.run(Alibaba, Operation::ModifyRule { rule_id: rule, changes }).unwrap().into_rule().unwrap();
     assert_eq!(r.matches.protocol, Some(58));
+    assert_eq!(w.control.read().pending_tasks().len(), 1);
+    finish_tasks(&w);
+    assert!(w.control.read().pending_tasks().is_empty());
+    assert_index_consistent(&w);
 }

@@ -69,6 +69,8 @@ pub struct Quotas {
     pub sessions_per_target: usize,
     /// Source interfaces of one session (Alibaba; EC2 sessions have exactly one).
     pub sources_per_session: usize,
+    /// Registered network interfaces per account (the inventory).
+    pub interfaces_per_account: usize,
 }
 
 impl Default for Quotas {
@@ -82,6 +84,7 @@ impl Default for Quotas {
             sources_per_interface_target: 10,
             sessions_per_target: 0,
             sources_per_session: 10,
+            interfaces_per_account: 50_000,
         }
     }
 }

@@ -38,6 +38,7 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::Quota(Quota::Rules) => "QuotaExceeded.RulesPerDirection",
         ErrorKind::Quota(Quota::Sessions) => "QuotaExceeded.TrafficMirrorSession",
         ErrorKind::Quota(Quota::Targets) => "QuotaExceeded.TrafficMirrorTarget",
+        ErrorKind::Quota(Quota::Interfaces) => "QuotaExceeded.NetworkInterface",
         ErrorKind::DuplicateSource => "DuplicatedParam.SourceInstanceIds",
         ErrorKind::SourceAlreadyInSession => "ResourceAlreadyAssociated.TrafficMirrorSource",
         ErrorKind::SourceNotInSession => "ResourceNotFound.TrafficMirrorSource",
@@ -46,7 +47,10 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::InvalidParameterValue
         | ErrorKind::InvalidParameterCombination
         | ErrorKind::UnknownParameter
+        | ErrorKind::MalformedRequest
+        | ErrorKind::UnsupportedMediaType
         | ErrorKind::InvalidFilter
+        | ErrorKind::FilterLimitExceeded
         | ErrorKind::InvalidId
         | ErrorKind::MalformedLoadBalancer
         | ErrorKind::TargetDestinationCount => "InvalidParameter",
@@ -57,8 +61,10 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::DryRunOperation => "DryRunOperation",
         ErrorKind::IdempotentParameterMismatch => "IdempotentParameterMismatch",
         ErrorKind::OptInRequired => "OptInRequired.TrafficMirror",
+        ErrorKind::UnknownRegion => "InvalidRegionId.NotFound",
         ErrorKind::AlreadyOpened => "ORDER.OPEND",
         ErrorKind::AuthFailure => "InvalidAccessKeyId",
+        ErrorKind::RequestCancelled => "RequestCancelled",
         ErrorKind::Internal => "InternalError",
     }
 }

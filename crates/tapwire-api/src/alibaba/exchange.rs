@@ -33,14 +33,22 @@ impl<'a> Exchange<'a> {
         Self { api, caller, idempotency_scope, params }
     }
 
+    /// `region` if this server serves it.
+    fn served(&self, region: &str) -> Result<String, ApiError> {
+        if self.api.config.regions.contains(region) {
+            return Ok(region.to_owned());
+        }
+        Err(ApiError::new(ErrorKind::UnknownRegion, format!("The region '{region}' is not one this server serves.")))
+    }
+
     /// The region of a traffic-mirror action: `RegionId`, required.
     fn region(&self) -> Result<String, ApiError> {
-        self.params.required("RegionId").map(str::to_owned)
+        self.served(self.params.required("RegionId")?)
     }
 
     /// The region of a service action: `RegionId` if given, else the server's.
-    fn service_region(&self) -> String {
-        self.params.non_empty("RegionId").map_or_else(|| self.api.config.region.clone(), str::to_owned)
+    fn service_region(&self) -> Result<String, ApiError> {
+        self.served(self.params.non_empty("RegionId").unwrap_or(&self.api.config.region))
     }
 
     fn context(&self, region: String) -> Result<RequestContext, ApiError> {
@@ -78,13 +86,13 @@ impl<'a> Exchange<'a> {
 
     /// Runs a service action (`RegionId` optional).
     pub fn write_service(&self, op: Operation) -> Result<Output, ApiError> {
-        let ctx = self.context(self.service_region())?;
+        let ctx = self.context(self.service_region()?)?;
         self.api.control.execute(&ctx, Dialect::Alibaba, op)
     }
 
     /// The scope of a service action.
-    pub fn service_scope(&self) -> Scope {
-        Scope { account: self.caller.account, region: self.service_region() }
+    pub fn service_scope(&self) -> Result<Scope, ApiError> {
+        Ok(Scope { account: self.caller.account, region: self.service_region()? })
     }
 
     /// Prepares a List call: the parser, then a snapshot, once the service is known to be

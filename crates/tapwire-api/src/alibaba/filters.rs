@@ -72,12 +72,13 @@ fn port_range_text(range: Option<PortRange>) -> String {
 
 /// `"a/b"` with 1 ≤ a ≤ b ≤ 65535 → `Some(range)`; `"-1/-1"` → `None` (every port).
 fn port_range(key: &str, raw: &str) -> Result<Option<PortRange>, ApiError> {
-    if raw.trim() == "-1/-1" {
+    if raw == "-1/-1" {
         return Ok(None);
     }
     let bad = || invalid_value(key, raw);
-    let (from, to) = raw.trim().split_once('/').ok_or_else(bad)?;
-    let (from, to): (u16, u16) = (from.parse().map_err(|_| bad())?, to.parse().map_err(|_| bad())?);
+    let (from, to) = raw.split_once('/').ok_or_else(bad)?;
+    let decimal = |s: &str| crate::flat::parse_decimal::<u16>(s).ok_or_else(bad);
+    let (from, to) = (decimal(from)?, decimal(to)?);
     if from == 0 || to == 0 {
         return Err(bad());
     }
@@ -111,7 +112,7 @@ fn rule_priority(params: &Params, key: &str) -> Result<Option<RuleNumber>, ApiEr
 }
 
 fn cidr(params: &Params, key: &str) -> Result<Option<IpNet>, ApiError> {
-    params.get(key).map(|raw| raw.trim().parse().map_err(|_| invalid_value(key, raw))).transpose()
+    params.get(key).map(|raw| crate::flat::parse_cidr(raw).ok_or_else(|| invalid_value(key, raw))).transpose()
 }
 
 /// Ports of a rule being created: only TCP and UDP rules take a range.
@@ -422,7 +423,7 @@ mod tests {
     fn port_ranges_are_slash_separated_and_minus_one_means_any() {
         assert_eq!(port_range("K", "22/40").unwrap(), PortRange::new(22, 40));
         assert_eq!(port_range("K", "-1/-1").unwrap(), None);
-        for bad in ["0/10", "10/9", "1-2", "1/65536", "a/b", "80"] {
+        for bad in ["0/10", "10/9", "1-2", "1/65536", "a/b", "80", "+1/2", " 1/2"] {
             assert!(port_range("K", bad).is_err(), "{bad}");
         }
     }

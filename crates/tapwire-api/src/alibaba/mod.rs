@@ -140,7 +140,8 @@ pub(crate) fn check_text(params: &Params, key: &str, max: usize) -> Result<Optio
         return Ok(None);
     };
     let len = raw.chars().count();
-    if len == 0 || len > max || raw.starts_with("http://") || raw.starts_with("https://") {
+    let head = raw.trim_start().get(..8).unwrap_or(raw.trim_start()).to_ascii_lowercase();
+    if len == 0 || len > max || head.starts_with("http://") || head.starts_with("https://") {
         return Err(ApiError::invalid(format!(
             "The {key} must be 1 to {max} characters long and must not start with http:// or https://."
         )));

@@ -57,11 +57,11 @@ impl Params {
         self.get(key).filter(|v| !v.is_empty()).ok_or_else(|| ApiError::missing(key))
     }
 
-    /// A value parsed with `FromStr`; a bad value is `InvalidParameter`.
+    /// A number in plain decimal digits; a bad value is `InvalidParameter`.
     pub fn parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(raw) => raw.trim().parse().map(Some).map_err(|_| invalid_value(key, raw)),
+            Some(raw) => crate::flat::parse_decimal(raw).map(Some).ok_or_else(|| invalid_value(key, raw)),
         }
     }
 

@@ -19,6 +19,7 @@ use tapwire_control::{ApiError, ErrorKind, ResourceKind};
 use tapwire_model::limits;
 
 use super::params::Params;
+use crate::cancel::Cancel;
 
 /// One parsed `Filter.N`.
 #[derive(Debug, Clone)]
@@ -29,15 +30,48 @@ pub struct NameFilter {
     pub values: Vec<String>,
 }
 
-/// Reads every `Filter.N` and checks names against `known`.
+/// Most `Filter.N` one request may give.
+pub const MAX_FILTERS: usize = 50;
+/// Most filter values one request may give, across its filters (as EC2 says).
+pub const MAX_FILTER_VALUES: usize = 200;
+/// Longest filter value, in characters (a wildcard pattern against stored text).
+pub const MAX_FILTER_VALUE_CHARS: usize = 255;
+/// Most explicit IDs one Describe may name.
+pub const MAX_IDS: usize = 1000;
+/// Items per page when the caller gives no `MaxResults`; the answer then carries a
+/// `nextToken` like any page, which the SDKs' paginators follow.
+pub const DEFAULT_PAGE: usize = 1000;
+
+/// Reads every `Filter.N` and checks names against `known`, within EC2's bounds.
 pub fn name_filters(params: &Params, known: &[&str]) -> Result<Vec<NameFilter>, ApiError> {
+    let indices = params.indices("Filter")?;
+    if indices.len() > MAX_FILTERS {
+        return Err(ApiError::new(
+            ErrorKind::FilterLimitExceeded,
+            format!("The maximum number of filters in a single call is {MAX_FILTERS}."),
+        ));
+    }
     let mut out = Vec::new();
-    for n in params.indices("Filter")? {
+    let mut total = 0;
+    for n in indices {
         let name = params.required(&format!("Filter.{n}.Name"))?.to_owned();
         if !known.contains(&name.as_str()) {
             return Err(ApiError::new(ErrorKind::InvalidFilter, format!("The filter '{name}' is invalid")));
         }
         let values = params.list(&format!("Filter.{n}.Value"))?;
+        total += values.len();
+        if total > MAX_FILTER_VALUES {
+            return Err(ApiError::new(
+                ErrorKind::FilterLimitExceeded,
+                format!("The maximum number of filter values specified on a single call is {MAX_FILTER_VALUES}."),
+            ));
+        }
+        if let Some(v) = values.iter().find(|v| v.chars().count() > MAX_FILTER_VALUE_CHARS) {
+            return Err(ApiError::invalid(format!(
+                "The filter value '{}…' is longer than {MAX_FILTER_VALUE_CHARS} characters.",
+                v.chars().take(16).collect::<String>()
+            )));
+        }
         out.push(NameFilter { name, values });
     }
     Ok(out)
@@ -106,21 +140,27 @@ pub fn passes(filters: &[NameFilter], mut values_of: impl FnMut(&str) -> Vec<Str
 }
 
 /// Page size and position.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Page {
-    /// Items per page; `None` returns everything.
-    pub max_results: Option<usize>,
+    /// Items per page.
+    pub max_results: usize,
     /// Return items whose ID is greater than this.
     pub after: Option<String>,
 }
 
+impl Default for Page {
+    fn default() -> Self {
+        Self { max_results: DEFAULT_PAGE, after: None }
+    }
+}
+
 const TOKEN_PREFIX: &str = "tw1:";
 
-/// Reads `MaxResults` (5–1000) and `NextToken`.
+/// Reads `MaxResults` (5–1000, [`DEFAULT_PAGE`] when absent) and `NextToken`.
 pub fn page(params: &Params) -> Result<Page, ApiError> {
     let max_results = match params.parsed::<u32>("MaxResults")? {
-        None => None,
-        Some(n) if limits::EC2_MAX_RESULTS.contains(&n) => Some(n as usize),
+        None => DEFAULT_PAGE,
+        Some(n) if limits::EC2_MAX_RESULTS.contains(&n) => n as usize,
         Some(n) => {
             return Err(ApiError::invalid(format!(
                 "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {} and {}.",
@@ -163,44 +203,57 @@ pub struct Describe {
 impl Describe {
     /// Reads `{id_key}.N`, `Filter.N` (names from `known`), `MaxResults` and `NextToken`.
     pub fn parse(params: &Params, id_key: &str, known: &[&str]) -> Result<Self, ApiError> {
-        Ok(Self { ids: params.list(id_key)?, filters: name_filters(params, known)?, page: page(params)? })
+        let ids = params.list(id_key)?;
+        if ids.len() > MAX_IDS {
+            return Err(ApiError::invalid(format!("At most {MAX_IDS} {id_key} values can be given.")));
+        }
+        Ok(Self { ids, filters: name_filters(params, known)?, page: page(params)? })
     }
 
-    /// This request applied to `items` (see [`select`]).
+    /// Applies explicit IDs, filters and paging to `items`, a map ordered by ID.
+    ///
+    /// Explicit IDs are looked up directly; otherwise the walk starts right after the
+    /// page cursor, so a request costs what it returns, not what the account holds. The
+    /// walk stops (`RequestCancelled`) once `cancel` is raised.
     pub fn select<'a, K, T>(
         &self,
         items: &'a OrdMap<K, T>,
         visible: impl Fn(&T) -> bool,
         kind: ResourceKind,
         values_of: impl Fn(&T, &str) -> Vec<String>,
+        cancel: &Cancel,
     ) -> Result<(Vec<&'a T>, Option<String>), ApiError>
     where
         K: Ord + Clone + FromStr + Display,
         T: Clone,
     {
-        select(items, visible, &self.ids, kind, &self.filters, values_of, &self.page)
+        select(items, visible, self, kind, values_of, cancel)
     }
 }
 
-/// Applies explicit IDs, filters and paging to `items`, a map ordered by ID.
-///
-/// Explicit IDs are looked up directly; otherwise the walk starts right after the page
-/// cursor, so a request costs what it returns, not what the account holds.
-pub fn select<'a, K, T>(
+fn select<'a, K, T>(
     items: &'a OrdMap<K, T>,
     visible: impl Fn(&T) -> bool,
-    ids: &[String],
+    q: &Describe,
     kind: ResourceKind,
-    filters: &[NameFilter],
     values_of: impl Fn(&T, &str) -> Vec<String>,
-    page: &Page,
+    cancel: &Cancel,
 ) -> Result<(Vec<&'a T>, Option<String>), ApiError>
 where
     K: Ord + Clone + FromStr + Display,
     T: Clone,
 {
-    let wanted = |t: &&T| visible(t) && passes(filters, |name| values_of(t, name));
-    if !ids.is_empty() {
+    let (ids, page) = (&q.ids, &q.page);
+    let mut walked = 0usize;
+    let mut gone = false;
+    let mut wanted = |t: &&T| {
+        walked += 1;
+        if walked.is_multiple_of(64) && cancel.is_cancelled() {
+            gone = true;
+        }
+        !gone && visible(t) && passes(&q.filters, |name| values_of(t, name))
+    };
+    let result = if !ids.is_empty() {
         // Ordered by ID and deduplicated, like a walk of the whole map would be.
         let mut found: BTreeMap<&K, &T> = BTreeMap::new();
         for raw in ids {
@@ -212,33 +265,33 @@ where
                 .ok_or_else(|| ApiError::not_found(kind, raw))?;
             found.insert(key, t);
         }
-        return paged(found.into_iter().filter(|(_, t)| wanted(t)), page);
-    }
-    let start = match &page.after {
-        None => Bound::Unbounded,
-        Some(after) => match after.parse::<K>() {
-            Ok(k) => Bound::Excluded(k),
-            Err(_) => return Err(ApiError::new(ErrorKind::InvalidNextToken, "The pagination token is invalid.")),
-        },
+        paged(found.into_iter().filter(|(_, t)| wanted(t)), page)
+    } else {
+        let start = match &page.after {
+            None => Bound::Unbounded,
+            Some(after) => match after.parse::<K>() {
+                Ok(k) => Bound::Excluded(k),
+                Err(_) => return Err(ApiError::new(ErrorKind::InvalidNextToken, "The pagination token is invalid.")),
+            },
+        };
+        paged(items.range((start, Bound::Unbounded)).filter(|(_, t)| wanted(t)), page)
     };
-    paged(items.range((start, Bound::Unbounded)).filter(|(_, t)| wanted(t)), page)
+    if gone {
+        return Err(ApiError::new(ErrorKind::RequestCancelled, "The client went away before the answer was ready."));
+    }
+    Ok(result)
 }
 
 fn paged<'a, K: Display + 'a, T: 'a>(
     mut walk: impl Iterator<Item = (&'a K, &'a T)>,
     page: &Page,
-) -> Result<(Vec<&'a T>, Option<String>), ApiError> {
-    match page.max_results {
-        None => Ok((walk.map(|(_, t)| t).collect(), None)),
-        Some(max) => {
-            let taken: Vec<(&K, &T)> = walk.by_ref().take(max).collect();
-            let next = match (taken.last(), walk.next()) {
-                (Some((last, _)), Some(_)) => Some(encode_token(&last.to_string())),
-                _ => None,
-            };
-            Ok((taken.into_iter().map(|(_, t)| t).collect(), next))
-        }
-    }
+) -> (Vec<&'a T>, Option<String>) {
+    let taken: Vec<(&K, &T)> = walk.by_ref().take(page.max_results).collect();
+    let next = match (taken.last(), walk.next()) {
+        (Some((last, _)), Some(_)) => Some(encode_token(&last.to_string())),
+        _ => None,
+    };
+    (taken.into_iter().map(|(_, t)| t).collect(), next)
 }
 
 #[cfg(test)]
@@ -261,15 +314,16 @@ mod tests {
     #[test]
     fn pages_walk_every_item_once_and_survive_inserts() {
         let mut items: OrdMap<String, String> = (0..12).map(|i| (format!("id-{i:02}"), format!("id-{i:02}"))).collect();
-        let mut page = Page { max_results: Some(5), after: None };
+        let mut q = Describe { page: Page { max_results: 5, after: None }, ..Describe::default() };
         let mut seen = Vec::new();
         loop {
-            let (got, next) = select(&items, |_| true, &[], ResourceKind::Filter, &[], |_, _| vec![], &page).unwrap();
+            let (got, next) =
+                q.select(&items, |_| true, ResourceKind::Filter, |_, _| vec![], &Cancel::default()).unwrap();
             seen.extend(got.into_iter().cloned());
             let inserted = format!("id-{:02}", 50 + seen.len()); // inserted during the walk
             items.insert(inserted.clone(), inserted);
             match next {
-                Some(token) => page.after = decode_token(&token),
+                Some(token) => q.page.after = decode_token(&token),
                 None => break,
             }
         }
@@ -282,8 +336,18 @@ mod tests {
     #[test]
     fn explicit_missing_id_is_not_found() {
         let items: OrdMap<String, String> = [("a".to_owned(), "a".to_owned())].into_iter().collect();
-        let err = select(&items, |_| true, &["b".into()], ResourceKind::Session, &[], |_, _| vec![], &Page::default())
-            .unwrap_err();
+        let q = Describe { ids: vec!["b".into()], ..Describe::default() };
+        let err = q.select(&items, |_| true, ResourceKind::Session, |_, _| vec![], &Cancel::default()).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound(ResourceKind::Session));
+    }
+
+    #[test]
+    fn a_gone_client_stops_the_walk() {
+        let items: OrdMap<String, String> = (0..1000).map(|i| (format!("{i:04}"), String::new())).collect();
+        let cancel = Cancel::default();
+        drop(cancel.on_drop());
+        let q = Describe::default();
+        let err = q.select(&items, |_| true, ResourceKind::Filter, |_, _| vec![], &cancel).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RequestCancelled);
     }
 }

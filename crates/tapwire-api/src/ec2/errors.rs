@@ -34,19 +34,24 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::Quota(Quota::Rules) => "TrafficMirrorFilterRuleLimitExceeded",
         ErrorKind::Quota(Quota::Sessions) => "TrafficMirrorSessionLimitExceeded",
         ErrorKind::Quota(Quota::Targets) => "TrafficMirrorTargetLimitExceeded",
+        ErrorKind::Quota(Quota::Interfaces) => "NetworkInterfaceLimitExceeded",
         ErrorKind::Quota(Quota::SourcesPerSession)
         | ErrorKind::DuplicateSource
         | ErrorKind::SourceAlreadyInSession
         | ErrorKind::SourceNotInSession
-        | ErrorKind::InvalidParameterValue => "InvalidParameterValue",
+        | ErrorKind::InvalidParameterValue
+        | ErrorKind::UnknownRegion => "InvalidParameterValue",
         ErrorKind::NotRepresentable => "UnsupportedOperation",
         ErrorKind::TargetDestinationCount => "InvalidInput",
         ErrorKind::IncorrectStatus(_) => "IncorrectState",
         ErrorKind::MissingParameter => "MissingParameter",
         ErrorKind::InvalidParameterCombination => "InvalidParameterCombination",
         ErrorKind::UnknownParameter => "UnknownParameter",
+        ErrorKind::MalformedRequest | ErrorKind::UnsupportedMediaType => "MalformedQueryString",
         ErrorKind::InvalidAction => "InvalidAction",
         ErrorKind::InvalidFilter => "InvalidFilter",
+        ErrorKind::FilterLimitExceeded => "FilterLimitExceeded",
+        ErrorKind::RequestCancelled => "RequestCancelled",
         ErrorKind::InvalidNextToken => "InvalidNextToken",
         ErrorKind::TagLimitExceeded => "TagLimitExceeded",
         ErrorKind::InvalidTagKey => "InvalidTagKey.Malformed",
@@ -64,6 +69,7 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
 pub fn error_status(kind: &ErrorKind) -> u16 {
     match kind {
         ErrorKind::DryRunOperation => 412,
+        ErrorKind::UnsupportedMediaType => 415,
         ErrorKind::AuthFailure => 401,
         ErrorKind::Internal => 500,
         _ => 400,

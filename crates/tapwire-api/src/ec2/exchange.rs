@@ -14,6 +14,7 @@ use tapwire_model::resource::Scope;
 use super::Caller;
 use super::params::Params;
 use super::xml::Xml;
+use crate::cancel::Cancel;
 
 /// Whether an action takes a ClientToken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,11 @@ pub struct Exchange<'a> {
     action: &'static str,
     params: &'a Params,
     request_id: &'a str,
+    cancel: &'a Cancel,
 }
+
+/// Longest ClientToken EC2 accepts, in ASCII characters.
+pub const CLIENT_TOKEN_MAX_CHARS: usize = 64;
 
 impl<'a> Exchange<'a> {
     /// A request for `action` (one of the dispatch table's names).
@@ -41,8 +46,14 @@ impl<'a> Exchange<'a> {
         action: &'static str,
         params: &'a Params,
         request_id: &'a str,
+        cancel: &'a Cancel,
     ) -> Self {
-        Self { control, caller, action, params, request_id }
+        Self { control, caller, action, params, request_id, cancel }
+    }
+
+    /// Raised when the client is gone; long reads check it.
+    pub fn cancel(&self) -> &Cancel {
+        self.cancel
     }
 
     fn dry_run(&self) -> Result<bool, ApiError> {
@@ -54,6 +65,13 @@ impl<'a> Exchange<'a> {
     }
 
     fn context(&self, token: Token) -> Result<RequestContext, ApiError> {
+        if let Some(t) = self.client_token()
+            && (t.len() > CLIENT_TOKEN_MAX_CHARS || !t.is_ascii())
+        {
+            return Err(ApiError::invalid(format!(
+                "The ClientToken must be at most {CLIENT_TOKEN_MAX_CHARS} ASCII characters."
+            )));
+        }
         let idempotency = match token {
             Token::Idempotent => self.client_token().map(|token| IdempotencyKey {
                 action: self.action,

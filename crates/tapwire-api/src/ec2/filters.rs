@@ -40,7 +40,7 @@ const RULE_NAMES: &[&str] = &[
 pub fn parse_create_filter(p: &Params) -> Result<Operation, ApiError> {
     Ok(Operation::CreateFilter {
         name: None,
-        description: p.text("Description"),
+        description: p.description()?,
         tags: p.tag_specifications("traffic-mirror-filter")?,
         resource_group: None,
         rules: Vec::new(),
@@ -75,7 +75,7 @@ pub fn parse_create_rule(p: &Params) -> Result<Operation, ApiError> {
             source_ports: p.port_range("SourcePortRange")?,
             destination_ports: p.port_range("DestinationPortRange")?,
         },
-        description: p.text("Description"),
+        description: p.description()?,
         tags: p.tag_specifications("traffic-mirror-filter-rule")?,
     };
     Ok(Operation::CreateRule { filter_id, rule })
@@ -117,7 +117,7 @@ pub fn parse_modify_rule(p: &Params) -> Result<Operation, ApiError> {
         )?,
         source_cidr: p.cidr("SourceCidrBlock")?,
         destination_cidr: p.cidr("DestinationCidrBlock")?,
-        description: update(p.text("Description"), removed.contains("description"), "description")?,
+        description: update(p.description()?, removed.contains("description"), "description")?,
     };
     Ok(Operation::ModifyRule { rule_id, changes })
 }
@@ -198,6 +198,7 @@ pub(super) fn describe_filters(x: &Exchange<'_>) -> Result<String, ApiError> {
             "description" => f.description.iter().cloned().collect(),
             _ => vec![f.id.to_string()],
         },
+        x.cancel(),
     )?;
     Ok(x.respond(|o| {
         o.list("trafficMirrorFilterSet", items, |o, f| filter_xml(o, &state.filter_view(f)));
@@ -216,7 +217,7 @@ pub(super) fn describe_rules(x: &Exchange<'_>) -> Result<String, ApiError> {
         q.filter_id.is_none_or(|f| r.filter_id == f)
             && state.filters.get(&r.filter_id).is_some_and(|f| x.in_scope(&f.scope))
     };
-    let (items, next) = q.describe.select(&state.rules, visible, ResourceKind::FilterRule, rule_values)?;
+    let (items, next) = q.describe.select(&state.rules, visible, ResourceKind::FilterRule, rule_values, x.cancel())?;
     Ok(x.respond(|o| {
         o.list("trafficMirrorFilterRuleSet", items, |o, r| rule_xml(o, r, true));
         o.opt("nextToken", next);

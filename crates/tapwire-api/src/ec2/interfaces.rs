@@ -37,8 +37,13 @@ pub fn parse_describe_network_interfaces(p: &Params) -> Result<Describe, ApiErro
 pub(super) fn describe_network_interfaces(x: &Exchange<'_>) -> Result<String, ApiError> {
     let (q, state) = x.read(parse_describe_network_interfaces)?;
     let account = x.caller().account;
-    let (items, next) =
-        q.select(&state.interfaces, |i| i.scope.account == account, ResourceKind::NetworkInterface, interface_values)?;
+    let (items, next) = q.select(
+        &state.interfaces,
+        |i| i.scope.account == account,
+        ResourceKind::NetworkInterface,
+        interface_values,
+        x.cancel(),
+    )?;
     Ok(x.respond(|o| {
         o.list("networkInterfaceSet", items, interface_xml);
         o.opt("nextToken", next);

@@ -21,7 +21,10 @@ pub mod tags;
 pub mod targets;
 pub mod xml;
 
-use tapwire_control::{ApiError, Control, ErrorKind};
+use tapwire_control::{ApiError, ErrorKind};
+
+use crate::Api;
+use crate::cancel::Cancel;
 
 pub use self::errors::{error_code, error_reply, error_status};
 use self::exchange::Exchange;
@@ -77,21 +80,23 @@ pub fn action_names() -> impl Iterator<Item = &'static str> {
     ACTIONS.iter().map(|(name, _)| *name)
 }
 
-/// Handles one EC2 request whose parameters are decoded.
-pub fn handle(control: &Control, caller: &Caller, params: Params, request_id: &str) -> Reply {
+/// Handles one EC2 request whose parameters are decoded; `cancel` is raised if the client
+/// goes.
+pub fn handle(api: &Api, caller: &Caller, params: Params, request_id: &str, cancel: &Cancel) -> Reply {
     let action = params.get("Action").unwrap_or_default().to_owned();
-    match dispatch(control, caller, &action, &params, request_id) {
+    match dispatch(api, caller, &action, &params, request_id, cancel) {
         Ok(body) => Reply { status: 200, body },
         Err(err) => error_reply(&err, request_id),
     }
 }
 
 fn dispatch(
-    control: &Control,
+    api: &Api,
     caller: &Caller,
     action: &str,
     params: &Params,
     request_id: &str,
+    cancel: &Cancel,
 ) -> Result<String, ApiError> {
     let Some((name, handler)) = ACTIONS.iter().find(|(name, _)| *name == action) else {
         return Err(if action.is_empty() {
@@ -100,5 +105,11 @@ fn dispatch(
             ApiError::new(ErrorKind::InvalidAction, format!("The action {action} is not valid for this web service."))
         });
     };
-    handler(&Exchange::new(control, caller, name, params, request_id))
+    if !api.config.regions.contains(&caller.region) {
+        return Err(ApiError::new(
+            ErrorKind::UnknownRegion,
+            format!("The region '{}' is not one this server serves.", caller.region),
+        ));
+    }
+    handler(&Exchange::new(&api.control, caller, name, params, request_id, cancel))
 }

@@ -16,6 +16,9 @@ use tapwire_model::ids::{FilterId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{NetworkService, Tag};
 use tapwire_model::rule::{Direction, PortRange, RuleAction};
 
+/// Longest description EC2 accepts.
+pub const DESCRIPTION_MAX_CHARS: usize = 255;
+
 /// Keys a client may send on any request that carry no business meaning here.
 fn is_envelope_key(key: &str) -> bool {
     matches!(
@@ -57,15 +60,13 @@ impl Params {
         self.get(key).ok_or_else(|| ApiError::missing(key))
     }
 
-    /// A value parsed with `FromStr`; a bad value is `InvalidParameterValue`.
+    /// A number in plain decimal digits; a bad value is `InvalidParameterValue`.
     pub fn parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(raw) => raw
-                .trim()
-                .parse()
+            Some(raw) => crate::flat::parse_decimal(raw)
                 .map(Some)
-                .map_err(|_| ApiError::invalid(format!("Value ({raw}) for parameter {key} is invalid."))),
+                .ok_or_else(|| ApiError::invalid(format!("Value ({raw}) for parameter {key} is invalid."))),
         }
     }
 
@@ -151,16 +152,26 @@ impl Params {
         self.get(key).map(|raw| parse_id(raw, kind)).transpose()
     }
 
-    /// An optional text value, owned.
-    pub fn text(&self, key: &str) -> Option<String> {
-        self.get(key).map(str::to_owned)
+    /// An optional text value of at most `max` characters, owned.
+    pub fn text(&self, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+        match self.get(key) {
+            Some(v) if v.chars().count() > max => {
+                Err(ApiError::invalid(format!("The value of {key} must be at most {max} characters long.")))
+            }
+            v => Ok(v.map(str::to_owned)),
+        }
+    }
+
+    /// `Description`: at most [`DESCRIPTION_MAX_CHARS`].
+    pub fn description(&self) -> Result<Option<String>, ApiError> {
+        self.text("Description", DESCRIPTION_MAX_CHARS)
     }
 
     /// A CIDR block.
     pub fn cidr(&self, key: &str) -> Result<Option<IpNet>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(raw) => raw.parse().map(Some).map_err(|_| {
+            Some(raw) => crate::flat::parse_cidr(raw).map(Some).ok_or_else(|| {
                 ApiError::invalid(format!("Value ({raw}) for parameter {key} is not a valid CIDR block."))
             }),
         }

@@ -42,7 +42,7 @@ pub fn parse_create_session(p: &Params) -> Result<Operation, ApiError> {
         packet_length: p.number("PacketLength")?,
         enabled: true,
         name: None,
-        description: p.text("Description"),
+        description: p.description()?,
         tags: p.tag_specifications("traffic-mirror-session")?,
         resource_group: None,
     }))
@@ -60,7 +60,7 @@ pub fn parse_modify_session(p: &Params) -> Result<Operation, ApiError> {
         packet_length: update(p.number("PacketLength")?, removed.contains("packet-length"), "packet-length")?,
         enabled: None,
         name: Update::Keep,
-        description: update(p.text("Description"), removed.contains("description"), "description")?,
+        description: update(p.description()?, removed.contains("description"), "description")?,
     };
     Ok(Operation::ModifySession { session_id, changes })
 }
@@ -115,6 +115,7 @@ pub(super) fn describe_sessions(x: &Exchange<'_>) -> Result<String, ApiError> {
         |s| x.in_scope(&s.scope) && state.ec2_can_show(s),
         ResourceKind::Session,
         |s, name| session_values(&state, s, name),
+        x.cancel(),
     )?;
     Ok(x.respond(|o| {
         o.list("trafficMirrorSessionSet", items, |o, s| session_xml(o, &state, s));

@@ -47,7 +47,7 @@ pub fn parse_delete_tags(p: &Params) -> Result<Operation, ApiError> {
     for n in p.indices("Tag")? {
         tags.push(TagSelector {
             key: p.required(&format!("Tag.{n}.Key"))?.to_owned(),
-            value: p.text(&format!("Tag.{n}.Value")),
+            value: p.text(&format!("Tag.{n}.Value"), limits::ec2_tags::VALUE_MAX_CHARS)?,
         });
     }
     Ok(Operation::DeleteTags { resources, tags })

@@ -48,7 +48,7 @@ pub fn parse_create_target(p: &Params) -> Result<Operation, ApiError> {
     };
     Ok(Operation::CreateTarget {
         destination,
-        description: p.text("Description"),
+        description: p.description()?,
         tags: p.tag_specifications("traffic-mirror-target")?,
     })
 }
@@ -92,7 +92,8 @@ pub(super) fn delete_target(x: &Exchange<'_>) -> Result<String, ApiError> {
 
 pub(super) fn describe_targets(x: &Exchange<'_>) -> Result<String, ApiError> {
     let (q, state) = x.read(parse_describe_targets)?;
-    let (items, next) = q.select(&state.targets, |t| x.in_scope(&t.scope), ResourceKind::Target, target_values)?;
+    let (items, next) =
+        q.select(&state.targets, |t| x.in_scope(&t.scope), ResourceKind::Target, target_values, x.cancel())?;
     Ok(x.respond(|o| {
         o.list("trafficMirrorTargetSet", items, target_xml);
         o.opt("nextToken", next);

@@ -26,8 +26,7 @@ impl Planner<'_> {
         resource_group: Option<String>,
         rules: Vec<NewRule>,
     ) -> Result<Output, ApiError> {
-        let count = self.state.filters.values().filter(|f| self.in_scope(&f.scope)).count();
-        if count >= self.config.quotas.filters_per_account {
+        if self.state.index.filters_in(&self.scope()) >= self.config.quotas.filters_per_account {
             return Err(quota(Quota::Filters, "The maximum number of traffic mirror filters has been reached."));
         }
         let tags = self.merged_tags(Vec::new(), tags)?;
@@ -80,7 +79,7 @@ impl Planner<'_> {
     pub(super) fn delete_filter(&mut self, id: FilterId) -> Result<Output, ApiError> {
         let filter = self.filter(id)?;
         self.check_idle(filter.status, ResourceKind::Filter)?;
-        if self.state.sessions.values().any(|s| s.filter_id == id) {
+        if self.state.index.filter_in_use(id) {
             return Err(ApiError::new(
                 ErrorKind::FilterInUse,
                 format!("The traffic mirror filter '{id}' is in use by a traffic mirror session."),

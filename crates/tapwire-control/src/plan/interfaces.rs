@@ -3,8 +3,8 @@
 use tapwire_model::ids::NetworkInterfaceId;
 use tapwire_model::resource::NetworkInterface;
 
-use super::Planner;
-use crate::error::{ApiError, ErrorKind};
+use super::{Planner, quota};
+use crate::error::{ApiError, ErrorKind, Quota};
 use crate::ops::{InterfaceRegistration, Output};
 use crate::state::Change;
 
@@ -14,14 +14,23 @@ impl Planner<'_> {
             return Err(ApiError::missing("ip"));
         }
         // Stable identity: the same (host or instance, interface name) is the same eni-.
-        let same = |i: &&NetworkInterface| {
-            i.scope.account == self.ctx.account
-                && reg.ifname.is_some()
-                && i.ifname == reg.ifname
-                && ((reg.host.is_some() && i.host == reg.host)
-                    || (reg.host.is_none() && reg.instance_id.is_some() && i.instance_id == reg.instance_id))
+        let index = &self.state.index;
+        let account = self.ctx.account;
+        let existing_id = match (&reg.ifname, &reg.host, &reg.instance_id) {
+            (Some(ifname), Some(host), _) => index.interface_on_host(account, ifname, host),
+            (Some(ifname), None, Some(instance)) => index.interface_of_instance(account, ifname, instance),
+            _ => None,
         };
-        let existing = self.state.interfaces.values().find(same).cloned();
+        let existing = existing_id.and_then(|id| self.state.interfaces.get(&id)).cloned();
+        if existing.is_none() && index.interfaces_of(account) >= self.config.quotas.interfaces_per_account {
+            return Err(quota(
+                Quota::Interfaces,
+                format!(
+                    "The account already has the maximum number of network interfaces ({}).",
+                    self.config.quotas.interfaces_per_account
+                ),
+            ));
+        }
         let iface = match existing {
             Some(mut i) => {
                 i.addresses = reg.addresses;

@@ -1,5 +1,6 @@
 //! Alibaba's lifecycle: the service opened per account and region, and the background
-//! task that moves `Creating`/`Modifying`/`Deleting` resources on.
+//! task that moves `Creating`/`Modifying`/`Deleting` resources on; and the housekeeping
+//! that forgets expired ClientToken answers.
 //!
 //! EC2 and tapwire's own endpoints have no lifecycle: their changes are `Created` at once
 //! and their deletes immediate.
@@ -22,6 +23,16 @@ impl Planner<'_> {
             ));
         }
         self.changes.push(Change::PutService(ServiceRecord { scope, opened_at: self.now }));
+        Ok(Output::Done)
+    }
+
+    /// Forgets ClientToken answers that are still there (a second sweep finds none).
+    pub(super) fn forget_client_tokens(&mut self, keys: Vec<String>) -> Result<Output, ApiError> {
+        for key in keys {
+            if self.state.idempotency.contains_key(&key) {
+                self.changes.push(Change::DeleteIdempotency(key));
+            }
+        }
         Ok(Output::Done)
     }
 

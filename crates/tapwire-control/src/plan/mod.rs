@@ -94,6 +94,7 @@ impl<'a> Planner<'a> {
             }
             Operation::OpenService => self.open_service(),
             Operation::CompleteTask(task) => self.complete_task(task),
+            Operation::ForgetClientTokens(keys) => self.forget_client_tokens(keys),
             Operation::RegisterInterface(reg) => self.register_interface(reg),
             Operation::DeregisterInterface(id) => self.deregister_interface(id),
         }

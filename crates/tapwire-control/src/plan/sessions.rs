@@ -20,8 +20,7 @@ use crate::state::Change;
 
 impl Planner<'_> {
     pub(super) fn create_session(&mut self, new: NewSession) -> Result<Output, ApiError> {
-        let count = self.state.sessions.values().filter(|s| self.in_scope(&s.scope)).count();
-        if count >= self.config.quotas.sessions_per_account {
+        if self.state.index.sessions_in(&self.scope()) >= self.config.quotas.sessions_per_account {
             return Err(quota(Quota::Sessions, "The maximum number of traffic mirror sessions has been reached."));
         }
         if new.sources.is_empty() {
@@ -31,7 +30,7 @@ impl Planner<'_> {
         let id = self.fresh_id(&self.state.sessions, SessionId::from_suffix);
         let vni = match new.vni {
             Some(v) => v,
-            None => self.random_vni(None),
+            None => self.random_vni(),
         };
         let mut session = Session {
             id,
@@ -76,7 +75,7 @@ impl Planner<'_> {
         match ch.vni {
             Update::Keep => {}
             Update::Set(v) => session.vni = v,
-            Update::Remove => session.vni = self.random_vni(Some(id)),
+            Update::Remove => session.vni = self.random_vni(),
         }
         session.packet_length = ch.packet_length.apply(session.packet_length);
         if let Some(e) = ch.enabled {
@@ -203,7 +202,7 @@ impl Planner<'_> {
         target_eni: Option<NetworkInterfaceId>,
     ) -> Result<(), ApiError> {
         let iface = self.interface(eni)?;
-        let others = || self.state.sessions.values().filter(|s| s.id != session.id);
+        let others = || self.state.sessions_from(eni).filter(|s| s.id != session.id);
         if !was_source {
             if iface.is_free() {
                 return Err(ApiError::new(
@@ -219,7 +218,7 @@ impl Planner<'_> {
                     format!("The network interface '{eni}' is used by a traffic mirror target."),
                 ));
             }
-            let on_interface = others().filter(|s| s.sources.contains(&eni)).count();
+            let on_interface = others().count();
             if on_interface >= self.config.quotas.sessions_per_interface {
                 return Err(quota(
                     Quota::SessionsPerInterface,
@@ -236,7 +235,7 @@ impl Planner<'_> {
                 format!("The network interface '{eni}' cannot mirror to itself."),
             ));
         }
-        if let Some(clash) = others().find(|s| s.sources.contains(&eni) && s.number == session.number) {
+        if let Some(clash) = others().find(|s| s.number == session.number) {
             return Err(ApiError::invalid(format!(
                 "The session number {} is already used by traffic mirror session '{}' on network interface '{eni}'.",
                 session.number, clash.id
@@ -247,8 +246,7 @@ impl Planner<'_> {
 
     /// Sessions per target, and distinct sources per interface target.
     fn check_target_quotas(&self, session: &Session, target_eni: Option<NetworkInterfaceId>) -> Result<(), ApiError> {
-        let to_target: Vec<&Session> =
-            self.state.sessions.values().filter(|s| s.id != session.id && s.target == session.target).collect();
+        let to_target: Vec<&Session> = self.state.sessions_to(&session.target).filter(|s| s.id != session.id).collect();
         let per_target = self.config.quotas.sessions_per_target;
         if per_target > 0 && to_target.len() >= per_target {
             return Err(quota(
@@ -273,20 +271,15 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// A random VNI that no other session of the account uses.
-    fn random_vni(&mut self, except: Option<SessionId>) -> Vni {
-        let used: HashSet<Vni> = self
-            .state
-            .sessions
-            .values()
-            .filter(|s| s.scope.account == self.ctx.account && Some(s.id) != except)
-            .map(|s| s.vni)
-            .collect();
+    /// A random VNI that no session of the account uses.
+    fn random_vni(&mut self) -> Vni {
+        let account = self.ctx.account;
         loop {
             let mut b = [0u8; 4];
             self.entropy.fill(&mut b);
             let drawn = u32::from_be_bytes(b) & Vni::MAX;
-            if let Some(vni) = Vni::new(drawn).filter(|v| v.get() >= Vni::RANDOM_MIN && !used.contains(v)) {
+            let free = |v: &Vni| v.get() >= Vni::RANDOM_MIN && !self.state.index.vni_in_use(account, *v);
+            if let Some(vni) = Vni::new(drawn).filter(free) {
                 return vni;
             }
         }
@@ -316,12 +309,13 @@ impl Planner<'_> {
         if self.dialect != Dialect::Alibaba {
             return Ok(());
         }
-        let clash = self
+        let numbered = self.state.index.sessions_numbered(&self.scope(), session.number);
+        let itself = self
             .state
             .sessions
-            .values()
-            .any(|s| s.id != session.id && self.in_scope(&s.scope) && s.number == session.number);
-        if clash {
+            .get(&session.id)
+            .is_some_and(|s| s.scope == session.scope && s.number == session.number);
+        if numbered > usize::from(itself) {
             return Err(ApiError::invalid(format!(
                 "The priority {} is already used by another traffic mirror session in this region.",
                 session.number

@@ -15,8 +15,7 @@ impl Planner<'_> {
         description: Option<String>,
         tags: Vec<Tag>,
     ) -> Result<Output, ApiError> {
-        let count = self.state.targets.values().filter(|t| self.in_scope(&t.scope)).count();
-        if count >= self.config.quotas.targets_per_account {
+        if self.state.index.targets_in(&self.scope()) >= self.config.quotas.targets_per_account {
             return Err(quota(Quota::Targets, "The maximum number of traffic mirror targets has been reached."));
         }
         match &destination {
@@ -36,7 +35,7 @@ impl Planner<'_> {
                 }
             }
             other => {
-                if self.state.targets.values().any(|t| self.in_scope(&t.scope) && t.destination == *other) {
+                if self.state.targets_to(other).any(|t| self.in_scope(&t.scope)) {
                     return Err(ApiError::new(
                         ErrorKind::LoadBalancerInUseByTarget,
                         "The load balancer is already used by a traffic mirror target.",
@@ -53,7 +52,7 @@ impl Planner<'_> {
 
     pub(super) fn delete_target(&mut self, id: TargetId) -> Result<Output, ApiError> {
         self.target(id)?;
-        if self.state.sessions.values().any(|s| s.target == SessionTarget::Target(id)) {
+        if self.state.sessions_to(&SessionTarget::Target(id)).next().is_some() {
             return Err(ApiError::new(
                 ErrorKind::TargetInUse,
                 format!("The traffic mirror target '{id}' is in use by a traffic mirror session."),
