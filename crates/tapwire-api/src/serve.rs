@@ -199,15 +199,27 @@ impl AsyncWrite for Watched {
 
 const AT_CAP: &str = "The server has reached its connection limit; retry shortly.\n";
 
-/// Answers a connection over the cap and closes it.
+/// Answers a connection over the cap and closes it. What the client sent meanwhile is
+/// read and dropped (for at most a second), so closing does not reset the connection
+/// before the client has read the answer.
 async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncReadExt;
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{AT_CAP}",
         AT_CAP.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(head.as_bytes()).await;
-        let _ = stream.shutdown().await;
+        stream.write_all(head.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        io::Result::Ok(())
     })
     .await;
 }
