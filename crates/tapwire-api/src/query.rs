@@ -23,19 +23,27 @@ fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn typed(status: u16, body: String, content_type: &'static str) -> Response {
+/// An answer with its content type and the request ID header the dialect's SDKs read
+/// (the same ID as in the body).
+fn typed(status: u16, body: String, content_type: &'static str, id_header: &'static str, request_id: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert(id_header, v);
+    }
     resp
 }
 
-fn json_response(status: u16, body: String) -> Response {
-    typed(status, body, "application/json;charset=utf-8")
+/// Alibaba: JSON, `x-acs-request-id`.
+fn json_response(status: u16, body: String, request_id: &str) -> Response {
+    typed(status, body, "application/json;charset=utf-8", "x-acs-request-id", request_id)
 }
 
-fn xml_response(status: u16, body: String) -> Response {
-    typed(status, body, "text/xml;charset=UTF-8")
+/// EC2: XML, `x-amzn-RequestId` (the smithy SDKs read the ID only from this header).
+fn xml_response(status: u16, body: String, request_id: &str) -> Response {
+    typed(status, body, "text/xml;charset=UTF-8", "x-amzn-requestid", request_id)
 }
 
 /// An error in `envelope`'s form.
@@ -43,11 +51,11 @@ fn refuse(envelope: Envelope, err: &ApiError, request_id: &str) -> Response {
     match envelope {
         Envelope::Ec2 => {
             let reply = ec2::error_reply(err, request_id);
-            xml_response(reply.status, reply.body)
+            xml_response(reply.status, reply.body, request_id)
         }
         Envelope::Alibaba => {
             let reply = alibaba::error_reply(err, request_id);
-            json_response(reply.status, reply.body)
+            json_response(reply.status, reply.body, request_id)
         }
     }
 }
@@ -108,7 +116,7 @@ pub async fn query_api(
             })
             .await
             .unwrap_or_else(|e| alibaba::error_reply(&ApiError::internal(e), &request_id));
-            json_response(reply.status, reply.body)
+            json_response(reply.status, reply.body, &request_id)
         }
         Some(ec2::VERSION) => {
             let creds = auth::sigv4_credentials(&headers, find("X-Amz-Credential").as_deref());
@@ -122,7 +130,7 @@ pub async fn query_api(
             })
             .await
             .unwrap_or_else(|e| ec2::error_reply(&ApiError::internal(e), &request_id));
-            xml_response(reply.status, reply.body)
+            xml_response(reply.status, reply.body, &request_id)
         }
         other => {
             let err = match other {

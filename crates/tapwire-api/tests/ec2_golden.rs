@@ -188,6 +188,31 @@ async fn every_operation_and_error_matches_its_golden_xml() {
     g.check("describe-targets", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DescribeNetworkInterfaces"), ("NetworkInterfaceId.1", &src)]).await;
     g.check("describe-network-interfaces", s, &normalise(&b));
+    let tags = [("Action", "CreateTags"), ("ResourceId.1", &*src), ("Tag.1.Key", "role"), ("Tag.1.Value", "web")];
+    let (s, b) = call(&api, &tags).await;
+    g.check("create-tags-interface", s, &normalise(&b));
+    let (s, b) = call(
+        &api,
+        &[("Action", "DescribeNetworkInterfaces"), ("Filter.1.Name", "tag:role"), ("Filter.1.Value.1", "w*")],
+    )
+    .await;
+    g.check("describe-network-interfaces-by-tag", s, &normalise(&b));
+    let (s, b) = call(&api, &[("Action", "DescribeTags")]).await;
+    g.check("describe-tags", s, &normalise(&b));
+    let (s, b) = call(
+        &api,
+        &[
+            ("Action", "DescribeTags"),
+            ("Filter.1.Name", "resource-type"),
+            ("Filter.1.Value.1", "traffic-mirror-session"),
+            ("Filter.2.Name", "key"),
+            ("Filter.2.Value.1", "e?v"),
+        ],
+    )
+    .await;
+    g.check("describe-tags-filtered", s, &normalise(&b));
+    let (s, b) = call(&api, &[("Action", "DescribeTags"), ("MaxResults", "4")]).await;
+    g.check("error-describe-tags-max-results", s, &normalise(&b));
     let (s, b) = call(&api, &[("Action", "DeleteTags"), ("ResourceId.1", &sid), ("Tag.1.Key", "env")]).await;
     g.check("delete-tags", s, &normalise(&b));
 
@@ -219,5 +244,5 @@ async fn every_operation_and_error_matches_its_golden_xml() {
     let (s, b) = call(&api, &[("Action", "DeleteTrafficMirrorFilter"), ("TrafficMirrorFilterId", &fid)]).await;
     g.check("delete-filter", s, &normalise(&b));
 
-    g.finish(28);
+    g.finish(33);
 }

@@ -59,6 +59,7 @@ const EC2: &[Row] = &[
     ("ModifyTrafficMirrorSession", &[("TrafficMirrorSessionId", S)], Some("TrafficMirrorSessionId")),
     ("CreateTags", &[("ResourceId.1", F), ("Tag.1.Key", "k")], Some("ResourceId.1")),
     ("DeleteTags", &[("ResourceId.1", F)], Some("ResourceId.1")),
+    ("DescribeTags", &[], None),
     ("DescribeNetworkInterfaces", &[], None),
 ];
 

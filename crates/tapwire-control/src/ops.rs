@@ -193,6 +193,8 @@ pub enum ResourceRef {
     Session(SessionId),
     /// A target.
     Target(TargetId),
+    /// A network interface (EC2 tags only).
+    Interface(NetworkInterfaceId),
 }
 
 /// A resource's unfinished background task (Alibaba lifecycle): the resource and the

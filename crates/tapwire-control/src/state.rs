@@ -370,6 +370,7 @@ impl State {
                     ResourceRef::Rule(id) => self.filters.get(&self.rules.get(&id)?.filter_id)?.scope.clone(),
                     ResourceRef::Session(id) => self.sessions.get(&id)?.scope.clone(),
                     ResourceRef::Target(id) => self.targets.get(&id)?.scope.clone(),
+                    ResourceRef::Interface(id) => self.interfaces.get(&id)?.scope.clone(),
                 };
                 Some((Task { resource, status }, scope))
             })

@@ -239,6 +239,10 @@ pub struct NetworkInterface {
     pub addresses: Vec<IpAddr>,
     /// Registration time (seconds since the epoch).
     pub created_at: i64,
+    /// Tags (EC2 CreateTags on an `eni-`); registrations written before interfaces had
+    /// tags read as none.
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 impl NetworkInterface {

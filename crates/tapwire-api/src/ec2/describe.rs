@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use tapwire_control::{ApiError, ErrorKind, ResourceKind};
 use tapwire_model::limits;
+use tapwire_model::resource::Tag;
 
 use super::params::Params;
 use crate::cancel::Cancel;
@@ -55,7 +56,8 @@ pub fn name_filters(params: &Params, known: &[&str]) -> Result<Vec<NameFilter>, 
     let mut total = 0;
     for n in indices {
         let name = params.required(&format!("Filter.{n}.Name"))?.to_owned();
-        if !known.contains(&name.as_str()) {
+        let tag_filter = name.strip_prefix("tag:").is_some_and(|key| !key.is_empty()) && known.contains(&"tag:*");
+        if !known.contains(&name.as_str()) && !tag_filter {
             return Err(ApiError::new(ErrorKind::InvalidFilter, format!("The filter '{name}' is invalid")));
         }
         let values = params.list(&format!("Filter.{n}.Value"))?;
@@ -129,6 +131,20 @@ fn find_piece<'t>(piece: &str, text: &'t str) -> Option<&'t str> {
         return text.find(piece).map(|at| &text[at + piece.len()..]);
     }
     text.char_indices().map(|(at, _)| &text[at..]).find_map(|from| strip_piece(piece, from))
+}
+
+/// The filter names every taggable resource takes besides its own (`tag:*` stands for
+/// `tag:KEY` with any key).
+pub const TAG_FILTERS: [&str; 2] = ["tag-key", "tag:*"];
+
+/// The values of a tag filter: every key for `tag-key`, the value of tag KEY for
+/// `tag:KEY`; `None` for any other name.
+pub fn tag_values(tags: &[Tag], name: &str) -> Option<Vec<String>> {
+    if name == "tag-key" {
+        return Some(tags.iter().map(|t| t.key.clone()).collect());
+    }
+    let key = name.strip_prefix("tag:")?;
+    Some(tags.iter().filter(|t| t.key == key).map(|t| t.value.clone()).collect())
 }
 
 /// Whether an item passes every filter; `values_of(name)` gives the item's values.

@@ -11,7 +11,7 @@ use tapwire_model::ids::FilterId;
 use tapwire_model::resource::FilterRule;
 use tapwire_model::rule::{Direction, PortRange, RuleMatch};
 
-use super::describe::Describe;
+use super::describe::{Describe, TAG_FILTERS, tag_values};
 use super::exchange::{Exchange, Token};
 use super::params::{Params, update};
 use super::tags::tag_set;
@@ -19,7 +19,7 @@ use super::xml::Xml;
 use tapwire_control::ops::FilterView;
 
 /// Filter names DescribeTrafficMirrorFilters takes.
-const FILTER_NAMES: &[&str] = &["description", "traffic-mirror-filter-id"];
+const FILTER_NAMES: &[&str] = &["description", "traffic-mirror-filter-id", TAG_FILTERS[0], TAG_FILTERS[1]];
 
 /// Filter names DescribeTrafficMirrorFilterRules takes.
 const RULE_NAMES: &[&str] = &[
@@ -32,6 +32,8 @@ const RULE_NAMES: &[&str] = &[
     "source-cidr-block",
     "destination-cidr-block",
     "description",
+    TAG_FILTERS[0],
+    TAG_FILTERS[1],
 ];
 
 // === parsers ===
@@ -194,9 +196,11 @@ pub(super) fn describe_filters(x: &Exchange<'_>) -> Result<String, ApiError> {
         &state.filters,
         |f| x.in_scope(&f.scope),
         ResourceKind::Filter,
-        |f, name| match name {
-            "description" => f.description.iter().cloned().collect(),
-            _ => vec![f.id.to_string()],
+        |f, name| {
+            tag_values(&f.tags, name).unwrap_or_else(|| match name {
+                "description" => f.description.iter().cloned().collect(),
+                _ => vec![f.id.to_string()],
+            })
         },
         x.cancel(),
     )?;
@@ -227,6 +231,9 @@ pub(super) fn describe_rules(x: &Exchange<'_>) -> Result<String, ApiError> {
 // === rendering ===
 
 fn rule_values(r: &FilterRule, name: &str) -> Vec<String> {
+    if let Some(values) = tag_values(&r.tags, name) {
+        return values;
+    }
     match name {
         "traffic-mirror-filter-rule-id" => vec![r.id.to_string()],
         "traffic-mirror-filter-id" => vec![r.filter_id.to_string()],

@@ -72,6 +72,7 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("ModifyTrafficMirrorSession", sessions::modify_session),
     ("CreateTags", tags::create_tags),
     ("DeleteTags", tags::delete_tags),
+    ("DescribeTags", tags::describe_tags),
     ("DescribeNetworkInterfaces", interfaces::describe_network_interfaces),
 ];
 

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use tapwire_control::ops::{ResourceRef, Update};
 use tapwire_control::{ApiError, ErrorKind, ResourceKind};
-use tapwire_model::ids::{FilterId, RuleId, SessionId, TargetId};
+use tapwire_model::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{NetworkService, Tag};
 use tapwire_model::rule::{Direction, PortRange, RuleAction};
 
@@ -318,6 +318,9 @@ pub fn resource_ref(raw: &str) -> Result<ResourceRef, ApiError> {
     if raw.starts_with(TargetId::PREFIX) {
         return parse_id(raw, ResourceKind::Target).map(ResourceRef::Target);
     }
+    if raw.starts_with(NetworkInterfaceId::PREFIX) {
+        return parse_id(raw, ResourceKind::NetworkInterface).map(ResourceRef::Interface);
+    }
     Err(ApiError::new(ErrorKind::InvalidId, format!("The ID '{raw}' is not valid")))
 }
 
@@ -362,6 +365,7 @@ mod tests {
         assert_eq!(err.message, "The virtual network ID 16777216 is not valid; it must be between 0 and 16777215.");
         assert_eq!(params.number::<tapwire_model::SessionNumber>("S").unwrap().map(|n| n.get()), Some(7));
         assert!(params.port_range("R").is_err());
-        assert_eq!(resource_ref("eni-0123456789abcdef0").unwrap_err().kind, ErrorKind::InvalidId);
+        assert_eq!(resource_ref("vpc-0123456789abcdef0").unwrap_err().kind, ErrorKind::InvalidId);
+        assert!(matches!(resource_ref("eni-0123456789abcdef0"), Ok(ResourceRef::Interface(_))));
     }
 }

@@ -10,7 +10,7 @@ use tapwire_control::{ApiError, ResourceKind, State};
 use tapwire_model::ids::SessionId;
 use tapwire_model::resource::{Session, SessionTarget};
 
-use super::describe::Describe;
+use super::describe::{Describe, TAG_FILTERS, tag_values};
 use super::exchange::{Exchange, Token};
 use super::params::{Params, update};
 use super::tags::tag_set;
@@ -27,6 +27,8 @@ const FILTER_NAMES: &[&str] = &[
     "traffic-mirror-session-id",
     "traffic-mirror-target-id",
     "virtual-network-id",
+    TAG_FILTERS[0],
+    TAG_FILTERS[1],
 ];
 
 // === parsers ===
@@ -126,6 +128,9 @@ pub(super) fn describe_sessions(x: &Exchange<'_>) -> Result<String, ApiError> {
 // === rendering ===
 
 fn session_values(state: &State, s: &Session, name: &str) -> Vec<String> {
+    if let Some(values) = tag_values(&s.tags, name) {
+        return values;
+    }
     let one = |v: &dyn ToString| vec![v.to_string()];
     match name {
         "description" => s.description.iter().cloned().collect(),

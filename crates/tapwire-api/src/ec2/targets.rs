@@ -8,15 +8,22 @@ use tapwire_control::{ApiError, ErrorKind, ResourceKind};
 use tapwire_model::ids::NetworkInterfaceId;
 use tapwire_model::resource::{Target, TargetDestination};
 
-use super::describe::Describe;
+use super::describe::{Describe, TAG_FILTERS, tag_values};
 use super::exchange::{Exchange, Token};
 use super::params::Params;
 use super::tags::tag_set;
 use super::xml::Xml;
 
 /// Filter names DescribeTrafficMirrorTargets takes.
-const FILTER_NAMES: &[&str] =
-    &["description", "network-interface-id", "network-load-balancer-arn", "owner-id", "traffic-mirror-target-id"];
+const FILTER_NAMES: &[&str] = &[
+    "description",
+    "network-interface-id",
+    "network-load-balancer-arn",
+    "owner-id",
+    "traffic-mirror-target-id",
+    TAG_FILTERS[0],
+    TAG_FILTERS[1],
+];
 
 // === parsers ===
 
@@ -103,6 +110,9 @@ pub(super) fn describe_targets(x: &Exchange<'_>) -> Result<String, ApiError> {
 // === rendering ===
 
 fn target_values(t: &Target, name: &str) -> Vec<String> {
+    if let Some(values) = tag_values(&t.tags, name) {
+        return values;
+    }
     match (name, &t.destination) {
         ("description", _) => t.description.iter().cloned().collect(),
         ("network-interface-id", TargetDestination::NetworkInterface(eni)) => vec![eni.to_string()],

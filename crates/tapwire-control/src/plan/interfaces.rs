@@ -1,7 +1,7 @@
 //! The interface inventory: registrations by agents and operators.
 
 use tapwire_model::ids::NetworkInterfaceId;
-use tapwire_model::resource::NetworkInterface;
+use tapwire_model::resource::{NetworkInterface, Tags};
 
 use super::{Planner, quota};
 use crate::error::{ApiError, ErrorKind, Quota};
@@ -50,6 +50,7 @@ impl Planner<'_> {
                     mac: reg.mac,
                     addresses: reg.addresses,
                     created_at: self.now,
+                    tags: Tags::new(),
                 }
             }
         };

@@ -101,7 +101,7 @@ impl Planner<'_> {
                 }
                 _ => {}
             },
-            ResourceRef::Target(_) => {}
+            ResourceRef::Target(_) | ResourceRef::Interface(_) => {}
         }
         Ok(Output::Done)
     }

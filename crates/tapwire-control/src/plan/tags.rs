@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use tapwire_model::limits::{alibaba_tags, ec2_tags};
-use tapwire_model::resource::{Filter, FilterRule, Session, Tag, Tags, Target, upsert_tag};
+use tapwire_model::resource::{Filter, FilterRule, NetworkInterface, Session, Tag, Tags, Target, upsert_tag};
 
 use super::Planner;
 use crate::dialect::Dialect;
@@ -93,7 +93,7 @@ impl Planner<'_> {
             ResourceRef::Session(id) => {
                 Change::PutSession(Session { resource_group: Some(resource_group), ..self.session(id)?.clone() })
             }
-            ResourceRef::Rule(_) | ResourceRef::Target(_) => {
+            ResourceRef::Rule(_) | ResourceRef::Target(_) | ResourceRef::Interface(_) => {
                 return Err(ApiError::invalid("Only filters and sessions belong to resource groups."));
             }
         };
@@ -107,6 +107,7 @@ impl Planner<'_> {
             ResourceRef::Rule(id) => self.rule(id)?.tags.clone(),
             ResourceRef::Session(id) => self.session(id)?.tags.clone(),
             ResourceRef::Target(id) => self.target(id)?.tags.clone(),
+            ResourceRef::Interface(id) => self.interface(id)?.tags.clone(),
         })
     }
 
@@ -116,6 +117,9 @@ impl Planner<'_> {
             ResourceRef::Rule(id) => Change::PutRule(FilterRule { tags, ..self.rule(id)?.clone() }),
             ResourceRef::Session(id) => Change::PutSession(Session { tags, ..self.session(id)?.clone() }),
             ResourceRef::Target(id) => Change::PutTarget(Target { tags, ..self.target(id)?.clone() }),
+            ResourceRef::Interface(id) => {
+                Change::PutInterface(NetworkInterface { tags, ..self.interface(id)?.clone() })
+            }
         };
         self.changes.push(change);
         Ok(())
