@@ -8,16 +8,16 @@ use axum::http::{HeaderMap, Method};
 use libfuzzer_sys::fuzz_target;
 use tapwire_api::cancel::Cancel;
 use tapwire_api::{decode, ec2};
-use tapwire_model::AccountId;
 
 fuzz_target!(|data: &[u8]| {
     let (query, body) = support::split(data);
     // The door refuses what it must; what it lets through must never break the dialect.
-    let Ok(mut pairs) = decode::decode(&Method::POST, query.as_deref(), &HeaderMap::new(), &body) else { return };
+    let Ok(decoded) = decode::decode(&Method::POST, query.as_deref(), &HeaderMap::new(), &body) else { return };
+    let mut pairs = decoded.all;
     pairs.retain(|(k, _)| k != "Version");
     pairs.push(("Version".into(), ec2::VERSION.into()));
     let api = support::api();
-    let caller = ec2::Caller { account: AccountId::DEFAULT, region: "us-east-1".into() };
+    let caller = ec2::Caller::root("us-east-1");
     let reply = ec2::handle(&api, &caller, ec2::params::Params::new(pairs), "fuzz", &Cancel::default());
     assert!(reply.status == 200 || (400..600).contains(&reply.status));
     let mut reader = quick_xml::Reader::from_str(&reply.body);

@@ -9,7 +9,7 @@ use tapwire_model::resource::{SessionTarget, TargetDestination};
 
 /// The API over [`world`], with default settings.
 pub fn api() -> tapwire_api::Api {
-    tapwire_api::Api { control: world(), config: tapwire_api::ApiConfig::default() }
+    tapwire_api::Api::unauthenticated(world(), tapwire_api::ApiConfig::default())
 }
 
 /// A control plane holding two interfaces, a target, a filter and a session in

@@ -1,164 +1,52 @@
-"""Helpers of the Alibaba integration tests: a real `tapwire server` on loopback, driven by
-the unmodified Alibaba SDKs (the Tea SDK and the legacy core SDK) and boto3.
+"""Helpers of the Alibaba integration tests: a real `tapwire server` on loopback
+(tapwire_support.Server), driven by the unmodified Alibaba SDKs (the Tea SDK and the legacy
+core SDK) and boto3, all signing with a real key (the root key unless told otherwise; the
+same pair is AccessKeyId / AccessKeySecret here and an AWS key pair for boto3).
 
-The binary comes from $TAPWIRE_BIN or target/debug/tapwire. The module has its own name
-(not `conftest`) so that tests/ec2 and tests/alibaba can be collected in one run.
+The module has its own name (not `conftest`) so that tests/ec2 and tests/alibaba can be
+collected in one run.
 """
-import importlib
-import json
-import os
-import re
-import signal
-import socket
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
-import boto3
-import pytest
-from alibabacloud_tea_openapi import models as openapi_models
-from alibabacloud_vpc20160428 import models as tea_models
-from alibabacloud_vpc20160428.client import Client as TeaClient
-from aliyunsdkcore.acs_exception.exceptions import ServerException
-from aliyunsdkcore.client import AcsClient
+import tapwire_support
+from alibaba_clients import REGION, AlibabaError, Legacy, Tea, error_of  # noqa: F401
+from tapwire_support import BIN, Key  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TAPWIRE_BIN", str(ROOT / "target" / "debug" / "tapwire"))
-REGION = "cn-hangzhou"
-ACCESS_KEY = "LTAItapwiretest"
-SECRET = "secret"
 # Short enough for fast tests, long enough to see the transitional status.
 TASK_DELAY_MS = 500
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def snake(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-class AlibabaError(Exception):
-    """An error answer, whichever SDK received it."""
-
-    def __init__(self, code, status, message):
-        super().__init__(f"{code} ({status}): {message}")
-        self.code, self.status, self.message = code, status, message
-
-
-class Tea:
-    """Calls actions through the Tea SDK with wire-named parameters; returns the body map."""
-
-    def __init__(self, endpoint, region=REGION):
-        self.region = region
-        self.client = TeaClient(openapi_models.Config(
-            access_key_id=ACCESS_KEY, access_key_secret=SECRET, endpoint=endpoint, protocol="http",
-            region_id=region))
-
-    def __call__(self, action, region=True, **params):
-        if region is True:
-            params.setdefault("RegionId", self.region)
-        elif region:
-            params["RegionId"] = region
-        request = getattr(tea_models, f"{action}Request")().from_map(params)
-        try:
-            return getattr(self.client, snake(action))(request).body.to_map()
-        except Exception as e:  # the Tea SDK raises its own exception types
-            data = getattr(e, "data", None) or {}
-            if not getattr(e, "code", None):
-                raise
-            raise AlibabaError(e.code, data.get("statusCode"), data.get("Message")) from e
-
-
-class Legacy:
-    """Calls actions through aliyun-python-sdk-vpc request classes and their setters."""
-
-    def __init__(self, endpoint, region=REGION):
-        self.endpoint = endpoint
-        self.client = AcsClient(ACCESS_KEY, SECRET, region)
-
-    def __call__(self, action, **params):
-        module = importlib.import_module(f"aliyunsdkvpc.request.v20160428.{action}Request")
-        request = getattr(module, f"{action}Request")()
-        for key, value in params.items():
-            names = [f"set_{key}s", f"set_{key}"] if isinstance(value, list) else [f"set_{key}"]
-            setter = next(getattr(request, n) for n in names if hasattr(request, n))
-            setter(value)
-        request.set_endpoint(self.endpoint)
-        request.set_protocol_type("http")
-        try:
-            return json.loads(self.client.do_action_with_exception(request))
-        except ServerException as e:
-            raise AlibabaError(e.get_error_code(), e.get_http_status(), e.get_error_msg()) from e
-
-
-def error_of(call, *args, **kwargs):
-    """Runs a call that must fail; returns (code, HTTP status)."""
-    with pytest.raises(AlibabaError) as info:
-        call(*args, **kwargs)
-    return info.value.code, info.value.status
-
-
-class Server:
-    """One `tapwire server` process over one data directory."""
+class Server(tapwire_support.Server):
+    """`tapwire server` with a short Alibaba task delay, and the Alibaba clients."""
 
     def __init__(self, data_dir, task_delay_ms=TASK_DELAY_MS, extra_args=()):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.endpoint = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.endpoint}"
+        super().__init__(data_dir, extra_args)
         self.task_delay_ms = task_delay_ms
-        self.extra_args = list(extra_args)
-        self.proc = None
 
     def start(self, task_delay_ms=None):
         if task_delay_ms is not None:
             self.task_delay_ms = task_delay_ms
-        self.proc = subprocess.Popen(
-            [BIN, "server", "--listen", self.endpoint, "--data-dir", str(self.data_dir),
-             "--alibaba-task-delay-ms", str(self.task_delay_ms), *self.extra_args],
-            stderr=subprocess.PIPE, text=True,
-        )
-        line = self.proc.stderr.readline()
-        assert "listening on" in line, f"server did not start: {line!r}"
-        return self
+        return super().start()
 
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-        self.proc = None
+    def argv(self):
+        return [*super().argv(), "--alibaba-task-delay-ms", str(self.task_delay_ms)]
 
-    def tea(self, region=REGION):
-        return Tea(self.endpoint, region)
+    def tea(self, region=REGION, key=None):
+        return Tea(self.endpoint, self.key(key), region)
 
-    def legacy(self, region=REGION):
-        return Legacy(self.endpoint, region)
+    def legacy(self, region=REGION, key=None):
+        return Legacy(self.endpoint, self.key(key), region)
 
-    def ec2(self, region=REGION):
-        return boto3.client("ec2", endpoint_url=self.url, region_name=region,
-                            aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key=SECRET)
+    def ec2(self, key=None, region=REGION, config=None):
+        return super().ec2(key=key, region=region, config=config)
 
-    def register(self, ip, instance_id=None, ifname="eth0"):
-        """Registers an interface with the CLI; returns its eni- ID."""
-        args = [BIN, "interface", "register", "--server", self.url, "--ip", ip, "--ifname", ifname]
-        if instance_id:
-            args += ["--instance-id", instance_id]
-        out = subprocess.run(args, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)["NetworkInterfaceId"]
-
-    def register_free(self, ip):
+    def register_free(self, ip, key=None):
         """Registers an interface on no host and no instance (a "free" interface)."""
-        body = json.dumps({"host": None, "ifname": None, "instance_id": None, "mac": None,
-                           "addresses": [ip]}).encode()
-        req = urllib.request.Request(f"{self.url}/tapwire/v1/network-interfaces", data=body,
-                                     headers={"content-type": "application/json"}, method="POST")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())["id"]
+        status, body = self.v1("POST", "/tapwire/v1/network-interfaces", key=key,
+                               body={"host": None, "ifname": None, "instance_id": None, "mac": None,
+                                     "addresses": [ip]})
+        assert status == 200, body
+        return body["id"]
 
 
 def wait_for(fetch, predicate, timeout=10.0):

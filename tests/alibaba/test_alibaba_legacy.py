@@ -1,10 +1,7 @@
 """Every Alibaba traffic-mirror action through the legacy core SDK (aliyun-python-sdk-vpc:
 Action, Version and the HMAC-SHA1 signature in the query string)."""
-import json
-import urllib.request
-
 from alibaba_support import (error_of, filter_status, filters, rule, session_status, sessions,
-                      wait_filter, wait_for, wait_session)
+                             wait_filter, wait_for, wait_session)
 
 
 def test_service_ops(server):
@@ -99,15 +96,13 @@ def test_errors_through_the_legacy_sdk(server, legacy):
 
 def test_parameters_in_a_form_body_are_read(server, legacy):
     """Terraform's generic RPC client sends the parameters as a form body, not a query."""
-    body = ("Action=CreateTrafficMirrorFilter&Version=2016-04-28&RegionId=cn-hangzhou&Format=JSON"
-            "&AccessKeyId=LTAIform&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&SignatureNonce=1"
-            "&Signature=x&TrafficMirrorFilterName=from-form&IngressRules.1.Action=accept"
-            "&IngressRules.1.Priority=1&IngressRules.1.Protocol=ALL&IngressRules.1.SourceCidrBlock=0.0.0.0/0"
-            "&IngressRules.1.DestinationCidrBlock=0.0.0.0/0")
-    req = urllib.request.Request(server.url + "/", data=body.encode(), method="POST",
-                                 headers={"content-type": "application/x-www-form-urlencoded"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.headers["content-type"].startswith("application/json")
-        fid = json.loads(resp.read())["TrafficMirrorFilterId"]
+    status, body, headers = server.alibaba_v1({
+        "Action": "CreateTrafficMirrorFilter", "Version": "2016-04-28", "RegionId": "cn-hangzhou",
+        "TrafficMirrorFilterName": "from-form", "IngressRules.1.Action": "accept", "IngressRules.1.Priority": "1",
+        "IngressRules.1.Protocol": "ALL", "IngressRules.1.SourceCidrBlock": "0.0.0.0/0",
+        "IngressRules.1.DestinationCidrBlock": "0.0.0.0/0"})
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    fid = body["TrafficMirrorFilterId"]
     [f] = filters(legacy, TrafficMirrorFilterIds=[fid])
     assert f["TrafficMirrorFilterName"] == "from-form" and f["IngressRules"][0]["Protocol"] == "ALL"

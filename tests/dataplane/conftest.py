@@ -7,22 +7,18 @@ resources with boto3 and to read what the sensor received. Everything is torn do
 after the test, also when it fails.
 """
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import BIN, HERE, PYTHON, Lab, sh, stale_labs, wait_for  # noqa: E402
-
-REGION = "us-east-1"
+import tapwire_support  # noqa: E402
+from lab import BIN, HERE, PYTHON, Lab, stale_labs, wait_for  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -31,46 +27,38 @@ def pytest_sessionstart(session):
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class MirrorEnv:
     """A lab with a server, an agent in the source namespace and a sensor sniffer."""
 
     def __init__(self, lab, tmp):
         self.lab = lab
         self.tmp = tmp
-        self.port = free_port()
-        self.url = f"http://{lab.ip['root']}:{self.port}"
-        self.data_dir = tmp / "data"
-        self.server = None
+        self.server = tapwire_support.Server(
+            tmp / "data", host=lab.ip["root"],
+            launch=lambda argv, log: lab.spawn("root", *argv, stderr=log))
+        self.url = self.server.url
         self.agent = None
         self.sniffer = None
         self.capture_file = tmp / "sensor.jsonl"
         self.host = f"tw-test-src-{lab.suffix}"
-        self.ec2 = boto3.client("ec2", endpoint_url=self.url, region_name=REGION,
-                                aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key="secret")
+        self.ec2 = None
         self.targets = {}
 
     # -- processes -------------------------------------------------------------------
 
     def start_server(self):
-        log = open(self.tmp / "server.log", "a")
-        self.server = self.lab.spawn("root", BIN, "server", "--listen", f"{self.lab.ip['root']}:{self.port}",
-                                     "--data-dir", str(self.data_dir), stderr=log)
-        wait_for(lambda: "listening on" in (self.tmp / "server.log").read_text(), what="server start")
+        self.server.start()
+        self.ec2 = self.server.ec2()
 
     def kill_server(self):
-        self.lab.stop(self.server, signal.SIGKILL)
+        self.lab.stop(self.server.proc, signal.SIGKILL)
 
     def start_agent(self, *extra):
         log = open(self.tmp / "agent.log", "a")
+        # The agent finds its key as every tapwire command does: here, in the environment.
         self.agent = self.lab.spawn("src", BIN, "agent", "--server", self.url, "--interface", "eth0",
                                     "--host", self.host, "--instance-id", "i-web1", *extra, stderr=log,
-                                    env={**os.environ, "TAPWIRE_LOG": "info"})
+                                    env=self.server.root.env(TAPWIRE_LOG="info"))
         wait_for(lambda: self.agent_status(check=False), timeout=15, what="agent metrics endpoint")
 
     def stop_agent(self):
@@ -107,18 +95,17 @@ class MirrorEnv:
                         what=f"agent to apply revision {minimum}")
 
     def server_config(self):
-        with urllib.request.urlopen(f"{self.url}/tapwire/v1/network-interfaces/{self.source_eni()}/config",
-                                    timeout=5) as r:
-            return json.load(r)
+        status, body = self.server.v1("GET", f"/tapwire/v1/network-interfaces/{self.source_eni()}/config")
+        assert status == 200, body
+        return body
 
     def server_interfaces(self):
-        with urllib.request.urlopen(f"{self.url}/tapwire/v1/network-interfaces", timeout=5) as r:
-            return json.load(r)
+        status, body = self.server.v1("GET", "/tapwire/v1/network-interfaces")
+        assert status == 200, body
+        return body
 
     def register_sensor(self, address):
-        out = sh(BIN, "interface", "register", "--server", self.url, "--ip", address, "--ifname", "eth0",
-                 "--host", f"tw-test-sensor-{self.lab.suffix}-{address}")
-        return json.loads(out)["NetworkInterfaceId"]
+        return self.server.register(address, host=f"tw-test-sensor-{self.lab.suffix}-{address}")
 
     def target(self, mirror_link=False):
         """The sensor as a target: on the shared link, or on the jumbo mirror link."""
@@ -219,7 +206,7 @@ def mirror_env(tmp_path):
         env.source_eni()
         yield env
     finally:
-        for name in ("agent.log", "server.log"):
+        for name in ("agent.log", "data-server.log"):
             p = tmp_path / name
             if p.exists():
                 sys.stderr.write(f"--- {name} (tail)\n" + "".join(p.read_text().splitlines(True)[-15:]))

@@ -3,7 +3,6 @@ by kernel vxlan devices at the sensor, and counted there.
 
 Timing is never asserted: waits are bounded polls, latencies are printed (`-s` shows them).
 """
-import json
 import struct
 import subprocess
 import time
@@ -306,8 +305,7 @@ def test_applied_revision_and_counters_are_reported_and_exposed(mirror_env):
 
     agent = wait_for(reported, what="the status report at the server")
     assert agent["reported_at"] > 0
-    listed = json.loads(subprocess.run([BIN, "interface", "list", "--server", env.url], capture_output=True,
-                                       text=True, check=True).stdout)
+    listed = env.server.cli("interface", "list")
     assert next(i for i in listed if i["NetworkInterfaceId"] == eni)["Agent"]["AppliedRevision"] == revision
     def mirrored_metric():
         metrics = env.lab.run("src", PYTHON, "-c", "import urllib.request;print(urllib.request.urlopen("

@@ -1,96 +1,16 @@
-"""Shared code of the EC2 integration tests: a real `tapwire server` on loopback.
-
-The binary comes from $TAPWIRE_BIN or target/debug/tapwire (the test script builds it).
+"""Shared code of the EC2 integration tests: a real `tapwire server` on loopback
+(tapwire_support.Server), with the root key every client signs with unless told otherwise.
 """
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import boto3
 import botocore.exceptions
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TAPWIRE_BIN", str(ROOT / "target" / "debug" / "tapwire"))
-REGION = "us-east-1"
-ENV = {
-    **os.environ,
-    "AWS_ACCESS_KEY_ID": "AKIDTAPWIRETEST",
-    "AWS_SECRET_ACCESS_KEY": "secret",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_PAGER": "",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+from tapwire_support import BIN, EC2_REGION as REGION, Key, Server, free_port  # noqa: F401
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def env(server, key=None, **extra):
+    """The environment of a CLI that signs with `key` (default: the server's root key)."""
+    return server.key(key).env(REGION, **extra)
 
-
-class Server:
-    """One `tapwire server` process over one data directory."""
-
-    def __init__(self, data_dir, extra_args=(), preexec_fn=None):
-        self.data_dir = data_dir
-        self.preexec_fn = preexec_fn
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.extra_args = list(extra_args)
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), *self.extra_args],
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=self.preexec_fn,
-        )
-        line = self.proc.stderr.readline()
-        assert "listening on" in line, f"server did not start: {line!r}"
-        return self
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def restart(self, sig=signal.SIGTERM):
-        self.stop(sig)
-        return self.start()
-
-    def ec2(self):
-        return boto3.client("ec2", endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key="secret")
-
-    def aws(self, *args, check=True):
-        """Runs the aws CLI; returns (exit code, parsed JSON or stderr text)."""
-        proc = subprocess.run(
-            [str(Path(sys.executable).parent / "aws"), "ec2", "--endpoint-url", self.url, "--output", "json", *args],
-            capture_output=True, text=True, env=ENV, timeout=60,
-        )
-        if check:
-            assert proc.returncode == 0, f"aws {' '.join(args)} failed: {proc.stderr}"
-            return json.loads(proc.stdout) if proc.stdout.strip() else {}
-        return proc.returncode, proc.stderr
-
-    def register(self, ip, instance_id=None, ifname="eth0", host=None, extra_ips=()):
-        args = [BIN, "interface", "register", "--server", self.url, "--ip", ip, "--ifname", ifname]
-        for extra in extra_ips:
-            args += ["--ip", extra]
-        if instance_id:
-            args += ["--instance-id", instance_id]
-        if host:
-            args += ["--host", host]
-        out = subprocess.run(args, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)["NetworkInterfaceId"]
 
 def error_code(fn, *args, **kwargs):
     """Calls fn, which must fail with a ClientError; returns (code, HTTP status)."""

@@ -5,31 +5,42 @@ import http.client
 import json
 import resource
 import socket
-import subprocess
 import time
 import urllib.parse
 
-import boto3
 import botocore.exceptions
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-from ec2_support import BIN, REGION, Server, error_code, lab, rule
+from ec2_support import Server, error_code, rule
 
 VERSION = "2016-11-15"
 
 
-def post(server, body, headers=None, method="POST", path="/", timeout=10):
-    """One raw request on a fresh connection; returns (status, headers, body text)."""
+def post(server, body, headers=None, method="POST", path="/", timeout=10, sign=True):
+    """One raw request on a fresh connection, signed with the root key by botocore's SigV4
+    over exactly these bytes (the door's refusals come before the signature check, so
+    signing never hides one); returns (status, headers, body text)."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
     hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
     hdrs.update(headers or {})
     if isinstance(body, str):
         body = body.encode()
+    if sign:
+        hdrs = sigv4_headers(server, method, path, body, hdrs)
     conn.request(method, path, body=body, headers=hdrs)
     resp = conn.getresponse()
     out = resp.status, dict(resp.getheaders()), resp.read().decode("utf-8", "replace")
     conn.close()
     return out
+
+
+def sigv4_headers(server, method, path, body, headers):
+    request = AWSRequest(method=method, url=f"{server.url}{path}", data=body, headers=headers)
+    SigV4Auth(Credentials(server.root.key_id, server.root.secret), "ec2", "us-east-1").add_auth(request)
+    return dict(request.headers)
 
 
 def form(**params):
@@ -73,10 +84,9 @@ def test_the_cli_refuses_a_control_character_in_a_description(server):
 
 
 def test_the_alibaba_door_refuses_them_too(server):
-    status, _, body = post(server, urllib.parse.urlencode({
+    status, doc, _ = server.alibaba_v1({
         "Version": "2016-04-28", "Action": "CreateTrafficMirrorFilter", "RegionId": "cn-hangzhou",
-        "TrafficMirrorFilterName": "a\x1bb"}))
-    doc = json.loads(body)
+        "TrafficMirrorFilterName": "a\x1bb"})
     assert (status, doc["Code"]) == (400, "InvalidParameter")
 
 
@@ -178,19 +188,17 @@ def test_sizes_are_the_clouds(server, ec2):
     assert code == "InvalidParameterValue"
     status, _, body = post(server, form(Action="CreateTrafficMirrorFilter", Description="x" * (300 * 1024)))
     assert status == 400
-    status, _, body = post(server, urllib.parse.urlencode({
+    status, doc, _ = server.alibaba_v1({
         "Version": "2016-04-28", "Action": "CreateTrafficMirrorFilter", "RegionId": "cn-hangzhou",
-        "TrafficMirrorFilterName": "n" * 129}))
-    assert json.loads(body)["Code"] == "InvalidParameter"
+        "TrafficMirrorFilterName": "n" * 129})
+    assert doc["Code"] == "InvalidParameter"
     assert count_filters(ec2) == 1
 
 
 # === 5. ClientTokens: per account and region, and they expire ===
 
 def test_client_tokens_are_scoped_by_region(server):
-    east, west = server.ec2(), boto3.client(
-        "ec2", endpoint_url=server.url, region_name="eu-west-1",
-        aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key="secret")
+    east, west = server.ec2(), server.ec2(region="eu-west-1")
     a = east.create_traffic_mirror_filter(ClientToken="same")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
     b = west.create_traffic_mirror_filter(ClientToken="same")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
     assert a != b
@@ -225,17 +233,16 @@ def test_create_delete_cycles_stay_small_on_disk(server, ec2):
 # === 6. regions come from a list ===
 
 def test_unknown_regions_are_refused_before_anything_is_stored(server, ec2):
-    made_up = boto3.client("ec2", endpoint_url=server.url, region_name="mars-north-1",
-                           aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key="secret")
+    made_up = server.ec2(region="mars-north-1")
     code, status = error_code(made_up.create_traffic_mirror_filter)
     assert (code, status) == ("InvalidParameterValue", 400)
     for region in ["../../etc/passwd", "x" * 4096]:
-        status, _, body = post(server, urllib.parse.urlencode({
-            "Version": "2016-04-28", "Action": "OpenTrafficMirrorService", "RegionId": region}))
-        assert json.loads(body)["Code"] == "InvalidRegionId.NotFound", body
-    status, _, body = post(server, urllib.parse.urlencode({
-        "Version": "2016-04-28", "Action": "GetTrafficMirrorServiceStatus", "RegionId": "../../etc/passwd"}))
-    assert json.loads(body)["Code"] == "InvalidRegionId.NotFound"
+        status, doc, _ = server.alibaba_v1({
+            "Version": "2016-04-28", "Action": "OpenTrafficMirrorService", "RegionId": region})
+        assert doc["Code"] == "InvalidRegionId.NotFound", doc
+    status, doc, _ = server.alibaba_v1({
+        "Version": "2016-04-28", "Action": "GetTrafficMirrorServiceStatus", "RegionId": "../../etc/passwd"})
+    assert doc["Code"] == "InvalidRegionId.NotFound"
     assert count_filters(ec2) == 0
 
 
@@ -292,14 +299,14 @@ def test_numbers_cidrs_and_text_are_parsed_strictly(server, ec2):
 def test_each_dialect_is_answered_in_its_own_envelope(server):
     status, headers, body = post(server, "Action=ListTrafficMirrorFilters&RegionId=cn-hangzhou&AccessKeyId=x&SignatureNonce=1")
     assert json.loads(body)["Code"] == "MissingParameter"
-    status, _, body = post(server, urllib.parse.urlencode({
-        "Version": "2016-04-28", "Action": "OpenTrafficMirrorService", "RegionId": "cn-hangzhou"}))
+    status, doc, _ = server.alibaba_v1({
+        "Version": "2016-04-28", "Action": "OpenTrafficMirrorService", "RegionId": "cn-hangzhou"})
     assert status == 200
     for name in [" http://evil", "HTTPS://evil"]:
-        status, _, body = post(server, urllib.parse.urlencode({
+        status, doc, _ = server.alibaba_v1({
             "Version": "2016-04-28", "Action": "CreateTrafficMirrorFilter", "RegionId": "cn-hangzhou",
-            "TrafficMirrorFilterName": name}))
-        assert json.loads(body)["Code"] == "InvalidParameter", name
+            "TrafficMirrorFilterName": name})
+        assert doc["Code"] == "InvalidParameter", name
 
 
 # === 10. the inventory is bounded and paged ===
@@ -311,8 +318,8 @@ def test_interfaces_have_a_quota_and_describe_pages(tmp_path):
     try:
         for i in range(7):
             srv.register(f"198.18.3.{i + 1}", host=f"h{i}")
-        out = subprocess.run([BIN, "interface", "register", "--server", srv.url, "--ip", "198.18.3.99",
-                              "--ifname", "eth0", "--host", "h99"], capture_output=True, text=True)
+        out = srv.cli("interface", "register", "--ip", "198.18.3.99", "--ifname", "eth0", "--host", "h99",
+                      check=False)
         assert out.returncode != 0 and "NetworkInterfaceLimitExceeded" in (out.stdout + out.stderr)
         ec2 = srv.ec2()
         first = ec2.describe_network_interfaces(MaxResults=5)

@@ -1,11 +1,9 @@
 """EC2 semantics through boto3: validation, quotas, in-use checks, tags, idempotency,
 dry run, pagination and the interface inventory."""
-import subprocess
 
 import pytest
 
 from ec2_support import error_code, lab, rule
-from ec2_support import BIN
 
 
 def test_describe_on_an_empty_account_is_empty(ec2):
@@ -370,12 +368,11 @@ def test_interface_inventory(server, ec2):
     tid = ec2.create_traffic_mirror_target(NetworkInterfaceId=dst)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
     ec2.create_traffic_mirror_session(NetworkInterfaceId=a, TrafficMirrorTargetId=tid, TrafficMirrorFilterId=fid,
                                       SessionNumber=1)
-    out = subprocess.run([BIN, "interface", "deregister", "--server", server.url, dst], capture_output=True, text=True)
+    out = server.cli("interface", "deregister", dst, check=False)
     assert out.returncode != 0 and "InterfaceInUseByTrafficMirrorTarget" in out.stderr
-    subprocess.run([BIN, "interface", "deregister", "--server", server.url, a], check=True, capture_output=True)
+    server.cli("interface", "deregister", a)
     assert ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []
-    listed = subprocess.run([BIN, "interface", "list", "--server", server.url], check=True, capture_output=True,
-                            text=True).stdout
+    listed = [i["NetworkInterfaceId"] for i in server.cli("interface", "list")]
     assert a not in listed and b in listed
 
 

@@ -1,25 +1,13 @@
 """The EC2 Query wire contract, with raw HTTP: what SDKs would never send but other
 clients (curl, scripts, Terraform-style tools) might."""
 import re
-import urllib.parse
-import urllib.request
 import xml.etree.ElementTree as ET
 
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
 
 
 def call(server, params, method="POST"):
-    body = urllib.parse.urlencode(params)
-    if method == "GET":
-        req = urllib.request.Request(f"{server.url}/?{body}", method="GET")
-    else:
-        req = urllib.request.Request(server.url + "/", data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    try:
-        with urllib.request.urlopen(req) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return server.query(params, method=method)[:2]
 
 
 def error_of(text):
@@ -71,9 +59,7 @@ def test_unknown_parameter_action_and_missing_parameters(server):
 
 def test_region_comes_from_the_signature_scope(server):
     east = server.ec2()
-    import boto3
-    west = boto3.client("ec2", endpoint_url=server.url, region_name="eu-west-1",
-                        aws_access_key_id="AKIDTAPWIRETEST", aws_secret_access_key="secret")
+    west = server.ec2(region="eu-west-1")
     fid = east.create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
     assert west.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
     assert [f["TrafficMirrorFilterId"] for f in east.describe_traffic_mirror_filters()["TrafficMirrorFilters"]] == [fid]

@@ -1,109 +1,77 @@
 //! The control plane's request path over real HTTP on loopback, with keep-alive and the
-//! durable SQLite store (WAL, synchronous=FULL).
+//! durable SQLite store (WAL, synchronous=FULL), with signature verification off
+//! (`--auth none`) and on (SigV4, the default) in the same run.
 //!
-//! Two parts in one run:
+//! Two parts:
 //! - criterion: latency of one CreateTrafficMirrorFilter and one DescribeTrafficMirrorFilters
-//!   by ID, sequentially;
-//! - load: for each client count in `CLIENTS`, that many threads each send `PAIRS`
-//!   create+describe pairs as fast as they can, on the same 2 cores as the server; prints
-//!   mixed requests per second and p50/p99 latency per client count.
+//!   by ID, sequentially, in each mode;
+//! - load: for each client count in `CLIENTS` and each mode, that many threads each send
+//!   `PAIRS` create+describe pairs as fast as they can, on the same 2 cores as the server;
+//!   prints mixed requests per second and p50/p99 latency, and the verified mode's
+//!   throughput as a ratio of the unverified one's.
 //!
-//! Target (issue 2): at least 3,000 mixed requests/s on 2 cores, p99 under 5 ms.
+//! Targets: at least 3,000 mixed requests/s on 2 cores with p99 under 5 ms (issue 2);
+//! verification costs under 10 % of throughput (ratio ≥ 0.90, issue 12).
 
 #![allow(clippy::unwrap_used, reason = "benchmark code: a failed unwrap is a failed run")]
+
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use rand::SeedableRng;
-use tapwire_api::{Api, ApiConfig, router};
-use tapwire_control::{Control, ControlConfig, SystemClock};
-use tapwire_model::limits::Quotas;
+use support::{Server, created_id, post, start_server};
 
 const CLIENTS: [usize; 3] = [2, 4, 8];
 const PAIRS: usize = 1500;
+const CREATE: &str = "Action=CreateTrafficMirrorFilter&Version=2016-11-15&Description=bench";
 
-struct Server {
-    url: String,
-    _dir: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
+fn mode_name(verify: bool) -> &'static str {
+    if verify { "sigv4" } else { "auth_none" }
 }
 
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = tapwire_store::SqliteStore::open_dir(dir.path()).unwrap();
-    let control = Control::open(
-        Box::new(store),
-        Box::new(SystemClock),
-        Box::new(rand::rngs::StdRng::seed_from_u64(1)),
-        // The benchmark creates more filters than the default per-account quota allows.
-        ControlConfig {
-            quotas: Quotas { filters_per_account: usize::MAX, ..Quotas::default() },
-            ..ControlConfig::default()
-        },
-    )
-    .unwrap();
-    let api = Arc::new(Api { control, config: ApiConfig::default() });
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    // The server's own listener (connection cap, timeouts), as `tapwire server` runs it.
-    let stats = Arc::new(tapwire_api::serve::ServeStats::default());
-    let config = tapwire_api::serve::ServeConfig::default();
-    runtime.spawn(tapwire_api::serve::serve(listener, router(api), config, stats, std::future::pending()));
-    Server { url, _dir: dir, _runtime: runtime }
-}
-
-fn post(agent: &ureq::Agent, url: &str, body: &str) -> String {
-    let mut resp = agent
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-        .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261122/us-east-1/ec2/aws4_request, Signature=0")
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(resp.status(), 200);
-    resp.body_mut().read_to_string().unwrap()
-}
-
-fn create(agent: &ureq::Agent, url: &str) -> String {
-    let xml = post(agent, url, "Action=CreateTrafficMirrorFilter&Version=2016-11-15&Description=bench");
-    let start = xml.find("<trafficMirrorFilterId>").unwrap() + "<trafficMirrorFilterId>".len();
-    xml[start..start + 21].to_owned()
-}
-
-fn describe(agent: &ureq::Agent, url: &str, id: &str) {
-    let body = format!("Action=DescribeTrafficMirrorFilters&Version=2016-11-15&TrafficMirrorFilterId.1={id}");
-    let xml = post(agent, url, &body);
-    assert!(xml.contains(id));
+fn describe_body(id: &str) -> String {
+    format!("Action=DescribeTrafficMirrorFilters&Version=2016-11-15&TrafficMirrorFilterId.1={id}")
 }
 
 fn bench_latency(c: &mut Criterion) {
-    let server = start_server();
-    let agent = ureq::Agent::new_with_defaults();
-    let id = create(&agent, &server.url);
     let mut group = c.benchmark_group("request_path");
-    group.bench_function("create_filter", |b| b.iter(|| create(&agent, &server.url)));
-    group.bench_function("describe_filter_by_id", |b| b.iter(|| describe(&agent, &server.url, &id)));
+    for verify in [false, true] {
+        let server = start_server(verify);
+        let agent = ureq::Agent::new_with_defaults();
+        let create = server.form(CREATE);
+        let id = created_id(&post(&agent, &server.url, &create));
+        let describe = server.form(&describe_body(&id));
+        let name = mode_name(verify);
+        group.bench_function(format!("create_filter/{name}"), |b| b.iter(|| post(&agent, &server.url, &create)));
+        group.bench_function(format!("describe_filter_by_id/{name}"), |b| {
+            b.iter(|| assert!(post(&agent, &server.url, &describe).contains(&id)))
+        });
+    }
     group.finish();
 }
 
-fn load_summary(clients: usize) {
-    let server = start_server();
+/// Requests per second of `clients` clients against a fresh server.
+fn load(server: &Server, clients: usize) -> f64 {
+    let agent = ureq::Agent::new_with_defaults();
+    let create = server.form(CREATE);
+    let id = created_id(&post(&agent, &server.url, &create));
+    let describe = server.form(&describe_body(&id));
     let url = Arc::new(server.url.clone());
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let url = url.clone();
+            let (url, create, describe) = (url.clone(), create.clone(), describe.clone());
             std::thread::spawn(move || {
                 let agent = ureq::Agent::new_with_defaults();
                 let mut latencies = Vec::with_capacity(PAIRS * 2);
                 for _ in 0..PAIRS {
                     let t = Instant::now();
-                    let id = create(&agent, &url);
+                    post(&agent, &url, &create);
                     latencies.push(t.elapsed());
                     let t = Instant::now();
-                    describe(&agent, &url, &id);
+                    post(&agent, &url, &describe);
                     latencies.push(t.elapsed());
                 }
                 latencies
@@ -114,14 +82,16 @@ fn load_summary(clients: usize) {
     let elapsed = started.elapsed();
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    let rate = all.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "request_path load: {} mixed requests (create+describe) from {clients} keep-alive clients in {:.2?}: {:.0} req/s, p50 {:.2?}, p99 {:.2?} (target: >= 3000 req/s, p99 < 5ms)",
+        "request_path load [{}]: {} mixed requests (create+describe) from {clients} keep-alive clients in {:.2?}: {rate:.0} req/s, p50 {:.2?}, p99 {:.2?} (target: >= 3000 req/s, p99 < 5ms)",
+        if server.key.is_some() { "sigv4" } else { "auth none" },
         all.len(),
         elapsed,
-        all.len() as f64 / elapsed.as_secs_f64(),
         pct(0.50),
         pct(0.99)
     );
+    rate
 }
 
 criterion_group!(benches, bench_latency);
@@ -129,7 +99,12 @@ criterion_group!(benches, bench_latency);
 fn main() {
     benches();
     for clients in CLIENTS {
-        load_summary(clients);
+        let open = load(&start_server(false), clients);
+        let verified = load(&start_server(true), clients);
+        println!(
+            "request_path verification cost at {clients} clients: sigv4 {verified:.0} req/s vs auth none {open:.0} req/s = {:.2}x (goal: >= 0.90x)",
+            verified / open
+        );
     }
     Criterion::default().configure_from_args().final_summary();
 }

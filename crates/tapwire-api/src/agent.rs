@@ -23,40 +23,46 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use tapwire_control::ops::{InterfaceRegistration, Operation, Output, RequestContext};
+use tapwire_control::ops::{InterfaceRegistration, Operation, Output};
 use tapwire_control::{ApiError, Dialect, ResourceKind, render};
 use tapwire_model::NetworkInterfaceId;
 
-use crate::{Api, ec2};
+use crate::Api;
+use crate::v1::{Caller, error_response};
 
 /// Longest long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-fn error_response(err: &ApiError) -> Response {
-    let status = StatusCode::from_u16(ec2::error_status(&err.kind)).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = serde_json::json!({ "code": ec2::error_code(&err.kind), "message": err.message });
-    (status, Json(body)).into_response()
+/// Runs a write as `caller` after its policy allows `tapwire:{action}`; refusals are
+/// audited.
+async fn execute(api: Arc<Api>, caller: Caller, action: &'static str, op: Operation) -> Result<Output, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        caller.authorize(&api, action)?;
+        let result = api.control.execute(&caller.context(&api, action), Dialect::Tapwire, op);
+        if let Err(e) = &result {
+            caller.note(&api, action, e);
+        }
+        result
+    })
+    .await
+    .map_err(ApiError::internal)?
 }
 
-fn context(api: &Api) -> RequestContext {
-    RequestContext {
-        account: tapwire_model::AccountId::DEFAULT,
-        region: api.config.region.clone(),
-        dry_run: false,
-        idempotency: None,
+/// An interface of the caller's account, or its not-found.
+fn own_interface(api: &Api, caller: &Caller, eni: NetworkInterfaceId) -> Result<(), ApiError> {
+    match api.control.read().interfaces.get(&eni) {
+        Some(i) if i.scope.account == caller.who.account => Ok(()),
+        _ => Err(ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string())),
     }
 }
 
-async fn execute(api: Arc<Api>, op: Operation) -> Result<Output, ApiError> {
-    let ctx = context(&api);
-    tokio::task::spawn_blocking(move || api.control.execute(&ctx, Dialect::Tapwire, op))
-        .await
-        .map_err(ApiError::internal)?
-}
-
 /// `POST /tapwire/v1/network-interfaces`.
-pub async fn register(State(api): State<Arc<Api>>, Json(reg): Json<InterfaceRegistration>) -> Response {
-    match execute(api, Operation::RegisterInterface(reg)).await {
+pub async fn register(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Json(reg): Json<InterfaceRegistration>,
+) -> Response {
+    match execute(api, caller, "RegisterNetworkInterface", Operation::RegisterInterface(reg)).await {
         Ok(Output::Interface(i)) => Json(i).into_response(),
         Ok(other) => error_response(&ApiError::internal(format!("unexpected output {other:?}"))),
         Err(e) => error_response(&e),
@@ -87,13 +93,21 @@ pub struct StatusBody {
     rest: serde_json::Map<String, serde_json::Value>,
 }
 
-/// `GET /tapwire/v1/network-interfaces`.
-pub async fn list(State(api): State<Arc<Api>>, Extension(reports): Extension<Arc<AgentReports>>) -> Response {
+/// `GET /tapwire/v1/network-interfaces`: the caller's account's.
+pub async fn list(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Extension(reports): Extension<Arc<AgentReports>>,
+) -> Response {
+    if let Err(e) = caller.authorize(&api, "ListNetworkInterfaces") {
+        return error_response(&e);
+    }
     let state = api.control.read();
     let reports = reports.0.lock().unwrap_or_else(PoisonError::into_inner);
     let all: Vec<serde_json::Value> = state
         .interfaces
         .values()
+        .filter(|i| i.scope.account == caller.who.account)
         .map(|i| {
             let mut v = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
             if let (Some(obj), Some(r)) = (v.as_object_mut(), reports.get(&i.id)) {
@@ -108,17 +122,18 @@ pub async fn list(State(api): State<Arc<Api>>, Extension(reports): Extension<Arc
 /// `POST /tapwire/v1/network-interfaces/{eni}/status`.
 pub async fn report_status(
     State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
     Extension(reports): Extension<Arc<AgentReports>>,
     Path(eni): Path<String>,
     Json(body): Json<StatusBody>,
 ) -> Response {
-    let eni = match parse_eni(&eni) {
+    let eni = match parse_eni(&eni)
+        .and_then(|eni| caller.authorize(&api, "ReportStatus").map(|()| eni))
+        .and_then(|eni| own_interface(&api, &caller, eni).map(|()| eni))
+    {
         Ok(e) => e,
         Err(e) => return error_response(&e),
     };
-    if !api.control.read().interfaces.contains_key(&eni) {
-        return error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string()));
-    }
     let reported_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let report = AgentReport {
         applied_revision: body.applied_revision,
@@ -138,12 +153,16 @@ fn parse_eni(raw: &str) -> Result<NetworkInterfaceId, ApiError> {
 }
 
 /// `DELETE /tapwire/v1/network-interfaces/{eni}`.
-pub async fn deregister(State(api): State<Arc<Api>>, Path(eni): Path<String>) -> Response {
+pub async fn deregister(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(eni): Path<String>,
+) -> Response {
     let eni = match parse_eni(&eni) {
         Ok(e) => e,
         Err(e) => return error_response(&e),
     };
-    match execute(api, Operation::DeregisterInterface(eni)).await {
+    match execute(api, caller, "DeregisterNetworkInterface", Operation::DeregisterInterface(eni)).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(&e),
     }
@@ -159,8 +178,16 @@ pub struct ConfigQuery {
 }
 
 /// `GET /tapwire/v1/network-interfaces/{eni}/config`.
-pub async fn config(State(api): State<Arc<Api>>, Path(eni): Path<String>, Query(q): Query<ConfigQuery>) -> Response {
-    let eni = match parse_eni(&eni) {
+pub async fn config(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(eni): Path<String>,
+    Query(q): Query<ConfigQuery>,
+) -> Response {
+    let eni = match parse_eni(&eni)
+        .and_then(|eni| caller.authorize(&api, "GetConfig").map(|()| eni))
+        .and_then(|eni| own_interface(&api, &caller, eni).map(|()| eni))
+    {
         Ok(e) => e,
         Err(e) => return error_response(&e),
     };

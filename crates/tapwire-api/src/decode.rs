@@ -134,16 +134,21 @@ fn check(key: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The parameters of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded {
+    /// Those of the query string (what ACS3 signs as its query).
+    pub query: Vec<(String, String)>,
+    /// Those of the query string and the body together.
+    pub all: Vec<(String, String)>,
+}
+
 /// Decodes the parameters of a `GET` or `POST`: the query string and, for a form post,
 /// the body; every rule of the module docs applies.
-pub fn decode(
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, ApiError> {
+pub fn decode(method: &Method, query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Decoded, ApiError> {
     let mut out = Vec::new();
     pairs(query.unwrap_or_default().as_bytes(), &mut out)?;
+    let query_len = out.len();
     if !body.is_empty() {
         if method == Method::GET {
             return Err(malformed("A GET request carries its parameters in the query string, not in a body."));
@@ -167,7 +172,7 @@ pub fn decode(
             return Err(malformed(format!("The parameter {k} is given more than once.")));
         }
     }
-    Ok(out)
+    Ok(Decoded { query: out[..query_len].to_vec(), all: out })
 }
 
 #[cfg(test)]
@@ -177,7 +182,7 @@ mod tests {
     fn post(query: Option<&str>, body: &str) -> Result<Vec<(String, String)>, ApiError> {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, "Application/X-WWW-Form-URLEncoded; Charset=UTF-8".parse().unwrap());
-        decode(&Method::POST, query, &h, body.as_bytes())
+        decode(&Method::POST, query, &h, body.as_bytes()).map(|d| d.all)
     }
 
     #[test]
@@ -191,7 +196,12 @@ mod tests {
         assert_eq!(kind(post(None, "A=a%01b")), ErrorKind::InvalidParameterValue);
         assert_eq!(kind(post(None, "A=%EF%BF%BE")), ErrorKind::InvalidParameterValue);
         assert_eq!(kind(post(None, "A=%1B")), ErrorKind::InvalidParameterValue);
-        assert_eq!(kind(decode(&Method::GET, None, &HeaderMap::new(), b"A=1")), ErrorKind::MalformedRequest);
+        assert_eq!(
+            decode(&Method::GET, None, &HeaderMap::new(), b"A=1").unwrap_err().kind,
+            ErrorKind::MalformedRequest
+        );
+        let both = decode(&Method::POST, Some("Q=1"), &HeaderMap::new(), b"B=2").unwrap();
+        assert_eq!((both.query.len(), both.all.len()), (1, 2));
         assert!(post(None, "A=tab%09and%0Anewline").is_ok());
     }
 

@@ -8,6 +8,7 @@
 //! Handlers are thin: decode → [`tapwire_control::Control`] → encode. [`serve`] is the
 //! listener: connection cap and timeouts.
 
+pub mod admin;
 pub mod agent;
 pub mod alibaba;
 pub mod auth;
@@ -18,6 +19,7 @@ mod flat;
 pub mod query;
 pub mod regions;
 pub mod serve;
+pub mod v1;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -58,16 +60,45 @@ pub struct Api {
     pub control: Control,
     /// Settings.
     pub config: ApiConfig,
+    /// Who may call.
+    pub auth: auth::Authenticator,
+}
+
+impl Api {
+    /// An API with authentication off (every caller is the root account): for tests and
+    /// tools that run in-process, never for a listener.
+    pub fn unauthenticated(control: Control, config: ApiConfig) -> Self {
+        Self { control, config, auth: auth::Authenticator::new(auth::Mode::Open, auth::UNLIMITED) }
+    }
+}
+
+/// A time as people read it everywhere tapwire shows one: RFC 3339, UTC, to the second.
+pub fn time_text(epoch_seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch_seconds)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// The router serving every dialect and the agent endpoints.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/", any(query::query_api))
-        .route("/tapwire/v1/network-interfaces", get(agent::list).post(agent::register))
-        .route("/tapwire/v1/network-interfaces/{eni}", axum::routing::delete(agent::deregister))
-        .route("/tapwire/v1/network-interfaces/{eni}/config", get(agent::config))
-        .route("/tapwire/v1/network-interfaces/{eni}/status", axum::routing::post(agent::report_status))
+        .nest("/tapwire/v1", v1_routes(api.clone()))
         .layer(axum::Extension(Arc::new(agent::AgentReports::default())))
         .with_state(api)
+}
+
+/// tapwire's own endpoints, each behind the signature check of [`v1::authenticate`].
+fn v1_routes(api: Arc<Api>) -> Router<Arc<Api>> {
+    Router::new()
+        .route("/network-interfaces", get(agent::list).post(agent::register))
+        .route("/network-interfaces/{eni}", axum::routing::delete(agent::deregister))
+        .route("/network-interfaces/{eni}/config", get(agent::config))
+        .route("/network-interfaces/{eni}/status", axum::routing::post(agent::report_status))
+        .route("/accounts", get(admin::list_accounts).post(admin::create_account))
+        .route("/access-keys", get(admin::list_keys).post(admin::create_key))
+        .route("/access-keys/{id}", axum::routing::delete(admin::delete_key))
+        .route("/audit", get(admin::audit))
+        .route_layer(axum::middleware::from_fn_with_state(api, v1::authenticate))
 }

@@ -2,22 +2,29 @@
 //!
 //! In order: only `GET` and `POST` (else 405 with `Allow`); the body read within its size
 //! and time limits; the dialect told apart ([`decode::envelope`]); the parameters decoded
-//! strictly ([`decode::decode`]); the caller and region found; then the dialect's handler
-//! on a blocking thread, with a [`Cancel`] flag raised if the client goes first. Every
-//! refusal is answered in the dialect's own envelope.
+//! strictly ([`decode::decode`]); the signature checked and the key's bucket drawn from
+//! ([`crate::auth`]); then the dialect's handler on a blocking thread, with a [`Cancel`]
+//! flag raised if the client goes first. Every refusal is answered in the dialect's own
+//! envelope, and a refused signature is noted in the audit trail (a throttled request is
+//! only counted: a flood must not become one).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tapwire_control::{ApiError, ErrorKind};
+use tapwire_model::AccountId;
+use tapwire_model::identity::AuditRecord;
 
+use crate::auth::{Identity, Signed};
 use crate::cancel::Cancel;
 use crate::decode::{self, Envelope};
-use crate::{Api, alibaba, auth, ec2};
+use crate::{Api, alibaba, ec2};
 
 fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -77,11 +84,67 @@ async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, A
     }
 }
 
+/// Who a refused request is put down to: the verified caller, or the key a request that
+/// failed verification claimed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct By {
+    pub account: Option<AccountId>,
+    pub access_key: Option<String>,
+}
+
+impl From<&Identity> for By {
+    fn from(who: &Identity) -> Self {
+        Self { account: Some(who.account), access_key: who.key_id.clone() }
+    }
+}
+
+/// An audit record of a refusal at the door or in a dialect.
+pub(crate) fn refusal(
+    control: &tapwire_control::Control,
+    by: By,
+    source: Option<&str>,
+    dialect: &'static str,
+    action: &str,
+    code: &str,
+    request_id: &str,
+) {
+    control.note_refusal(&AuditRecord {
+        at: control.now(),
+        account: by.account,
+        access_key: by.access_key,
+        source: source.map(str::to_owned),
+        dialect: dialect.to_owned(),
+        action: action.to_owned(),
+        resources: Vec::new(),
+        result: code.to_owned(),
+        request_id: request_id.to_owned(),
+    });
+}
+
+/// Seconds since the epoch, with a fraction, for token buckets.
+pub(crate) fn now_fractional() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The client's address, when the listener put it on the request (tests that call the
+/// router in-process have none).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
 /// `/`.
 pub async fn query_api(
     State(api): State<Arc<Api>>,
+    Peer(peer): Peer,
     method: Method,
-    RawQuery(query): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -90,26 +153,50 @@ pub async fn query_api(
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return resp;
     }
+    let query = uri.query();
+    let source = peer.map(|addr| addr.ip().to_string());
     let request_id = request_id();
     let body = match read_body(body, api.config.body_timeout).await {
         Ok(b) => b,
-        Err(e) => return refuse(decode::envelope(query.as_deref(), &headers, b""), &e, &request_id),
+        Err(e) => return refuse(decode::envelope(query, &headers, b""), &e, &request_id),
     };
-    let envelope = decode::envelope(query.as_deref(), &headers, &body);
-    let pairs = match decode::decode(&method, query.as_deref(), &headers, &body) {
+    let envelope = decode::envelope(query, &headers, &body);
+    let params = match decode::decode(&method, query, &headers, &body) {
         Ok(p) => p,
         Err(e) => return refuse(envelope, &e, &request_id),
     };
-    let find = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let find = |key: &str| params.all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let version = find("Version").or_else(|| header_text(&headers, "x-acs-version").map(str::to_owned));
+    let signed = Signed {
+        method: method.as_str(),
+        path: uri.path(),
+        query: &params.query,
+        params: &params.all,
+        headers: &headers,
+        body: &body,
+    };
     let cancel = Cancel::default();
     let _cancel_if_dropped = cancel.on_drop();
+    let state = api.control.read();
+    let now = api.control.now();
     match version.as_deref() {
         Some(alibaba::VERSION) => {
             let action =
                 find("Action").or_else(|| header_text(&headers, "x-acs-action").map(str::to_owned)).unwrap_or_default();
-            let creds = auth::acs_credentials(&headers, find("AccessKeyId").as_deref());
-            let caller = alibaba::Caller { account: auth::account_for(&creds) };
+            let who = match api.auth.alibaba(&state, &signed, now, now_fractional()) {
+                Ok(w) => w,
+                Err(e) => {
+                    if !matches!(e.kind, ErrorKind::Throttled) {
+                        let by = api.auth.claimed(&state, &signed);
+                        let code = alibaba::error_code(&e.kind);
+                        refusal(&api.control, by, source.as_deref(), "alibaba", &action, code, &request_id);
+                    }
+                    return refuse(Envelope::Alibaba, &e, &request_id);
+                }
+            };
+            drop(state);
+            let caller = alibaba::Caller { account: who.account, who, source };
+            let pairs = params.all;
             let rid = request_id.clone();
             let reply = tokio::task::spawn_blocking(move || {
                 alibaba::handle(&api, &caller, &action, alibaba::params::Params::new(pairs), &rid)
@@ -119,11 +206,25 @@ pub async fn query_api(
             json_response(reply.status, reply.body, &request_id)
         }
         Some(ec2::VERSION) => {
-            let creds = auth::sigv4_credentials(&headers, find("X-Amz-Credential").as_deref());
-            let caller = ec2::Caller {
-                account: auth::account_for(&creds),
-                region: creds.region.unwrap_or_else(|| api.config.region.clone()),
+            let action = find("Action").unwrap_or_default();
+            let (who, region) = match api.auth.sigv4(&state, &signed, "ec2", now).and_then(|(w, r)| {
+                api.auth.throttle(&w, now_fractional())?;
+                Ok((w, r))
+            }) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    if !matches!(e.kind, ErrorKind::Throttled) {
+                        let by = api.auth.claimed(&state, &signed);
+                        let code = ec2::error_code(&e.kind);
+                        refusal(&api.control, by, source.as_deref(), "ec2", &action, code, &request_id);
+                    }
+                    return refuse(Envelope::Ec2, &e, &request_id);
+                }
             };
+            drop(state);
+            let region = if region.is_empty() { api.config.region.clone() } else { region };
+            let caller = ec2::Caller { account: who.account, region, who, source };
+            let pairs = params.all;
             let rid = request_id.clone();
             let reply = tokio::task::spawn_blocking(move || {
                 ec2::handle(&api, &caller, ec2::params::Params::new(pairs), &rid, &cancel)

@@ -265,7 +265,7 @@ pub async fn serve(
         stats.open.fetch_add(1, Ordering::Relaxed);
         let (router, config, stats, mut stop) = (router.clone(), config.clone(), stats.clone(), stop_rx.clone());
         tokio::spawn(async move {
-            serve_connection(stream, router, &config, &stats, &mut stop).await;
+            serve_connection(stream, peer, router, &config, &stats, &mut stop).await;
             stats.open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -284,6 +284,7 @@ pub async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     config: &ServeConfig,
     stats: &ServeStats,
@@ -292,9 +293,10 @@ async fn serve_connection(
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
     let counted = activity.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let (router, activity) = (router.clone(), counted.clone());
         activity.request_started();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         async move {
             let resp = router.oneshot(req.map(axum::body::Body::new)).await;
             activity.request_done();

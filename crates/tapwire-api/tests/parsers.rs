@@ -9,7 +9,6 @@ use tapwire_api::cancel::Cancel;
 use tapwire_api::{Api, ApiConfig, alibaba, ec2};
 use tapwire_control::ControlConfig;
 use tapwire_control::testing;
-use tapwire_model::AccountId;
 
 const F: &str = "tmf-0123456789abcdef0";
 const R: &str = "tmfr-0123456789abcdef0";
@@ -188,7 +187,7 @@ fn pairs(params: &[(&str, &str)], action: &str, drop: Option<&str>) -> Vec<(Stri
 }
 
 fn ec2_code(api: &Api, pairs: Vec<(String, String)>) -> Option<String> {
-    let caller = ec2::Caller { account: AccountId::DEFAULT, region: "us-east-1".into() };
+    let caller = ec2::Caller::root("us-east-1");
     let reply = ec2::handle(api, &caller, ec2::params::Params::new(pairs), "rid", &Cancel::default());
     let body = reply.body;
     let a = body.find("<Code>")? + 6;
@@ -196,14 +195,14 @@ fn ec2_code(api: &Api, pairs: Vec<(String, String)>) -> Option<String> {
 }
 
 fn alibaba_code(api: &Api, action: &str, pairs: Vec<(String, String)>) -> Option<String> {
-    let caller = alibaba::Caller { account: AccountId::DEFAULT };
+    let caller = alibaba::Caller::root();
     let reply = alibaba::handle(api, &caller, action, alibaba::params::Params::new(pairs), "rid");
     let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     v["Code"].as_str().map(str::to_owned)
 }
 
 fn api() -> Api {
-    Api { control: testing::control(5, ControlConfig::default()), config: ApiConfig::default() }
+    Api::unauthenticated(testing::control(5, ControlConfig::default()), ApiConfig::default())
 }
 
 #[test]

@@ -9,8 +9,10 @@
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use tapwire_store::{Store, StoreError};
+use tapwire_model::identity::AuditRecord;
+use tapwire_store::{Record, RecordQuery, Store, StoreError};
 
+use crate::audit::{self, AuditBuffer};
 use crate::clock::Clock;
 use crate::config::ControlConfig;
 use crate::dialect::Dialect;
@@ -35,7 +37,12 @@ pub struct Control {
     clock: Box<dyn Clock>,
     config: ControlConfig,
     revision: tokio::sync::watch::Sender<u64>,
+    /// Refusals waiting to be appended to the audit trail.
+    audit: AuditBuffer,
 }
+
+/// Refusals held between audit flushes.
+const AUDIT_BUFFER: usize = 10_000;
 
 /// One queued write and, once a leader has run it, its answer.
 struct PendingWrite {
@@ -59,8 +66,8 @@ impl PendingWrite {
 enum Planned {
     /// A stored ClientToken answer: nothing to write.
     Replay(Output),
-    /// An answer and the changes that make it true.
-    Write(Output, Vec<Change>),
+    /// An answer, the changes that make it true, and its audit record.
+    Write(Output, Vec<Change>, Option<Record>),
 }
 
 impl std::fmt::Debug for Control {
@@ -87,6 +94,7 @@ impl Control {
             clock,
             config,
             revision,
+            audit: AuditBuffer::new(AUDIT_BUFFER),
         })
     }
 
@@ -137,10 +145,14 @@ impl Control {
             let mut working = State::clone(&base);
             let mut answers = Vec::with_capacity(batch.len());
             let mut changes = Vec::new();
+            let mut records = Vec::new();
             for write in batch {
                 let answer = match self.plan(&working, write, entropy) {
                     Ok(Planned::Replay(output)) => Ok(output),
-                    Ok(Planned::Write(output, planned)) => {
+                    Ok(Planned::Write(output, planned, record)) => {
+                        if !planned.is_empty() {
+                            records.extend(record);
+                        }
                         working.apply(planned.clone(), working.revision);
                         changes.extend(planned);
                         Ok(output)
@@ -152,10 +164,11 @@ impl Control {
             if changes.is_empty() {
                 return answer_all(batch, answers);
             }
-            let commit = match State::commit_for(base.revision, &changes) {
+            let mut commit = match State::commit_for(base.revision, &changes) {
                 Ok(c) => c,
                 Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
             };
+            commit.records = records;
             match self.store.commit(&commit) {
                 Ok(revision) => {
                     working.revision = revision;
@@ -211,14 +224,32 @@ impl Control {
                 IdempotencyRecord { fingerprint: k.fingerprint.clone(), output: output.clone(), created_at: now },
             ));
         }
-        Ok(Planned::Write(output, changes))
+        let record = ctx.audit.as_ref().map(|a| {
+            audit::to_record(&AuditRecord {
+                at: now,
+                account: Some(ctx.account),
+                access_key: a.access_key.clone(),
+                source: a.source.clone(),
+                dialect: a.dialect.to_owned(),
+                action: a.action.to_owned(),
+                resources: audit::resource_ids(&write.op, &output),
+                result: "OK".to_owned(),
+                request_id: a.request_id.clone(),
+            })
+        });
+        Ok(Planned::Write(output, changes, record))
     }
 
     /// Finishes one background task through the same plan → commit → apply path as every
     /// write, so the transition is durable. A task that has moved on is left alone.
     pub fn complete_task(&self, task: Task, scope: &tapwire_model::resource::Scope) -> Result<(), ApiError> {
-        let ctx =
-            RequestContext { account: scope.account, region: scope.region.clone(), dry_run: false, idempotency: None };
+        let ctx = RequestContext {
+            account: scope.account,
+            region: scope.region.clone(),
+            dry_run: false,
+            idempotency: None,
+            audit: None,
+        };
         self.execute(&ctx, Dialect::Tapwire, Operation::CompleteTask(task)).map(|_| ())
     }
 
@@ -236,8 +267,39 @@ impl Control {
             region: String::new(),
             dry_run: false,
             idempotency: None,
+            audit: None,
         };
         self.execute(&ctx, Dialect::Tapwire, Operation::ForgetClientTokens(keys)).map(|_| n)
+    }
+
+    /// Notes a refusal for the audit trail (appended with the next [`Control::flush_audit`]).
+    pub fn note_refusal(&self, record: &AuditRecord) {
+        self.audit.note(record);
+    }
+
+    /// Appends the refusals noted since the last flush; returns how many.
+    pub fn flush_audit(&self) -> Result<usize, StoreError> {
+        let records = self.audit.take();
+        if !records.is_empty() {
+            self.store.append(&records)?;
+        }
+        Ok(records.len())
+    }
+
+    /// Refusals that did not fit the buffer, since the start.
+    pub fn audit_dropped(&self) -> u64 {
+        self.audit.dropped()
+    }
+
+    /// Reads the audit trail, newest first.
+    pub fn audit_records(&self, query: &RecordQuery) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        let rows = self.store.records(&RecordQuery { kind: audit::KIND, ..query.clone() })?;
+        Ok(rows.into_iter().filter_map(|r| Some((r.id, serde_json::from_str(&r.body).ok()?))).collect())
+    }
+
+    /// Drops audit records older than `retention` seconds and beyond the newest `keep`.
+    pub fn prune_audit(&self, retention: i64, keep: usize) -> Result<usize, StoreError> {
+        self.store.prune(audit::KIND, self.clock.now() - retention, keep)
     }
 
     /// Reloads the state from the store (after another replica wrote).

@@ -16,6 +16,10 @@ pub enum ResourceKind {
     Target,
     /// A network interface.
     NetworkInterface,
+    /// An account.
+    Account,
+    /// An access key.
+    AccessKey,
 }
 
 /// What went wrong, independent of dialect.
@@ -95,8 +99,22 @@ pub enum ErrorKind {
     OptInRequired,
     /// The service is already opened (Alibaba `ORDER.OPEND`).
     AlreadyOpened,
-    /// The request is not authenticated correctly.
+    /// The request carries no signature.
+    MissingAuthentication,
+    /// The access key is unknown (or deleted).
     AuthFailure,
+    /// The signature is not the key's over this request.
+    SignatureDoesNotMatch,
+    /// The signature is missing a part or malformed.
+    IncompleteSignature,
+    /// The request's time is too far from the server's.
+    RequestExpired,
+    /// An Alibaba nonce seen within the replay window.
+    NonceUsed,
+    /// The key's policy does not allow the action.
+    Unauthorized,
+    /// The key sent more requests than its rate allows.
+    Throttled,
     /// Something broke inside the server.
     Internal,
 }
@@ -157,6 +175,8 @@ impl ApiError {
             ResourceKind::Session => "traffic mirror session",
             ResourceKind::Target => "traffic mirror target",
             ResourceKind::NetworkInterface => "network interface",
+            ResourceKind::Account => "account",
+            ResourceKind::AccessKey => "access key",
         };
         Self::new(ErrorKind::NotFound(kind), format!("The {what} '{id}' does not exist."))
     }

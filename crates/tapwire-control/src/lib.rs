@@ -13,6 +13,7 @@
 //!
 //! [`Store`]: tapwire_store::Store
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use tapwire_model::identity::{AccessKey, Account};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use tapwire_model::resource::{
@@ -29,6 +30,17 @@ pub struct RequestContext {
     pub dry_run: bool,
     /// Idempotency key, when the caller sent a ClientToken.
     pub idempotency: Option<IdempotencyKey>,
+    /// What a successful write's audit record says of the caller; `None` writes none
+    /// (the control plane's own housekeeping).
+    pub audit: Option<crate::audit::AuditContext>,
+}
+
+impl RequestContext {
+    /// A write the control plane makes on its own behalf (bootstrap, housekeeping): no
+    /// dry run, no ClientToken, no audit record of a caller.
+    pub fn system(account: AccountId, region: &str) -> Self {
+        Self { account, region: region.to_owned(), dry_run: false, idempotency: None, audit: None }
+    }
 }
 
 /// A ClientToken and the fingerprint of the parameters it came with.
@@ -197,6 +209,18 @@ pub enum ResourceRef {
     Interface(NetworkInterfaceId),
 }
 
+impl std::fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResourceRef::Filter(id) => id.fmt(f),
+            ResourceRef::Rule(id) => id.fmt(f),
+            ResourceRef::Session(id) => id.fmt(f),
+            ResourceRef::Target(id) => id.fmt(f),
+            ResourceRef::Interface(id) => id.fmt(f),
+        }
+    }
+}
+
 /// A resource's unfinished background task (Alibaba lifecycle): the resource and the
 /// transitional status it is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -337,6 +361,26 @@ pub enum Operation {
     CompleteTask(Task),
     /// Forget these expired ClientToken answers (housekeeping; by key).
     ForgetClientTokens(Vec<String>),
+    /// Make an account (the first one made is the root; only it may be made `root`).
+    CreateAccount {
+        /// Name, 1–64 characters, unique.
+        name: String,
+        /// Whether this is the installation's root account.
+        root: bool,
+    },
+    /// Make an access key with the ID and sealed secret the API drew.
+    CreateAccessKey {
+        /// Owner.
+        account: AccountId,
+        /// `TWAK…`, new.
+        key_id: String,
+        /// The secret, sealed.
+        sealed_secret: String,
+        /// A policy document the API has checked.
+        policy: Option<String>,
+    },
+    /// Delete an access key: it stops working at once.
+    DeleteAccessKey(String),
     /// Register (or refresh) an interface.
     RegisterInterface(InterfaceRegistration),
     /// Remove an interface; its sessions go with it.
@@ -367,6 +411,10 @@ pub enum Output {
     Target(Target),
     /// An interface.
     Interface(NetworkInterface),
+    /// An account.
+    Account(Account),
+    /// An access key (sealed secret included; never echoed to a caller as is).
+    AccessKey(AccessKey),
     /// The ID of what was deleted.
     Deleted(String),
     /// Done; nothing to show.
@@ -425,6 +473,22 @@ impl Output {
         match self {
             Output::Interface(i) => Ok(i),
             other => Err(other.mismatch("an interface")),
+        }
+    }
+
+    /// The account of an account operation.
+    pub fn into_account(self) -> Result<Account, crate::error::ApiError> {
+        match self {
+            Output::Account(a) => Ok(a),
+            other => Err(other.mismatch("an account")),
+        }
+    }
+
+    /// The key of an access-key operation.
+    pub fn into_access_key(self) -> Result<AccessKey, crate::error::ApiError> {
+        match self {
+            Output::AccessKey(k) => Ok(k),
+            other => Err(other.mismatch("an access key")),
         }
     }
 

@@ -11,7 +11,8 @@
 use imbl::{HashMap, OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
-use tapwire_model::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use tapwire_model::identity::{AccessKey, Account};
+use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{
     Filter, FilterRule, NetworkInterface, Scope, Session, SessionTarget, Target, TargetDestination,
 };
@@ -77,6 +78,12 @@ pub enum Change {
     DeleteIdempotency(String),
     /// Record that a region's traffic mirror service is open.
     PutService(ServiceRecord),
+    /// Insert or replace an account.
+    PutAccount(Account),
+    /// Insert or replace an access key.
+    PutAccessKey(AccessKey),
+    /// Delete an access key.
+    DeleteAccessKey(String),
 }
 
 mod kind {
@@ -87,6 +94,8 @@ mod kind {
     pub const INTERFACE: &str = "interface";
     pub const IDEMPOTENCY: &str = "idempotency";
     pub const SERVICE: &str = "service";
+    pub const ACCOUNT: &str = "account";
+    pub const ACCESS_KEY: &str = "access_key";
 }
 
 /// Everything the control plane knows.
@@ -108,6 +117,10 @@ pub struct State {
     pub idempotency: HashMap<String, IdempotencyRecord>,
     /// Opened traffic mirror services by `account/region`.
     pub services: OrdMap<String, ServiceRecord>,
+    /// Accounts by ID.
+    pub accounts: OrdMap<AccountId, Account>,
+    /// Access keys by ID.
+    pub access_keys: OrdMap<String, AccessKey>,
     /// ClientToken keys by the time their record was written, oldest first.
     pub idempotency_by_age: OrdSet<(i64, String)>,
     /// Counts and relations derived from the maps above.
@@ -160,6 +173,14 @@ impl State {
                     state.idempotency_by_age.insert((v.created_at, d.id.clone()));
                     state.idempotency.insert(d.id.clone(), v);
                 }
+                kind::ACCOUNT => {
+                    let v: Account = decode(k, id, body)?;
+                    state.accounts.insert(v.id, v);
+                }
+                kind::ACCESS_KEY => {
+                    let v: AccessKey = decode(k, id, body)?;
+                    state.access_keys.insert(v.id.clone(), v);
+                }
                 kind::SERVICE => {
                     let v: ServiceRecord = decode(k, id, body)?;
                     state.services.insert(ServiceRecord::key(&v.scope), v);
@@ -185,6 +206,9 @@ impl State {
                 Change::PutIdempotency(key, v) => puts.push(encode(kind::IDEMPOTENCY, key.clone(), v)?),
                 Change::DeleteIdempotency(key) => deletes.push((kind::IDEMPOTENCY, key.clone())),
                 Change::PutService(v) => puts.push(encode(kind::SERVICE, ServiceRecord::key(&v.scope), v)?),
+                Change::PutAccount(v) => puts.push(encode(kind::ACCOUNT, v.id.to_string(), v)?),
+                Change::PutAccessKey(v) => puts.push(encode(kind::ACCESS_KEY, v.id.clone(), v)?),
+                Change::DeleteAccessKey(id) => deletes.push((kind::ACCESS_KEY, id.clone())),
                 Change::DeleteFilter(id) => deletes.push((kind::FILTER, id.to_string())),
                 Change::DeleteRule(id) => deletes.push((kind::RULE, id.to_string())),
                 Change::DeleteSession(id) => deletes.push((kind::SESSION, id.to_string())),
@@ -192,7 +216,7 @@ impl State {
                 Change::DeleteInterface(id) => deletes.push((kind::INTERFACE, id.to_string())),
             }
         }
-        Ok(Commit { base_revision, puts, deletes })
+        Ok(Commit { base_revision, puts, deletes, records: Vec::new() })
     }
 
     /// Applies committed changes and moves to `revision`, keeping the index in step.
@@ -247,6 +271,15 @@ impl State {
                 }
                 Change::PutService(v) => {
                     self.services.insert(ServiceRecord::key(&v.scope), v);
+                }
+                Change::PutAccount(v) => {
+                    self.accounts.insert(v.id, v);
+                }
+                Change::PutAccessKey(v) => {
+                    self.access_keys.insert(v.id.clone(), v);
+                }
+                Change::DeleteAccessKey(id) => {
+                    self.access_keys.remove(&id);
                 }
                 Change::DeleteFilter(id) => {
                     if let Some(old) = self.filters.remove(&id) {
@@ -353,6 +386,16 @@ impl State {
     /// Alibaba may be none of these (docs/dialects.md).
     pub fn ec2_can_show(&self, s: &Session) -> bool {
         s.sources.len() == 1 && s.enabled && self.session_target_id(s).is_some()
+    }
+
+    /// The root account, once there is one.
+    pub fn root_account(&self) -> Option<&Account> {
+        self.accounts.values().find(|a| a.root)
+    }
+
+    /// Access keys of `account`.
+    pub fn access_keys_of(&self, account: AccountId) -> impl Iterator<Item = &AccessKey> {
+        self.access_keys.values().filter(move |k| k.account == account)
     }
 
     /// Whether the traffic mirror service is open for `scope` (Alibaba).

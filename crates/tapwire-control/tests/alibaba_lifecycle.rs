@@ -15,7 +15,7 @@ fn open(dir: &std::path::Path) -> Control {
 }
 
 fn ctx() -> RequestContext {
-    RequestContext { account: AccountId::DEFAULT, region: "cn-hangzhou".into(), dry_run: false, idempotency: None }
+    RequestContext::system(AccountId::DEFAULT, "cn-hangzhou")
 }
 
 fn create_filter() -> Operation {

@@ -10,7 +10,7 @@ use tapwire_control::ops::{IdempotencyKey, NewRule, Operation, Output, RequestCo
 use tapwire_control::{Control, ControlConfig, Dialect, ErrorKind, SystemClock};
 use tapwire_model::AccountId;
 use tapwire_model::rule::{Direction, RuleAction, RuleMatch};
-use tapwire_store::{Commit, Snapshot, SqliteStore, Store, StoreError};
+use tapwire_store::{Commit, Record, RecordQuery, Snapshot, SqliteStore, Store, StoreError, StoredRecord};
 
 /// Counts commits so the test can show how many writes shared one.
 struct CountingStore {
@@ -29,6 +29,15 @@ impl Store for CountingStore {
     fn revision(&self) -> Result<u64, StoreError> {
         self.inner.revision()
     }
+    fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+        self.inner.append(records)
+    }
+    fn records(&self, query: &RecordQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.inner.records(query)
+    }
+    fn prune(&self, kind: &'static str, before: i64, keep: usize) -> Result<usize, StoreError> {
+        self.inner.prune(kind, before, keep)
+    }
 }
 
 fn ctx(token: Option<&str>) -> RequestContext {
@@ -41,6 +50,7 @@ fn ctx(token: Option<&str>) -> RequestContext {
             token: t.into(),
             fingerprint: "same".into(),
         }),
+        audit: None,
     }
 }
 

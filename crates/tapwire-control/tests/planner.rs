@@ -18,7 +18,7 @@ use tapwire_model::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId, Target
 use tapwire_model::limits::Quotas;
 use tapwire_model::resource::{NetworkService, ResourceStatus, SessionTarget, Tag, TargetDestination};
 use tapwire_model::rule::{Direction, PortRange, RuleAction, RuleMatch};
-use tapwire_model::{RuleNumber, SessionNumber, Vni};
+use tapwire_model::{AccountId, RuleNumber, SessionNumber, Vni};
 
 const REGION: &str = "us-east-1";
 const NLB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/ids/50dc6c495c0c9188";
@@ -137,6 +137,22 @@ impl World {
         Mirrored { source, sensor, target, filter, session }
     }
 
+    fn account(&self, name: &str) -> AccountId {
+        self.run(Tapwire, Operation::CreateAccount { name: name.into(), root: false })
+            .unwrap()
+            .into_account()
+            .unwrap()
+            .id
+    }
+
+    fn account_root(&self) -> AccountId {
+        self.run(Tapwire, Operation::CreateAccount { name: "root".into(), root: true })
+            .unwrap()
+            .into_account()
+            .unwrap()
+            .id
+    }
+
     fn open_alibaba(&self) {
         self.run(Dialect::Alibaba, Operation::OpenService).unwrap();
     }
@@ -176,6 +192,10 @@ fn small_quotas() -> Quotas {
         sources_per_session: 1,
         interfaces_per_account: 100,
     }
+}
+
+fn key_op(account: AccountId, key_id: &str) -> Operation {
+    Operation::CreateAccessKey { account, key_id: key_id.into(), sealed_secret: "sealed".into(), policy: None }
 }
 
 fn missing_filter() -> FilterId {
@@ -524,6 +544,42 @@ const REFUSALS: &[Refusal] = &[
         },
         || Quotas { sources_per_session: 1, ..Quotas::default() }
     ),
+    // === accounts and access keys ===
+    refusal!("account name empty", Tapwire, K::InvalidParameterValue, |_| Operation::CreateAccount {
+        name: String::new(),
+        root: false
+    }),
+    refusal!("account name too long", Tapwire, K::InvalidParameterValue, |_| Operation::CreateAccount {
+        name: "n".repeat(65),
+        root: false
+    }),
+    refusal!("account name taken", Tapwire, K::InvalidParameterValue, |w| {
+        w.account("team");
+        Operation::CreateAccount { name: "team".into(), root: false }
+    }),
+    refusal!("a second root account", Tapwire, K::InvalidParameterValue, |w| {
+        w.account_root();
+        Operation::CreateAccount { name: "other-root".into(), root: true }
+    }),
+    refusal!("key of an account that does not exist", Tapwire, K::NotFound(R::Account), |_| key_op(
+        "999999999999".parse().unwrap(),
+        "TWAKNOACCOUNT0000000"
+    )),
+    refusal!("key ID taken", Tapwire, K::InvalidParameterValue, |w| {
+        let a = w.account("team");
+        w.run(Tapwire, key_op(a, "TWAKTAKEN00000000000")).unwrap();
+        key_op(a, "TWAKTAKEN00000000000")
+    }),
+    refusal!("keys per account", Tapwire, K::InvalidParameterValue, |w| {
+        let a = w.account("team");
+        for n in 0..tapwire_model::limits::ACCESS_KEYS_PER_ACCOUNT {
+            w.run(Tapwire, key_op(a, &format!("TWAKMANY{n:012}"))).unwrap();
+        }
+        key_op(a, "TWAKONEMORE000000000")
+    }),
+    refusal!("delete a key that does not exist", Tapwire, K::NotFound(R::AccessKey), |_| Operation::DeleteAccessKey(
+        "TWAKNOSUCHKEY0000000".into()
+    )),
 ];
 
 /// The index the state keeps is the one its maps give.
@@ -660,6 +716,22 @@ fn happy_paths_change_what_they_say() {
     w.ec2(Operation::DeleteFilter(m.filter));
     assert!(w.control.read().rules.is_empty());
     assert_index_consistent(&w);
+}
+
+#[test]
+fn accounts_and_keys_are_made_kept_and_deleted() {
+    let w = World::new();
+    let root = w.account_root();
+    assert_eq!(root, AccountId::DEFAULT, "the root owns what was made before accounts");
+    let team = w.account("team");
+    assert_ne!(team, root);
+    let key = w.run(Tapwire, key_op(team, "TWAKHAPPY00000000000")).unwrap().into_access_key().unwrap();
+    assert_eq!((key.account, key.policy), (team, None));
+    let state = w.control.read();
+    assert!(state.accounts[&team].name == "team" && !state.accounts[&team].root && state.accounts[&root].root);
+    assert_eq!(state.access_keys_of(team).count(), 1);
+    w.run(Tapwire, Operation::DeleteAccessKey("TWAKHAPPY00000000000".into())).unwrap();
+    assert!(w.control.read().access_keys.is_empty());
 }
 
 #[test]

@@ -159,7 +159,8 @@ impl RuleId {
 pub struct AccountId(u64);
 
 impl AccountId {
-    /// The account every caller maps to until signatures are verified per account.
+    /// The root account: the first of every installation, and the owner of whatever was
+    /// made before accounts existed.
     pub const DEFAULT: AccountId = AccountId(123_456_789_012);
 
     /// An account from its number; `None` above 12 digits.

@@ -4,9 +4,11 @@
 //! caller supplies). It holds
 //! - typed resource IDs ([`ids`]) that cannot be confused with one another,
 //! - the resources themselves ([`resource`]) as both API dialects see them,
+//! - accounts, access keys and audit records ([`identity`]),
 //! - the matching vocabulary of filter rules ([`rule`]), shared with the data plane,
 //! - every validation range and quota ([`limits`]), kept in one place, and the validated
 //!   numbers whose range both dialects share ([`numbers`]),
+//! - `*`/`?` patterns as EC2 filters and IAM policies have them ([`wildcard`]),
 //! - the versioned per-interface configuration document the control plane hands to
 //!   agents and `tapwire simulate` reads ([`config`]).
 //!
@@ -14,11 +16,13 @@
 //! valid; dialect codecs and the control plane never re-check ranges by hand.
 
 pub mod config;
+pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod numbers;
 pub mod resource;
 pub mod rule;
+pub mod wildcard;
 
 pub use ids::{AccountId, FilterId, IdParseError, NetworkInterfaceId, RuleId, SessionId, TargetId};
 pub use numbers::{PacketLength, RangeError, RuleNumber, SessionNumber, Vni};

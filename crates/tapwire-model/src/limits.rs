@@ -23,6 +23,15 @@ pub const ALIBABA_MAX_RESULTS: RangeInclusive<u32> = 1..=100;
 /// Alibaba default page size.
 pub const ALIBABA_DEFAULT_MAX_RESULTS: u32 = 10;
 
+/// Longest account name.
+pub const ACCOUNT_NAME_MAX_CHARS: usize = 64;
+/// Accounts of one installation.
+pub const MAX_ACCOUNTS: usize = 10_000;
+/// Access keys of one account.
+pub const ACCESS_KEYS_PER_ACCOUNT: usize = 20;
+/// A key's policy document, as IAM bounds a managed policy.
+pub const POLICY_MAX_CHARS: usize = 6_144;
+
 /// EC2 tag rules.
 pub mod ec2_tags {
     /// Tags on one resource.

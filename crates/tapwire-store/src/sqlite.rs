@@ -5,10 +5,11 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Commit, Snapshot, Store, StoreError, StoredDocument};
+use crate::{Commit, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_documents.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/sqlite/0001_documents.sql"), include_str!("../migrations/sqlite/0002_records.sql")];
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -121,6 +122,7 @@ impl Store for SqliteStore {
                     delete.execute(params![kind, id]).map_err(backend)?;
                 }
             }
+            insert_records(&tx, &commit.records)?;
             let next = actual + 1;
             let next_sql = i64::try_from(next).map_err(|_| StoreError::Backend("revision overflow".into()))?;
             tx.execute("UPDATE meta SET value = ?1 WHERE key = 'revision'", params![next_sql]).map_err(backend)?;
@@ -132,6 +134,63 @@ impl Store for SqliteStore {
     fn revision(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| read_revision(conn))
     }
+
+    fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            insert_records(&tx, records)?;
+            tx.commit().map_err(backend)
+        })
+    }
+
+    fn records(&self, q: &RecordQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.with_conn(|conn| {
+            let before = q.before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+            let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, body FROM records WHERE kind = ?1 AND (?2 IS NULL OR account = ?2) \
+                     AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR action GLOB ?4) AND id < ?5 \
+                     ORDER BY id DESC LIMIT ?6",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![q.kind, q.account, q.since, q.action, before, limit], |r| {
+                    Ok(StoredRecord { id: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), body: r.get(1)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+
+    fn prune(&self, kind: &'static str, before: i64, keep: usize) -> Result<usize, StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut gone = tx
+                .execute("DELETE FROM records WHERE kind = ?1 AND at < ?2", params![kind, before])
+                .map_err(backend)?;
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            gone += tx
+                .execute(
+                    "DELETE FROM records WHERE kind = ?1 AND id <= (SELECT id FROM records WHERE kind = ?1 \
+                     ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    params![kind, keep],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(gone)
+        })
+    }
+}
+
+fn insert_records(tx: &rusqlite::Transaction<'_>, records: &[Record]) -> Result<(), StoreError> {
+    let mut insert = tx
+        .prepare_cached("INSERT INTO records (kind, at, account, action, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(backend)?;
+    for r in records {
+        insert.execute(params![r.kind, r.at, r.account, r.action, r.body]).map_err(backend)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -149,12 +208,18 @@ mod tests {
         {
             let store = SqliteStore::open_dir(dir.path()).unwrap();
             assert_eq!(store.revision().unwrap(), 0);
-            let commit = Commit { base_revision: 0, puts: vec![doc("filter", "tmf-1", "{}")], deletes: vec![] };
+            let commit = Commit {
+                base_revision: 0,
+                puts: vec![doc("filter", "tmf-1", "{}")],
+                deletes: vec![],
+                ..Commit::default()
+            };
             assert_eq!(store.commit(&commit).unwrap(), 1);
             let commit = Commit {
                 base_revision: 1,
                 puts: vec![doc("filter", "tmf-2", "{\"a\":1}")],
                 deletes: vec![("filter", "tmf-1".into())],
+                ..Commit::default()
             };
             assert_eq!(store.commit(&commit).unwrap(), 2);
         }
@@ -171,11 +236,48 @@ mod tests {
     fn stale_commits_conflict_and_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open_dir(dir.path()).unwrap();
-        store.commit(&Commit { base_revision: 0, puts: vec![doc("k", "a", "1")], deletes: vec![] }).unwrap();
-        let err = store.commit(&Commit { base_revision: 0, puts: vec![doc("k", "b", "2")], deletes: vec![] });
+        store
+            .commit(&Commit { base_revision: 0, puts: vec![doc("k", "a", "1")], deletes: vec![], ..Commit::default() })
+            .unwrap();
+        let err = store.commit(&Commit {
+            base_revision: 0,
+            puts: vec![doc("k", "b", "2")],
+            deletes: vec![],
+            ..Commit::default()
+        });
         assert!(matches!(err, Err(StoreError::Conflict { expected: 0, actual: 1 })));
         assert!(err.unwrap_err().is_retryable());
         assert_eq!(store.load().unwrap().documents.len(), 1);
+    }
+
+    #[test]
+    fn records_append_query_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let rec = |at: i64, account: &str, action: &str| Record {
+            kind: "audit",
+            at,
+            account: Some(account.into()),
+            action: action.into(),
+            body: format!("{at}"),
+        };
+        store.append(&[rec(1, "a", "CreateX"), rec(2, "b", "DeleteX")]).unwrap();
+        let commit = Commit { base_revision: 0, records: vec![rec(3, "a", "CreateY")], ..Commit::default() };
+        assert_eq!(store.commit(&commit).unwrap(), 1);
+        let q = |account: Option<&str>, action: Option<&str>| RecordQuery {
+            kind: "audit",
+            account: account.map(Into::into),
+            action: action.map(Into::into),
+            limit: 10,
+            ..RecordQuery::default()
+        };
+        let bodies = |rs: Vec<StoredRecord>| rs.into_iter().map(|r| r.body).collect::<Vec<_>>();
+        assert_eq!(bodies(store.records(&q(None, None)).unwrap()), ["3", "2", "1"]);
+        assert_eq!(bodies(store.records(&q(Some("a"), Some("Create*"))).unwrap()), ["3", "1"]);
+        assert_eq!(store.revision().unwrap(), 1, "appending alone does not move the revision");
+        assert_eq!(store.prune("audit", 2, 10).unwrap(), 1);
+        assert_eq!(store.prune("audit", 0, 1).unwrap(), 1);
+        assert_eq!(bodies(store.records(&q(None, None)).unwrap()), ["3"]);
     }
 
     #[test]
@@ -183,10 +285,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = SqliteStore::open_dir(dir.path()).unwrap();
         let b = SqliteStore::open_dir(dir.path()).unwrap();
-        a.commit(&Commit { base_revision: 0, puts: vec![doc("k", "a", "1")], deletes: vec![] }).unwrap();
+        a.commit(&Commit { base_revision: 0, puts: vec![doc("k", "a", "1")], deletes: vec![], ..Commit::default() })
+            .unwrap();
         assert_eq!(b.revision().unwrap(), 1);
         assert!(matches!(
-            b.commit(&Commit { base_revision: 0, puts: vec![], deletes: vec![] }),
+            b.commit(&Commit { base_revision: 0, puts: vec![], deletes: vec![], ..Commit::default() }),
             Err(StoreError::Conflict { .. })
         ));
     }

@@ -19,7 +19,7 @@ use tapwire_model::NetworkInterfaceId;
 use tapwire_model::config::InterfaceConfig;
 use tapwire_model::resource::NetworkInterface;
 
-use crate::client::{Client, DEFAULT_SERVER, RequestError};
+use crate::client::{Client, RequestError, ServerArgs};
 
 /// Default address of the agent's metrics and status endpoint.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9797";
@@ -45,9 +45,8 @@ enum Command {
 /// Arguments of `tapwire agent [run]`.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Control plane URL.
-    #[arg(long, default_value = DEFAULT_SERVER, env = "TAPWIRE_SERVER")]
-    server: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Interface to monitor (repeatable).
     #[arg(long = "interface", value_name = "IFNAME")]
     interfaces: Vec<String>,
@@ -122,8 +121,9 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
     }
-    let server = args.server.clone();
-    let agent = Agent::start(&options, || HttpControlPlane { client: Client::new(&server) })
+    // The key is found once, before capture starts: a missing key is an error at start.
+    let client = args.server.client()?;
+    let agent = Agent::start(&options, || HttpControlPlane { client: client.clone() })
         .context("starting the agent (it needs root: CAP_NET_RAW and CAP_NET_ADMIN)")?;
     agent.serve_metrics(listener)?;
     eprintln!(
@@ -131,7 +131,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         options.host,
         options.interfaces.join(", "),
         options.offload,
-        args.server,
+        args.server.server,
         args.metrics_listen
     );
     while !stop.load(Ordering::Relaxed) {
@@ -188,7 +188,7 @@ impl ControlPlane for HttpControlPlane {
 }
 
 fn show_status(args: &StatusArgs) -> anyhow::Result<()> {
-    let client = Client::new(&format!("http://{}", args.metrics_listen));
+    let client = Client::unsigned(&format!("http://{}", args.metrics_listen));
     let status: AgentStatus =
         client.get("/status").context("is `tapwire agent` running with this --metrics-listen?")?;
     if args.json {

@@ -28,6 +28,7 @@ use tapwire_control::ops::InterfaceRegistration;
 use tapwire_model::resource::NetworkInterface;
 
 use crate::client::Client;
+use crate::credentials;
 
 const SERVER: &str = "198.18.0.254:8787";
 const SRC: &str = "198.18.0.1";
@@ -219,7 +220,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data = data.to_str().context("temp path")?.to_owned();
     lab.spawn("server", None, &[&exe, "server", "--listen", SERVER, "--data-dir", &data])?;
     let url = format!("http://{SERVER}");
-    let client = Client::new(&url);
+    // The server writes the root key at first start; the demo and its agent sign with it.
+    let credentials = wait_until(&stop, "the server's root key", || {
+        credentials::read_profile(&lab.dir.join("data").join("credentials"), credentials::PROFILE).ok()
+    })?;
+    let client = Client::signed(&url, credentials)?;
     wait_until(&stop, "the server", || client.get::<Vec<serde_json::Value>>("/tapwire/v1/network-interfaces").ok())?;
     lab.spawn(
         "agent",
@@ -229,6 +234,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "agent",
             "--server",
             &url,
+            "--data-dir",
+            &data,
             "--interface",
             "eth0",
             "--instance-id",

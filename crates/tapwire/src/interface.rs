@@ -5,14 +5,17 @@ use std::net::IpAddr;
 use tapwire_control::ops::InterfaceRegistration;
 use tapwire_model::resource::NetworkInterface;
 
-use crate::client::{Client, DEFAULT_SERVER};
+use crate::client::ServerArgs;
+use crate::output::{self, Output};
 
 /// Arguments of `tapwire interface`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Control plane URL.
-    #[arg(long, global = true, default_value = DEFAULT_SERVER, env = "TAPWIRE_SERVER")]
-    server: String,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// How to print the answer (default: JSON).
+    #[arg(long, global = true, value_enum, default_value = "json")]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,7 +41,7 @@ enum Command {
         #[arg(long)]
         instance_id: Option<String>,
     },
-    /// List registered interfaces as JSON.
+    /// List registered interfaces.
     List,
     /// Remove an interface; sessions whose source it is are deleted with it.
     Deregister {
@@ -49,12 +52,20 @@ enum Command {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::new(&args.server);
+    let client = args.server.client()?;
+    let columns = [
+        ("INTERFACE", "NetworkInterfaceId"),
+        ("OWNER", "OwnerId"),
+        ("HOST", "Host"),
+        ("NAME", "InterfaceName"),
+        ("INSTANCE", "InstanceId"),
+        ("ADDRESS", "PrivateIpAddress"),
+    ];
     match args.command {
         Command::Register { ips, mac, host, ifname, instance_id } => {
             let reg = InterfaceRegistration { host, ifname, instance_id, mac, addresses: ips };
             let iface: NetworkInterface = client.post("/tapwire/v1/network-interfaces", &reg)?;
-            println!("{}", serde_json::to_string_pretty(&iface_json(&iface))?);
+            output::print(args.output, &iface_json(&iface), &columns)?;
         }
         Command::List => {
             let all: Vec<Listed> = client.get("/tapwire/v1/network-interfaces")?;
@@ -71,11 +82,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     v
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            output::print(args.output, &serde_json::Value::Array(out), &columns)?;
         }
         Command::Deregister { network_interface_id } => {
             client.delete(&format!("/tapwire/v1/network-interfaces/{network_interface_id}"))?;
-            println!("{}", serde_json::json!({ "NetworkInterfaceId": network_interface_id, "Deregistered": true }));
+            let done = serde_json::json!({ "NetworkInterfaceId": network_interface_id, "Deregistered": true });
+            output::print(
+                args.output,
+                &done,
+                &[("INTERFACE", "NetworkInterfaceId"), ("DEREGISTERED", "Deregistered")],
+            )?;
         }
     }
     Ok(())

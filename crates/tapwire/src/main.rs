@@ -6,10 +6,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod access_keys;
+mod accounts;
 mod agent;
+mod audit;
 mod client;
+mod credentials;
 mod demo;
 mod interface;
+mod output;
 mod server;
 mod simulate;
 
@@ -27,6 +32,12 @@ enum Command {
     Server(server::Args),
     /// Manage the network interface inventory.
     Interface(interface::Args),
+    /// Make and list accounts (root key).
+    Account(accounts::Args),
+    /// Make, list and delete access keys (root key).
+    AccessKey(access_keys::Args),
+    /// Show who did what: writes, refused authentications, denied actions.
+    Audit(audit::Args),
     /// Replay a capture file through the mirroring rules of one interface.
     Simulate(simulate::Args),
     /// Receive VXLAN mirror copies and write them to pcapng/pcap.
@@ -49,6 +60,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(args),
         Command::Interface(args) => interface::run(args),
+        Command::Account(args) => accounts::run(args),
+        Command::AccessKey(args) => access_keys::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Receive(args) => tapwire_receive::run(args),
         Command::Agent(args) => agent::run(args),

@@ -26,6 +26,8 @@ use tapwire_model::config::InterfaceConfig;
 use tapwire_model::{Direction, NetworkInterfaceId, RuleAction};
 use tapwire_wire::{FlowError, FlowKey};
 
+use crate::client::ServerArgs;
+
 /// Snap length written in the output header: the largest frame this tool can write.
 const OUTPUT_SNAPLEN: u32 = 0x0004_0000;
 /// The pcapng magic (a Section Header Block's type).
@@ -47,6 +49,10 @@ pub struct Args {
     /// The interface whose configuration is fetched from --server.
     #[arg(long = "network-interface", value_name = "ENI", requires = "server")]
     pub network_interface: Option<NetworkInterfaceId>,
+    /// The server's data directory, whose `credentials` sign the fetch when the
+    /// environment names no key (as for every command that calls the server).
+    #[arg(long, requires = "server")]
+    pub data_dir: Option<PathBuf>,
     /// A configuration document (JSON, the same one agents receive).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -133,12 +139,12 @@ fn load_config(args: &Args) -> anyhow::Result<InterfaceConfig> {
     let (Some(server), Some(eni)) = (&args.server, &args.network_interface) else {
         bail!("give --config FILE, or --server URL with --network-interface ENI");
     };
-    let url = format!("{}/tapwire/v1/network-interfaces/{eni}/config", server.trim_end_matches('/'));
-    let mut response = ureq::get(&url).call().with_context(|| format!("fetching {url}"))?;
+    let client = ServerArgs { server: server.clone(), data_dir: args.data_dir.clone() }.client()?;
+    let path = format!("/tapwire/v1/network-interfaces/{eni}/config");
     let config: InterfaceConfig =
-        response.body_mut().read_json().with_context(|| format!("reading the configuration from {url}"))?;
+        client.get(&path).with_context(|| format!("fetching the configuration from {server}"))?;
     if config.network_interface_id != *eni {
-        bail!("{url} returned the configuration of {}, not {eni}", config.network_interface_id);
+        bail!("{server}{path} returned the configuration of {}, not {eni}", config.network_interface_id);
     }
     Ok(config)
 }

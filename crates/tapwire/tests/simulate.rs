@@ -359,17 +359,23 @@ fn config_is_fetched_from_the_server() {
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).unwrap();
+        let mut head = String::new();
         let mut line = String::new();
         while reader.read_line(&mut line).unwrap() > 2 {
+            head.push_str(&line);
             line.clear();
         }
         let mut stream = stream;
         write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{CONFIG}", CONFIG.len()).unwrap();
-        request_line
+        head
     });
     let dir = scratch("server");
+    // The key the server would have written; simulate signs its fetch with it.
+    std::fs::write(
+        dir.join("credentials"),
+        "[tapwire]\naws_access_key_id = TWAKSIMULATETEST0000\naws_secret_access_key = s3cr3t\nregion = us-east-1\n",
+    )
+    .unwrap();
     let cases = cases();
     let frames: Vec<Vec<u8>> = cases.iter().map(|c| c.frame.clone()).collect();
     let (input, out) = (dir.join("in.pcap"), dir.join("out.pcap"));
@@ -383,9 +389,14 @@ fn config_is_fetched_from_the_server() {
         &url,
         "--network-interface",
         "eni-0000000000000000a",
+        "--data-dir",
+        dir.to_str().unwrap(),
     ]);
-    let request = server.join().unwrap();
-    assert!(request.starts_with("GET /tapwire/v1/network-interfaces/eni-0000000000000000a/config "), "{request}");
+    let head = server.join().unwrap();
+    assert!(head.starts_with("GET /tapwire/v1/network-interfaces/eni-0000000000000000a/config "), "{head}");
+    let authorization = head.lines().find(|l| l.to_ascii_lowercase().starts_with("authorization:")).unwrap_or("");
+    assert!(authorization.contains("AWS4-HMAC-SHA256 Credential=TWAKSIMULATETEST0000/"), "{head}");
+    assert!(authorization.contains("/us-east-1/tapwire/aws4_request") && !head.contains("s3cr3t"), "{head}");
     check_output(&out, &cases);
 }
 

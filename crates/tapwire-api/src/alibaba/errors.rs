@@ -16,6 +16,8 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         }
         ErrorKind::NotFound(R::Session) | ErrorKind::MalformedId(R::Session) => "ResourceNotFound.TrafficMirrorSession",
         ErrorKind::NotFound(R::Target) | ErrorKind::MalformedId(R::Target) => "ResourceNotFound.TrafficMirrorTarget",
+        ErrorKind::NotFound(R::Account) | ErrorKind::MalformedId(R::Account) => "ResourceNotFound.Account",
+        ErrorKind::NotFound(R::AccessKey) | ErrorKind::MalformedId(R::AccessKey) => "InvalidAccessKeyId.NotFound",
         ErrorKind::NotFound(R::NetworkInterface) | ErrorKind::MalformedId(R::NetworkInterface) => {
             "ResourceNotFound.NetworkInterface"
         }
@@ -23,7 +25,7 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::FilterInUse | ErrorKind::IncorrectStatus(R::Filter) => "IncorrectStatus.TrafficMirrorFilter",
         ErrorKind::IncorrectStatus(R::FilterRule) => "IncorrectStatus.TrafficMirrorRule",
         ErrorKind::IncorrectStatus(R::Session) => "IncorrectStatus.TrafficMirrorSession",
-        ErrorKind::IncorrectStatus(R::Target | R::NetworkInterface) => "IncorrectStatus",
+        ErrorKind::IncorrectStatus(R::Target | R::NetworkInterface | R::Account | R::AccessKey) => "IncorrectStatus",
         ErrorKind::TargetInUse => "DependencyViolation.TrafficMirrorTarget",
         ErrorKind::InterfaceInUseBySession
         | ErrorKind::InterfaceInUseByTarget
@@ -63,7 +65,13 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::OptInRequired => "OptInRequired.TrafficMirror",
         ErrorKind::UnknownRegion => "InvalidRegionId.NotFound",
         ErrorKind::AlreadyOpened => "ORDER.OPEND",
-        ErrorKind::AuthFailure => "InvalidAccessKeyId",
+        ErrorKind::MissingAuthentication | ErrorKind::IncompleteSignature => "IncompleteSignature",
+        ErrorKind::AuthFailure => "InvalidAccessKeyId.NotFound",
+        ErrorKind::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+        ErrorKind::RequestExpired => "InvalidTimeStamp.Expired",
+        ErrorKind::NonceUsed => "SignatureNonceUsed",
+        ErrorKind::Unauthorized => "Forbidden.RAM",
+        ErrorKind::Throttled => "Throttling.User",
         ErrorKind::RequestCancelled => "RequestCancelled",
         ErrorKind::Internal => "InternalError",
     }
@@ -77,7 +85,8 @@ pub fn error_status(kind: &ErrorKind) -> u16 {
         | ErrorKind::MalformedId(_)
         | ErrorKind::SourceNotInSession
         | ErrorKind::InvalidAction => 404,
-        ErrorKind::AuthFailure => 401,
+        ErrorKind::AuthFailure => 404,
+        ErrorKind::Unauthorized => 403,
         ErrorKind::Internal => 500,
         _ => 400,
     }

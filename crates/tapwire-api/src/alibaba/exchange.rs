@@ -14,6 +14,8 @@ use tapwire_model::resource::Scope;
 use super::params::Params;
 use super::{Caller, Fields};
 use crate::Api;
+use crate::auth::{self, resources};
+use tapwire_control::audit::AuditContext;
 
 /// Longest ClientToken Alibaba accepts.
 const CLIENT_TOKEN_MAX_CHARS: usize = 64;
@@ -22,15 +24,25 @@ const CLIENT_TOKEN_MAX_CHARS: usize = 64;
 pub struct Exchange<'a> {
     api: &'a Api,
     caller: &'a Caller,
+    /// The action's name.
+    action: &'static str,
     /// ClientToken namespace of the action (apart from EC2's actions of the same name).
     idempotency_scope: &'static str,
     params: &'a Params,
+    request_id: &'a str,
 }
 
 impl<'a> Exchange<'a> {
-    /// A request whose ClientTokens live in `idempotency_scope`.
-    pub fn new(api: &'a Api, caller: &'a Caller, idempotency_scope: &'static str, params: &'a Params) -> Self {
-        Self { api, caller, idempotency_scope, params }
+    /// A request for `action`, whose ClientTokens live in `idempotency_scope`.
+    pub fn new(
+        api: &'a Api,
+        caller: &'a Caller,
+        action: &'static str,
+        idempotency_scope: &'static str,
+        params: &'a Params,
+        request_id: &'a str,
+    ) -> Self {
+        Self { api, caller, action, idempotency_scope, params, request_id }
     }
 
     /// `region` if this server serves it.
@@ -69,14 +81,55 @@ impl<'a> Exchange<'a> {
                 token: token.to_owned(),
                 fingerprint: self.params.fingerprint(),
             }),
+            audit: Some(AuditContext {
+                access_key: self.caller.who.key_id.clone(),
+                source: self.caller.source.clone(),
+                dialect: "alibaba",
+                action: self.action,
+                request_id: self.request_id.to_owned(),
+            }),
         })
     }
 
-    /// Runs a write in the request's region: the envelope, the parser, the operation.
+    /// The policy name of this action.
+    fn policy_action(&self) -> String {
+        format!("vpc:{}", self.action)
+    }
+
+    /// Notes a refused write or a denied action in the audit trail.
+    fn note(&self, err: &ApiError) {
+        crate::query::refusal(
+            &self.api.control,
+            (&self.caller.who).into(),
+            self.caller.source.as_deref(),
+            "alibaba",
+            self.action,
+            super::error_code(&err.kind),
+            self.request_id,
+        );
+    }
+
+    /// Runs a write in the request's region: the envelope, the parser, the key's policy,
+    /// the operation. A refusal is noted in the audit trail.
     pub fn write(&self, parse: fn(&Params) -> Result<Operation, ApiError>) -> Result<Output, ApiError> {
-        let ctx = self.context(self.region()?)?;
-        let op = parse(self.params)?;
-        self.api.control.execute(&ctx, Dialect::Alibaba, op)
+        let result = self.region().and_then(|region| {
+            let ctx = self.context(region.clone())?;
+            let op = parse(self.params)?;
+            let scope = Scope { account: self.caller.account, region };
+            self.authorize(&op, &scope)?;
+            self.api.control.execute(&ctx, Dialect::Alibaba, op)
+        });
+        if let Err(e) = &result
+            && e.kind != ErrorKind::DryRunOperation
+        {
+            self.note(e);
+        }
+        result
+    }
+
+    fn authorize(&self, op: &Operation, scope: &Scope) -> Result<(), ApiError> {
+        let resources = resources::of(op, &self.api.control.read(), Dialect::Alibaba, scope);
+        auth::authorize(&self.caller.who, &self.policy_action(), &resources)
     }
 
     /// Runs a write whose answer carries nothing but the `RequestId`.
@@ -86,8 +139,22 @@ impl<'a> Exchange<'a> {
 
     /// Runs a service action (`RegionId` optional).
     pub fn write_service(&self, op: Operation) -> Result<Output, ApiError> {
-        let ctx = self.context(self.service_region()?)?;
-        self.api.control.execute(&ctx, Dialect::Alibaba, op)
+        let result = self.service_region().and_then(|region| {
+            let ctx = self.context(region.clone())?;
+            self.authorize(&op, &Scope { account: self.caller.account, region })?;
+            self.api.control.execute(&ctx, Dialect::Alibaba, op)
+        });
+        if let Err(e) = &result
+            && e.kind != ErrorKind::DryRunOperation
+        {
+            self.note(e);
+        }
+        result
+    }
+
+    /// Checks the key's policy for a read (which names no resource).
+    pub fn authorize_read(&self) -> Result<(), ApiError> {
+        auth::authorize(&self.caller.who, &self.policy_action(), &[]).inspect_err(|e| self.note(e))
     }
 
     /// The scope of a service action.
@@ -100,6 +167,7 @@ impl<'a> Exchange<'a> {
     pub fn read<T>(&self, parse: fn(&Params) -> Result<T, ApiError>) -> Result<(T, Arc<State>, Scope), ApiError> {
         let scope = Scope { account: self.caller.account, region: self.region()? };
         let request = parse(self.params)?;
+        self.authorize_read()?;
         let state = self.api.control.read();
         if !state.service_open(&scope) {
             return Err(ApiError::new(

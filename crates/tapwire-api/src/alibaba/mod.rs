@@ -60,6 +60,18 @@ pub struct Reply {
 pub struct Caller {
     /// Account.
     pub account: AccountId,
+    /// The verified caller.
+    pub who: crate::auth::Identity,
+    /// The client's address.
+    pub source: Option<String>,
+}
+
+impl Caller {
+    /// The root account, with authentication off (tests, tools in-process).
+    pub fn root() -> Self {
+        let who = crate::auth::Identity::open_root();
+        Self { account: who.account, who, source: None }
+    }
 }
 
 /// Handles one Alibaba request: `action` from the `Action` parameter or the `x-acs-action`
@@ -113,14 +125,14 @@ pub fn action_names() -> impl Iterator<Item = &'static str> {
 }
 
 fn dispatch(api: &Api, caller: &Caller, action: &str, params: &Params, request_id: &str) -> Result<String, ApiError> {
-    let Some((_, scope, handler)) = ACTIONS.iter().find(|(name, _, _)| *name == action) else {
+    let Some((name, scope, handler)) = ACTIONS.iter().find(|(name, _, _)| *name == action) else {
         return Err(if action.is_empty() {
             ApiError::missing("Action")
         } else {
             ApiError::new(ErrorKind::InvalidAction, format!("The specified action {action} is not found."))
         });
     };
-    let mut fields = handler(&Exchange::new(api, caller, scope, params))?;
+    let mut fields = handler(&Exchange::new(api, caller, name, scope, params, request_id))?;
     fields.insert("RequestId".to_owned(), Value::from(request_id));
     Ok(Value::Object(fields).to_string())
 }

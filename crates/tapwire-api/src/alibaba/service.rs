@@ -14,6 +14,7 @@ pub(super) fn open_service(x: &Exchange<'_>) -> Result<Fields, ApiError> {
 }
 
 pub(super) fn service_status(x: &Exchange<'_>) -> Result<Fields, ApiError> {
+    x.authorize_read()?;
     let enabled = x.state().service_open(&x.service_scope()?);
     Ok(fields(json!({ "Enabled": enabled })))
 }

@@ -2,7 +2,7 @@
 //!
 //! - Explicit IDs must all exist, else the kind's `…NotFound` error.
 //! - `Filter.N.Name` / `Filter.N.Value.M`: values of one filter are OR-ed, filters are
-//!   AND-ed, matching is case-sensitive, `*` and `?` are wildcards; an unknown name is
+//!   AND-ed, matching is case-sensitive, `*` and `?` are wildcards (`tapwire_model::wildcard`); an unknown name is
 //!   `InvalidFilter`.
 //! - Results are ordered by ID. `NextToken` carries the last ID returned, so a page
 //!   continues after it: items that exist for the whole walk are seen exactly once, even
@@ -21,6 +21,7 @@ use tapwire_model::resource::Tag;
 
 use super::params::Params;
 use crate::cancel::Cancel;
+use tapwire_model::wildcard;
 
 /// One parsed `Filter.N`.
 #[derive(Debug, Clone)]
@@ -79,60 +80,6 @@ pub fn name_filters(params: &Params, known: &[&str]) -> Result<Vec<NameFilter>, 
     Ok(out)
 }
 
-/// EC2 wildcard match: `*` any run, `?` any one character; case-sensitive.
-///
-/// Cost is linear in the text for patterns without `?` (each `*`-separated piece is found
-/// with the standard library's substring search, leftmost first, which is enough for
-/// `*`); a piece with `?` is tried at each position, so it costs its length times the text.
-/// Nothing is allocated.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or_default();
-    let Some(mut rest) = strip_piece(first, text) else {
-        return false;
-    };
-    let mut pieces = pieces.peekable();
-    if pieces.peek().is_none() {
-        return rest.is_empty(); // no `*`: the whole text must be the piece
-    }
-    while let Some(piece) = pieces.next() {
-        if pieces.peek().is_none() {
-            return ends_with_piece(piece, rest);
-        }
-        match find_piece(piece, rest) {
-            Some(after) => rest = after,
-            None => return false,
-        }
-    }
-    true
-}
-
-/// `text` without a leading match of `piece` (no `*`; `?` is one character).
-fn strip_piece<'t>(piece: &str, text: &'t str) -> Option<&'t str> {
-    let mut chars = text.char_indices();
-    for p in piece.chars() {
-        let (_, t) = chars.next()?;
-        if p != '?' && p != t {
-            return None;
-        }
-    }
-    Some(chars.as_str())
-}
-
-/// Whether `text` ends with a match of `piece`.
-fn ends_with_piece(piece: &str, text: &str) -> bool {
-    let mut chars = text.chars().rev();
-    piece.chars().rev().all(|p| chars.next().is_some_and(|t| p == '?' || p == t))
-}
-
-/// The text after the leftmost match of `piece`.
-fn find_piece<'t>(piece: &str, text: &'t str) -> Option<&'t str> {
-    if !piece.contains('?') {
-        return text.find(piece).map(|at| &text[at + piece.len()..]);
-    }
-    text.char_indices().map(|(at, _)| &text[at..]).find_map(|from| strip_piece(piece, from))
-}
-
 /// The filter names every taggable resource takes besides its own (`tag:*` stands for
 /// `tag:KEY` with any key).
 pub const TAG_FILTERS: [&str; 2] = ["tag-key", "tag:*"];
@@ -151,7 +98,7 @@ pub fn tag_values(tags: &[Tag], name: &str) -> Option<Vec<String>> {
 pub fn passes(filters: &[NameFilter], mut values_of: impl FnMut(&str) -> Vec<String>) -> bool {
     filters.iter().all(|f| {
         let have = values_of(&f.name);
-        f.values.iter().any(|want| have.iter().any(|v| glob(want, v)))
+        f.values.iter().any(|want| have.iter().any(|v| wildcard::matches(want, v)))
     })
 }
 
@@ -313,19 +260,6 @@ fn paged<'a, K: Display + 'a, T: 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_like_ec2() {
-        assert!(glob("web*", "web-1"));
-        assert!(glob("w?b", "web"));
-        assert!(glob("*", ""));
-        assert!(!glob("web", "Web"));
-        assert!(!glob("a*c", "abd"));
-        assert!(glob("a*c*", "abcbc"));
-        assert!(glob("*b?d", "abcbxd") && !glob("*b?d", "abcbxde"));
-        assert!(glob("é?*", "éa") && !glob("??", "é"));
-        assert!(glob("a**b", "ab") && glob("*a*", "a") && !glob("a", "ab"));
-    }
 
     #[test]
     fn pages_walk_every_item_once_and_survive_inserts() {

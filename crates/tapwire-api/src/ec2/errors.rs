@@ -18,6 +18,8 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         }
         ErrorKind::NotFound(R::Target) | ErrorKind::MalformedId(R::Target) => "InvalidTrafficMirrorTargetId.NotFound",
         ErrorKind::NotFound(R::NetworkInterface) => "InvalidNetworkInterfaceID.NotFound",
+        ErrorKind::NotFound(R::Account) | ErrorKind::MalformedId(R::Account) => "InvalidAccountID.NotFound",
+        ErrorKind::NotFound(R::AccessKey) | ErrorKind::MalformedId(R::AccessKey) => "InvalidAccessKeyId.NotFound",
         ErrorKind::MalformedId(R::NetworkInterface) => "InvalidNetworkInterfaceId.Malformed",
         ErrorKind::FilterInUse => "TrafficMirrorFilterInUse",
         ErrorKind::TargetInUse => "TrafficMirrorTargetInUseException",
@@ -60,7 +62,14 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::IdempotentParameterMismatch => "IdempotentParameterMismatch",
         ErrorKind::OptInRequired => "OptInRequired",
         ErrorKind::AlreadyOpened => "InvalidParameterValue",
+        ErrorKind::MissingAuthentication => "MissingAuthenticationToken",
         ErrorKind::AuthFailure => "AuthFailure",
+        ErrorKind::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+        ErrorKind::IncompleteSignature => "IncompleteSignature",
+        ErrorKind::RequestExpired => "RequestExpired",
+        ErrorKind::NonceUsed => "InvalidParameterValue",
+        ErrorKind::Unauthorized => "UnauthorizedOperation",
+        ErrorKind::Throttled => "RequestLimitExceeded",
         ErrorKind::Internal => "InternalError",
     }
 }
@@ -70,7 +79,9 @@ pub fn error_status(kind: &ErrorKind) -> u16 {
     match kind {
         ErrorKind::DryRunOperation => 412,
         ErrorKind::UnsupportedMediaType => 415,
-        ErrorKind::AuthFailure => 401,
+        ErrorKind::MissingAuthentication | ErrorKind::AuthFailure => 401,
+        ErrorKind::SignatureDoesNotMatch | ErrorKind::Unauthorized => 403,
+        ErrorKind::Throttled => 503,
         ErrorKind::Internal => 500,
         _ => 400,
     }

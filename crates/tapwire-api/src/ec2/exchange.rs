@@ -14,7 +14,9 @@ use tapwire_model::resource::Scope;
 use super::Caller;
 use super::params::Params;
 use super::xml::Xml;
+use crate::auth::{self, resources};
 use crate::cancel::Cancel;
+use tapwire_control::audit::AuditContext;
 
 /// Whether an action takes a ClientToken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,24 +87,70 @@ impl<'a> Exchange<'a> {
             region: self.caller.region.clone(),
             dry_run: self.dry_run()?,
             idempotency,
+            audit: Some(AuditContext {
+                access_key: self.caller.who.key_id.clone(),
+                source: self.caller.source.clone(),
+                dialect: "ec2",
+                action: self.action,
+                request_id: self.request_id.to_owned(),
+            }),
         })
     }
 
-    /// Runs a write: the envelope, the action's parser, the unknown-parameter check, then
-    /// the operation.
+    /// The policy name of this action.
+    fn policy_action(&self) -> String {
+        format!("ec2:{}", self.action)
+    }
+
+    /// Notes a refused write or a denied action in the audit trail.
+    fn note(&self, err: &ApiError) {
+        crate::query::refusal(
+            self.control,
+            (&self.caller.who).into(),
+            self.caller.source.as_deref(),
+            "ec2",
+            self.action,
+            super::error_code(&err.kind),
+            self.request_id,
+        );
+    }
+
+    /// Runs a write: the envelope, the action's parser, the unknown-parameter check, the
+    /// key's policy, then the operation. A refusal is noted in the audit trail.
     pub fn write(&self, parse: fn(&Params) -> Result<Operation, ApiError>, token: Token) -> Result<Output, ApiError> {
+        let result = self.checked_write(parse, token);
+        if let Err(e) = &result
+            && e.kind != ErrorKind::DryRunOperation
+        {
+            self.note(e);
+        }
+        result
+    }
+
+    fn checked_write(
+        &self,
+        parse: fn(&Params) -> Result<Operation, ApiError>,
+        token: Token,
+    ) -> Result<Output, ApiError> {
         let ctx = self.context(token)?;
         let op = parse(self.params)?;
         self.params.finish()?;
+        let scope = Scope { account: self.caller.account, region: self.caller.region.clone() };
+        let resources = resources::of(&op, &self.control.read(), Dialect::Ec2, &scope);
+        auth::authorize(&self.caller.who, &self.policy_action(), &resources)?;
         self.control.execute(&ctx, Dialect::Ec2, op)
     }
 
     /// Prepares a read: the envelope, the action's parser, the unknown-parameter check,
-    /// DryRun; then a snapshot of the state.
+    /// the key's policy, DryRun; then a snapshot of the state.
     pub fn read<T>(&self, parse: fn(&Params) -> Result<T, ApiError>) -> Result<(T, Arc<State>), ApiError> {
         let dry_run = self.dry_run()?;
         let request = parse(self.params)?;
         self.params.finish()?;
+        if let Err(e) = auth::authorize(&self.caller.who, &self.policy_action(), &[]) {
+            self.note(&e);
+            return Err(e);
+        }
         if dry_run {
             return Err(ApiError::new(
                 ErrorKind::DryRunOperation,

@@ -47,8 +47,20 @@ pub struct Reply {
 pub struct Caller {
     /// Account.
     pub account: tapwire_model::AccountId,
-    /// Region.
+    /// Region (the SigV4 scope's).
     pub region: String,
+    /// The verified caller.
+    pub who: crate::auth::Identity,
+    /// The client's address.
+    pub source: Option<String>,
+}
+
+impl Caller {
+    /// The root account in `region`, with authentication off (tests, tools in-process).
+    pub fn root(region: &str) -> Self {
+        let who = crate::auth::Identity::open_root();
+        Self { account: who.account, region: region.to_owned(), who, source: None }
+    }
 }
 
 type Handler = fn(&Exchange<'_>) -> Result<String, ApiError>;

@@ -19,12 +19,12 @@ use tower::ServiceExt;
 /// A server over a fresh in-memory store, deterministic for `seed`.
 pub fn api(seed: u64) -> Arc<Api> {
     let control = tapwire_control::testing::control(seed, ControlConfig::default());
-    Arc::new(Api { control, config: ApiConfig::default() })
+    Arc::new(Api::unauthenticated(control, ApiConfig::default()))
 }
 
 /// Registers an interface (attached to `instance`, or free) and returns its ID.
 pub fn register(api: &Api, region: &str, ip: &str, instance: Option<&str>) -> String {
-    let ctx = RequestContext { account: AccountId::DEFAULT, region: region.into(), dry_run: false, idempotency: None };
+    let ctx = RequestContext::system(AccountId::DEFAULT, region);
     let reg = InterfaceRegistration {
         host: instance.map(|i| i.replace("i-", "host-")),
         ifname: Some("eth0".into()),

@@ -6,11 +6,13 @@
 //! nothing.
 //!
 //! One file per resource, as in the dialect codecs: [`filters`] (filters and their
-//! rules), [`sessions`], [`targets`], [`tags`], [`interfaces`], and [`lifecycle`]
-//! (Alibaba's service opening and background tasks). This file holds what they share:
+//! rules), [`sessions`], [`targets`], [`tags`], [`interfaces`], [`identity`] (accounts
+//! and access keys), and [`lifecycle`] (Alibaba's service opening, background tasks,
+//! expired ClientTokens). This file holds what they share:
 //! the lookups scoped to the caller, fresh IDs, and [`Planner::run`].
 
 mod filters;
+mod identity;
 mod interfaces;
 mod lifecycle;
 mod sessions;
@@ -95,6 +97,11 @@ impl<'a> Planner<'a> {
             Operation::OpenService => self.open_service(),
             Operation::CompleteTask(task) => self.complete_task(task),
             Operation::ForgetClientTokens(keys) => self.forget_client_tokens(keys),
+            Operation::CreateAccount { name, root } => self.create_account(name, root),
+            Operation::CreateAccessKey { account, key_id, sealed_secret, policy } => {
+                self.create_access_key(account, key_id, sealed_secret, policy)
+            }
+            Operation::DeleteAccessKey(key_id) => self.delete_access_key(key_id),
             Operation::RegisterInterface(reg) => self.register_interface(reg),
             Operation::DeregisterInterface(id) => self.deregister_interface(id),
         }

@@ -1,4 +1,10 @@
 //! `tapwire server`: the control plane on one port, with the embedded SQLite store.
+//!
+//! [`bootstrap`] makes what a first start needs (master key, root account and key);
+//! [`housekeeping`] runs the background chores.
+
+mod bootstrap;
+mod housekeeping;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -7,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tapwire_api::auth::{Authenticator, Mode};
 use tapwire_api::serve::{ServeConfig, ServeStats};
 use tapwire_api::{Api, ApiConfig};
+use tapwire_auth::bucket::Rate;
 use tapwire_control::{Control, ControlConfig, SystemClock};
 use tapwire_model::limits::Quotas;
 use tapwire_store::SqliteStore;
@@ -55,11 +63,29 @@ pub struct Args {
     /// How long a request body may take to arrive (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     body_timeout: Duration,
+    /// `sigv4`: every request is signed by a known access key (SigV4 for EC2 and tapwire's
+    /// own endpoints, V1/ACS3 for Alibaba). `none`: nobody is checked and every caller is
+    /// the root account; only for a loopback listener.
+    #[arg(long, default_value = "sigv4", value_parser = ["sigv4", "none"])]
+    auth: String,
+    /// Requests per second each access key may send (a token bucket; excess answers
+    /// RequestLimitExceeded / Throttling.User).
+    #[arg(long, default_value_t = tapwire_api::auth::DEFAULT_RATE.per_second)]
+    rate: f64,
+    /// Requests an access key may send at once above its rate.
+    #[arg(long, default_value_t = tapwire_api::auth::DEFAULT_RATE.burst)]
+    burst: f64,
+    /// The key that seals access-key secrets in the store (default DATA_DIR/master.key;
+    /// made at first start). Keep it on other storage than the store's backups.
+    #[arg(long)]
+    master_key: Option<PathBuf>,
+    /// How long audit records are kept (e.g. 90d).
+    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+    audit_retention: Duration,
+    /// Most audit records kept.
+    #[arg(long, default_value_t = 1_000_000)]
+    audit_max_records: usize,
 }
-
-/// How often expired ClientTokens are swept, and how many at most per sweep.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
-const SWEEP_BATCH: usize = 10_000;
 
 /// Runs the control plane until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -71,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let open_files = tapwire_api::serve::raise_open_file_limit().context("raising the open-file limit")?;
+    bootstrap::data_dir(&args.data_dir)?;
     let store = SqliteStore::open_dir(&args.data_dir)
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let client_token_ttl = i64::try_from(args.client_token_ttl.as_secs()).context("--client-token-ttl is too long")?;
@@ -84,6 +111,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let regions: BTreeSet<String> =
         if args.regions.is_empty() { tapwire_api::regions::defaults() } else { args.regions.iter().cloned().collect() };
     anyhow::ensure!(regions.contains(&args.region), "--region {} is not among --regions", args.region);
+    let mode = match args.auth.as_str() {
+        "none" => {
+            anyhow::ensure!(
+                args.listen.ip().is_loopback(),
+                "--auth none is only allowed on a loopback address (--listen 127.0.0.1:PORT); {} is not one",
+                args.listen
+            );
+            eprintln!(
+                "tapwire: WARNING: authentication is OFF (--auth none): every caller on {} is the root account.",
+                args.listen
+            );
+            Mode::Open
+        }
+        _ => {
+            let path = args.master_key.clone().unwrap_or_else(|| args.data_dir.join("master.key"));
+            Mode::Verify(Box::new(bootstrap::master_key(&path)?))
+        }
+    };
+    let control_now = control.now();
+    let rate = Rate { per_second: args.rate, burst: args.burst.max(1.0) };
     let api = Arc::new(Api {
         control,
         config: ApiConfig {
@@ -92,7 +139,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             regions,
             body_timeout: args.body_timeout,
         },
+        auth: Authenticator::new(mode, rate).started_at(control_now),
     });
+    api.auth.check_master_key(&api.control.read()).map_err(anyhow::Error::msg)?;
+    if api.auth.verifies()
+        && let Some((key_id, secret)) =
+            tapwire_api::admin::ensure_root(&api).map_err(|e| anyhow::anyhow!("{}", e.message))?
+    {
+        bootstrap::write_root_credentials(&args.data_dir, &key_id, &secret, &args.region)?;
+    }
+    let retention = housekeeping::Retention {
+        age: i64::try_from(args.audit_retention.as_secs()).context("--audit-retention is too long")?,
+        count: args.audit_max_records,
+    };
     let serve_config = ServeConfig {
         max_connections: tapwire_api::serve::effective_cap(args.max_connections, open_files),
         idle_timeout: args.idle_timeout,
@@ -110,34 +169,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             api.clone(),
             Duration::from_millis(args.alibaba_task_delay_ms),
         ));
-        let sweeper = tokio::spawn(sweep_client_tokens(api.clone()));
+        housekeeping::start(&api, retention);
         eprintln!(
             "tapwire server listening on http://{local} (data in {}; at most {} connections)",
             args.data_dir.display(),
             serve_config.max_connections
         );
         let stats = Arc::new(ServeStats::default());
-        tapwire_api::serve::serve(listener, tapwire_api::router(api), serve_config, stats, shutdown_signal()).await?;
+        tapwire_api::serve::serve(listener, tapwire_api::router(api.clone()), serve_config, stats, shutdown_signal())
+            .await?;
         worker.abort();
-        sweeper.abort();
+        if let Err(e) = api.control.flush_audit() {
+            tracing::warn!(error = %e, "the last refusals could not be added to the audit trail");
+        }
         eprintln!("tapwire server stopped");
         anyhow::Ok(())
     })
-}
-
-/// Forgets expired ClientToken answers, once a minute.
-async fn sweep_client_tokens(api: Arc<Api>) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        every.tick().await;
-        let api = api.clone();
-        match tokio::task::spawn_blocking(move || api.control.expire_client_tokens(SWEEP_BATCH)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(expired = n, "forgot expired client tokens"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not expire client tokens"),
-            Err(e) => tracing::warn!(error = %e, "client token sweep failed"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

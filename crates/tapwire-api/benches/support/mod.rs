@@ -1,0 +1,95 @@
+//! What the request-path benchmarks share: a real server on loopback (the durable SQLite
+//! store, the server's own listener) with authentication off or on, and a client that
+//! posts Query-protocol forms, signed when the server verifies.
+
+#![allow(dead_code, reason = "each benchmark uses part of it")]
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use tapwire_api::auth::{Authenticator, Mode, UNLIMITED};
+use tapwire_api::{Api, ApiConfig, router};
+use tapwire_auth::seal::SecretBox;
+use tapwire_auth::sigv4;
+use tapwire_control::{Control, ControlConfig, SystemClock};
+use tapwire_model::limits::Quotas;
+
+/// A server and what a client needs to reach it.
+pub struct Server {
+    /// `http://127.0.0.1:PORT/`.
+    pub url: String,
+    /// `127.0.0.1:PORT`, the Host header a signature covers.
+    pub host: String,
+    /// The root key, when the server verifies.
+    pub key: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Starts a server; `verify` turns signature checks on (with an unlimited rate, so the
+/// bucket measures its cost and never refuses).
+pub fn start_server(verify: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tapwire_store::SqliteStore::open_dir(dir.path()).unwrap();
+    let control = Control::open(
+        Box::new(store),
+        Box::new(SystemClock),
+        Box::new(rand::rngs::StdRng::seed_from_u64(1)),
+        // The benchmarks create more filters than the default per-account quota allows.
+        ControlConfig {
+            quotas: Quotas { filters_per_account: usize::MAX, ..Quotas::default() },
+            ..ControlConfig::default()
+        },
+    )
+    .unwrap();
+    let mode = if verify { Mode::Verify(Box::new(SecretBox::new(&[7; 32]))) } else { Mode::Open };
+    let api = Arc::new(Api { control, config: ApiConfig::default(), auth: Authenticator::new(mode, UNLIMITED) });
+    let key = if verify { tapwire_api::admin::ensure_root(&api).unwrap() } else { None };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    // The server's own listener (connection cap, timeouts), as `tapwire server` runs it.
+    let stats = Arc::new(tapwire_api::serve::ServeStats::default());
+    let config = tapwire_api::serve::ServeConfig::default();
+    runtime.spawn(tapwire_api::serve::serve(listener, router(api), config, stats, std::future::pending()));
+    Server { url: format!("http://{host}/"), host, key, _dir: dir, _runtime: runtime }
+}
+
+/// A form ready to send: its body and, when signed, its `x-amz-date` and `Authorization`.
+#[derive(Clone)]
+pub struct Form {
+    body: String,
+    signature: Option<(String, String)>,
+}
+
+impl Server {
+    /// `body` as the server's clients send it: signed with SigV4 (service `ec2`) now, when
+    /// the server verifies. A signed form may be sent again for 15 minutes (SigV4 has no
+    /// nonce), so the load measures the server's verification, not the client's signing.
+    pub fn form(&self, body: &str) -> Form {
+        let Some((key_id, secret)) = &self.key else { return Form { body: body.to_owned(), signature: None } };
+        let signer = sigv4::Signer { access_key: key_id.clone(), secret: secret.clone(), region: "us-east-1".into() };
+        let amz_date = sigv4::amz_date(time::OffsetDateTime::now_utc());
+        let authorization = signer.authorization("ec2", &amz_date, &self.host, ("POST", "/", &[]), body.as_bytes());
+        Form { body: body.to_owned(), signature: Some((amz_date, authorization)) }
+    }
+}
+
+/// Posts `form` to `url`; the answer must be 200.
+pub fn post(agent: &ureq::Agent, url: &str, form: &Form) -> String {
+    let mut req = agent.post(url).header("content-type", "application/x-www-form-urlencoded; charset=utf-8");
+    if let Some((date, authorization)) = &form.signature {
+        req = req.header("x-amz-date", date).header("authorization", authorization);
+    }
+    let mut resp = req.send(&form.body).unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status();
+    let text = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(status, 200, "{text}");
+    text
+}
+
+/// The ID in a CreateTrafficMirrorFilter answer.
+pub fn created_id(xml: &str) -> String {
+    let start = xml.find("<trafficMirrorFilterId>").unwrap() + "<trafficMirrorFilterId>".len();
+    xml[start..start + 21].to_owned()
+}

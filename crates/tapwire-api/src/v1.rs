@@ -1,0 +1,148 @@
+//! What tapwire's own JSON endpoints (`/tapwire/v1/…`) share: the authentication layer
+//! and the answers.
+//!
+//! Every route sits behind [`authenticate`]: the request must be signed with SigV4 for the
+//! service `tapwire` by a known access key (the `tapwire` CLI does this), within its
+//! rate. The layer puts the [`Caller`] on the request; handlers check what it may do and
+//! answer `{"code", "message"}` errors with EC2's codes and statuses (404 for what does
+//! not exist).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tapwire_control::audit::AuditContext;
+use tapwire_control::ops::RequestContext;
+use tapwire_control::{ApiError, ErrorKind};
+
+use crate::auth::{Identity, Signed};
+use crate::query::Peer;
+use crate::{Api, ec2};
+
+/// Largest JSON body of an own endpoint.
+const MAX_BODY: usize = 1024 * 1024;
+/// How long a body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The caller of an own endpoint, once verified.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who signed.
+    pub who: Identity,
+    /// The client's address.
+    pub source: Option<String>,
+    /// This request's ID.
+    pub request_id: String,
+}
+
+impl Caller {
+    /// The context of a write this caller makes, audited under `action`.
+    pub fn context(&self, api: &Api, action: &'static str) -> RequestContext {
+        RequestContext {
+            account: self.who.account,
+            region: api.config.region.clone(),
+            dry_run: false,
+            idempotency: None,
+            audit: Some(AuditContext {
+                access_key: self.who.key_id.clone(),
+                source: self.source.clone(),
+                dialect: "tapwire",
+                action,
+                request_id: self.request_id.clone(),
+            }),
+        }
+    }
+
+    /// Refuses unless the caller is the root account (administration).
+    pub fn require_root(&self, api: &Api, action: &'static str) -> Result<(), ApiError> {
+        if self.who.root {
+            return Ok(());
+        }
+        let err = ApiError::new(ErrorKind::Unauthorized, format!("{action} needs a key of the root account."));
+        self.note(api, action, &err);
+        Err(err)
+    }
+
+    /// Checks the key's policy for `tapwire:{action}`.
+    pub fn authorize(&self, api: &Api, action: &'static str) -> Result<(), ApiError> {
+        crate::auth::authorize(&self.who, &format!("tapwire:{action}"), &[]).inspect_err(|e| self.note(api, action, e))
+    }
+
+    /// Notes a refusal in the audit trail.
+    pub fn note(&self, api: &Api, action: &'static str, err: &ApiError) {
+        crate::query::refusal(
+            &api.control,
+            (&self.who).into(),
+            self.source.as_deref(),
+            "tapwire",
+            action,
+            ec2::error_code(&err.kind),
+            &self.request_id,
+        );
+    }
+}
+
+/// An error answer: `{"code", "message"}` with EC2's code and status, except that what
+/// does not exist is 404, as a JSON endpoint's clients (the agent) expect.
+pub fn error_response(err: &ApiError) -> Response {
+    let status = match err.kind {
+        ErrorKind::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::from_u16(ec2::error_status(&err.kind)).unwrap_or(StatusCode::BAD_REQUEST),
+    };
+    let body = serde_json::json!({ "code": ec2::error_code(&err.kind), "message": err.message });
+    (status, Json(body)).into_response()
+}
+
+/// The layer in front of every own route: verify, throttle, put the caller on the request.
+pub async fn authenticate(State(api): State<Arc<Api>>, Peer(peer): Peer, req: Request, next: Next) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let source = peer.map(|a| a.ip().to_string());
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(b)) => b,
+        _ => {
+            let err = ApiError::new(ErrorKind::MalformedRequest, "The body is too large or did not arrive in time.");
+            return error_response(&err);
+        }
+    };
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    // Under `nest`, the URI has lost its `/tapwire/v1` prefix; the signature covers it.
+    let path =
+        parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.path().to_owned(), |o| o.path().to_owned());
+    let signed = Signed {
+        method: parts.method.as_str(),
+        path: &path,
+        query: &query,
+        params: &query,
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = api.control.now();
+    let state = api.control.read();
+    let verdict = api
+        .auth
+        .sigv4(&state, &signed, "tapwire", now)
+        .and_then(|(who, _)| api.auth.throttle(&who, crate::query::now_fractional()).map(|()| who));
+    let who = match verdict {
+        Ok(who) => who,
+        Err(e) => {
+            if !matches!(e.kind, ErrorKind::Throttled) {
+                let action = format!("{} {path}", parts.method);
+                let by = api.auth.claimed(&state, &signed);
+                let code = ec2::error_code(&e.kind);
+                crate::query::refusal(&api.control, by, source.as_deref(), "tapwire", &action, code, &request_id);
+            }
+            return error_response(&e);
+        }
+    };
+    drop(state);
+    let mut req = Request::from_parts(parts, Body::from(body));
+    req.extensions_mut().insert(Caller { who, source, request_id });
+    next.run(req).await
+}
