@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -72,14 +73,17 @@ def read_profile(path, profile="tapwire"):
 class Server:
     """One `tapwire server` over one data directory."""
 
-    def __init__(self, data_dir, extra_args=(), preexec_fn=None, host="127.0.0.1", port=None, launch=None):
+    def __init__(self, data_dir, extra_args=(), preexec_fn=None, host="127.0.0.1", port=None, launch=None, tls=False):
         self.data_dir = Path(data_dir)
+        self.tls = tls
+        # With TLS (`--tls auto`), the CA the server made is what every client trusts.
+        self.ca = self.data_dir / "tls" / "ca.pem" if tls else None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         self.preexec_fn = preexec_fn
         self.host = host
         self.port = port or free_port()
         self.endpoint = f"{host}:{self.port}"
-        self.url = f"http://{self.endpoint}"
+        self.url = f"{'https' if tls else 'http'}://{self.endpoint}"
         self.extra_args = list(extra_args)
         self.launch = launch
         self.proc = None
@@ -108,7 +112,11 @@ class Server:
         return self
 
     def argv(self):
-        return [BIN, "server", "--listen", self.endpoint, "--data-dir", str(self.data_dir), *self.extra_args]
+        tls = ["--tls", "auto"] if self.tls else []
+        return [BIN, "server", "--listen", self.endpoint, "--data-dir", str(self.data_dir), *tls, *self.extra_args]
+
+    def ssl_context(self):
+        return ssl.create_default_context(cafile=str(self.ca)) if self.tls else None
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
@@ -131,11 +139,13 @@ class Server:
     def ec2(self, key=None, region=EC2_REGION, config=None):
         key = self.key(key)
         return boto3.client("ec2", endpoint_url=self.url, region_name=region, config=config,
+                            verify=str(self.ca) if self.tls else None,
                             aws_access_key_id=key.key_id, aws_secret_access_key=key.secret)
 
     def aws(self, *args, check=True, key=None, region=EC2_REGION):
         """Runs `aws ec2 ARGS`; returns parsed JSON, or (exit code, stderr) with check=False."""
-        proc = subprocess.run([AWS, "ec2", "--endpoint-url", self.url, "--output", "json", *args],
+        tls = ["--ca-bundle", str(self.ca)] if self.tls else []
+        proc = subprocess.run([AWS, "ec2", "--endpoint-url", self.url, *tls, "--output", "json", *args],
                               capture_output=True, text=True, env=self.key(key).env(region), timeout=60)
         if check:
             assert proc.returncode == 0, f"aws {' '.join(args)} failed: {proc.stderr}"
@@ -145,7 +155,7 @@ class Server:
     def cli(self, *args, key=None, check=True, output="json"):
         """Runs `tapwire ARGS --server URL` with the key in the environment; returns the
         parsed JSON output, or the CompletedProcess with check=False."""
-        argv = [BIN, *args, "--server", self.url]
+        argv = [BIN, *args, "--server", self.url, *(["--ca-cert", str(self.ca)] if self.tls else [])]
         if output:
             argv += ["--output", output]
         proc = subprocess.run(argv, capture_output=True, text=True, env=self.key(key).env(), timeout=60)
@@ -166,7 +176,7 @@ class Server:
         prepared = request.prepare()
         req = urllib.request.Request(prepared.url, data=prepared.body, method=method, headers=dict(prepared.headers))
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context()) as resp:
                 raw = resp.read()
                 return resp.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
@@ -188,7 +198,7 @@ class Server:
         prepared = request.prepare()
         req = urllib.request.Request(prepared.url, data=prepared.body, method=method, headers=dict(prepared.headers))
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context()) as resp:
                 return resp.status, resp.read().decode(), resp.headers
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(), e.headers
@@ -216,7 +226,7 @@ class Server:
         else:
             req = urllib.request.Request(f"{self.url}/?{encoded}", data=b"", method=method)
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
                 return resp.status, json.loads(resp.read()), resp.headers
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read()), e.headers

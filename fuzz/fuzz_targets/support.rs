@@ -19,13 +19,7 @@ pub fn world() -> Control {
     let ctx = context("us-east-1");
     let run = |op| control.execute(&ctx, Dialect::Ec2, op).expect("fixture op");
     let register = |host: &str, ip: &str| {
-        let reg = InterfaceRegistration {
-            host: Some(host.into()),
-            ifname: Some("eth0".into()),
-            instance_id: None,
-            mac: None,
-            addresses: vec![ip.parse().expect("ip")],
-        };
+        let reg = InterfaceRegistration::on_host(host, "eth0", vec![ip.parse().expect("ip")]);
         run(Operation::RegisterInterface(reg)).into_interface().expect("interface").id
     };
     let source = register("web1", "198.18.0.2");
@@ -49,19 +43,8 @@ pub fn world() -> Control {
     .expect("filter")
     .filter
     .id;
-    run(Operation::CreateSession(NewSession {
-        sources: vec![source],
-        target: SessionTarget::Target(target),
-        filter_id: filter,
-        number: SessionNumber::new(1).expect("1"),
-        vni: None,
-        packet_length: None,
-        enabled: true,
-        name: None,
-        description: None,
-        tags: vec![],
-        resource_group: None,
-    }));
+    let number = SessionNumber::new(1).expect("1");
+    run(Operation::CreateSession(NewSession::new(vec![source], SessionTarget::Target(target), filter, number)));
     control.execute(&context("cn-hangzhou"), Dialect::Alibaba, Operation::OpenService).expect("open");
     control
 }

@@ -7,6 +7,7 @@ resources with boto3 and to read what the sensor received. Everything is torn do
 after the test, also when it fails.
 """
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -33,9 +34,13 @@ class MirrorEnv:
     def __init__(self, lab, tmp):
         self.lab = lab
         self.tmp = tmp
+        # As a user runs it across hosts: TLS from the server's own CA, and an agent that
+        # enrolls with a one-use join token bound to its host.
         self.server = tapwire_support.Server(
-            tmp / "data", host=lab.ip["root"],
+            tmp / "data", host=lab.ip["root"], tls=True,
             launch=lambda argv, log: lab.spawn("root", *argv, stderr=log))
+        self.state_dir = tmp / "agent-state"
+        self.spent_token = None
         self.url = self.server.url
         self.agent = None
         self.sniffer = None
@@ -53,12 +58,24 @@ class MirrorEnv:
     def kill_server(self):
         self.lab.stop(self.server.proc, signal.SIGKILL)
 
-    def start_agent(self, *extra):
+    def join_token(self, host=None, uses=1, ttl="10m"):
+        made = self.server.cli("agent", "token", "create", "--host", host or self.host, "--uses", str(uses),
+                               "--ttl", ttl)
+        return made["Token"]
+
+    def start_agent(self, *extra, token=None):
+        """Starts the agent; the first start enrolls with a new join token, later ones use
+        the credential kept in the state directory."""
         log = open(self.tmp / "agent.log", "a")
-        # The agent finds its key as every tapwire command does: here, in the environment.
-        self.agent = self.lab.spawn("src", BIN, "agent", "--server", self.url, "--interface", "eth0",
-                                    "--host", self.host, "--instance-id", "i-web1", *extra, stderr=log,
-                                    env=self.server.root.env(TAPWIRE_LOG="info"))
+        if token is None and not (self.state_dir / "agent-credential.json").exists():
+            token = self.join_token()
+            self.spent_token = token
+        enroll = ["--token", token] if token else []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["TAPWIRE_LOG"] = "info"
+        self.agent = self.lab.spawn("src", BIN, "agent", "--server", self.url, "--ca-cert", str(self.server.ca),
+                                    "--state-dir", str(self.state_dir), *enroll, "--interface", "eth0",
+                                    "--host", self.host, "--instance-id", "i-web1", *extra, stderr=log, env=env)
         wait_for(lambda: self.agent_status(check=False), timeout=15, what="agent metrics endpoint")
 
     def stop_agent(self):

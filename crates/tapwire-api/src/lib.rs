@@ -8,8 +8,6 @@
 //! Handlers are thin: decode → [`tapwire_control::Control`] → encode. [`serve`] is the
 //! listener: connection cap and timeouts.
 
-pub mod admin;
-pub mod agent;
 pub mod alibaba;
 pub mod auth;
 pub mod cancel;
@@ -19,6 +17,7 @@ mod flat;
 pub mod query;
 pub mod regions;
 pub mod serve;
+pub mod tls;
 pub mod v1;
 
 use std::collections::BTreeSet;
@@ -85,20 +84,28 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/", any(query::query_api))
         .nest("/tapwire/v1", v1_routes(api.clone()))
-        .layer(axum::Extension(Arc::new(agent::AgentReports::default())))
+        .layer(axum::Extension(Arc::new(v1::interfaces::AgentReports::default())))
         .with_state(api)
 }
 
-/// tapwire's own endpoints, each behind the signature check of [`v1::authenticate`].
+/// tapwire's own endpoints, each behind the signature check of [`v1::authenticate`] but
+/// enrollment, whose join token is its credential.
 fn v1_routes(api: Arc<Api>) -> Router<Arc<Api>> {
+    use axum::routing::{delete, post};
+    use v1::{access_keys, accounts, agents, audit, interfaces};
     Router::new()
-        .route("/network-interfaces", get(agent::list).post(agent::register))
-        .route("/network-interfaces/{eni}", axum::routing::delete(agent::deregister))
-        .route("/network-interfaces/{eni}/config", get(agent::config))
-        .route("/network-interfaces/{eni}/status", axum::routing::post(agent::report_status))
-        .route("/accounts", get(admin::list_accounts).post(admin::create_account))
-        .route("/access-keys", get(admin::list_keys).post(admin::create_key))
-        .route("/access-keys/{id}", axum::routing::delete(admin::delete_key))
-        .route("/audit", get(admin::audit))
+        .route("/network-interfaces", get(interfaces::list).post(interfaces::register))
+        .route("/network-interfaces/{eni}", delete(interfaces::deregister))
+        .route("/network-interfaces/{eni}/config", get(interfaces::config))
+        .route("/network-interfaces/{eni}/status", post(interfaces::report_status))
+        .route("/agents", get(agents::list))
+        .route("/agents/{host}", delete(agents::revoke))
+        .route("/agents/tokens", get(agents::list_tokens).post(agents::create_token))
+        .route("/agents/tokens/{id}", delete(agents::delete_token))
+        .route("/accounts", get(accounts::list_accounts).post(accounts::create_account))
+        .route("/access-keys", get(access_keys::list_keys).post(access_keys::create_key))
+        .route("/access-keys/{id}", delete(access_keys::delete_key))
+        .route("/audit", get(audit::audit))
         .route_layer(axum::middleware::from_fn_with_state(api, v1::authenticate))
+        .route("/agents/enroll", post(agents::enroll))
 }

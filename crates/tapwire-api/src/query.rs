@@ -121,6 +121,28 @@ pub(crate) fn refusal(
     });
 }
 
+/// Refuses an agent credential: agents do not call the clouds' APIs.
+fn no_agents(
+    api: &Api,
+    who: &Identity,
+    source: Option<&str>,
+    dialect: &'static str,
+    action: &str,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let Some(host) = &who.agent_host else { return Ok(()) };
+    let err = ApiError::new(
+        ErrorKind::Unauthorized,
+        format!(
+            "The agent credential of host '{host}' cannot call the {} API.",
+            if dialect == "ec2" { "EC2" } else { "Alibaba" }
+        ),
+    );
+    let code = if dialect == "ec2" { ec2::error_code(&err.kind) } else { alibaba::error_code(&err.kind) };
+    refusal(&api.control, who.into(), source, dialect, action, code, request_id);
+    Err(err)
+}
+
 /// Seconds since the epoch, with a fraction, for token buckets.
 pub(crate) fn now_fractional() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
@@ -195,6 +217,9 @@ pub async fn query_api(
                 }
             };
             drop(state);
+            if let Err(e) = no_agents(&api, &who, source.as_deref(), "alibaba", &action, &request_id) {
+                return refuse(Envelope::Alibaba, &e, &request_id);
+            }
             let caller = alibaba::Caller { account: who.account, who, source };
             let pairs = params.all;
             let rid = request_id.clone();
@@ -222,6 +247,9 @@ pub async fn query_api(
                 }
             };
             drop(state);
+            if let Err(e) = no_agents(&api, &who, source.as_deref(), "ec2", &action, &request_id) {
+                return refuse(Envelope::Ec2, &e, &request_id);
+            }
             let region = if region.is_empty() { api.config.region.clone() } else { region };
             let caller = ec2::Caller { account: who.account, region, who, source };
             let pairs = params.all;

@@ -8,6 +8,8 @@
 //!   arrive, the request head must be complete within [`ServeConfig::header_timeout`]
 //!   (hyper enforces the same). Bodies have their own limit in [`crate::query`].
 //! - Request heads are bounded by [`ServeConfig::max_header_bytes`] (hyper answers 431).
+//! - With TLS ([`ServeConfig::tls`]), the handshake must finish within the header timeout;
+//!   a failed or slow one is counted and the connection closed.
 //! - Every refusal and every close for a timeout is counted in [`ServeStats`].
 //!
 //! [`raise_open_file_limit`] lifts the process's soft `RLIMIT_NOFILE` to its hard limit,
@@ -42,6 +44,18 @@ pub struct ServeConfig {
     pub max_header_bytes: usize,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
+    /// TLS, when the listener speaks it.
+    pub tls: Option<Tls>,
+}
+
+/// A TLS acceptor for the listener.
+#[derive(Clone)]
+pub struct Tls(pub tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
 }
 
 impl Default for ServeConfig {
@@ -52,6 +66,7 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -71,6 +86,8 @@ pub struct ServeStats {
     pub open: AtomicUsize,
     /// `accept` failures (e.g. out of descriptors).
     pub accept_errors: AtomicU64,
+    /// TLS handshakes that failed or took too long.
+    pub tls_failed: AtomicU64,
 }
 
 /// Sets the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
@@ -155,12 +172,12 @@ enum Close {
 }
 
 /// A stream that tells its [`Activity`] when bytes arrive.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -171,7 +188,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
@@ -265,7 +282,21 @@ pub async fn serve(
         stats.open.fetch_add(1, Ordering::Relaxed);
         let (router, config, stats, mut stop) = (router.clone(), config.clone(), stats.clone(), stop_rx.clone());
         tokio::spawn(async move {
-            serve_connection(stream, peer, router, &config, &stats, &mut stop).await;
+            match &config.tls {
+                None => serve_connection(stream, peer, router, &config, &stats, &mut stop).await,
+                Some(Tls(acceptor)) => match tokio::time::timeout(config.header_timeout, acceptor.accept(stream)).await
+                {
+                    Ok(Ok(tls)) => serve_connection(tls, peer, router, &config, &stats, &mut stop).await,
+                    Ok(Err(e)) => {
+                        stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "TLS handshake took too long");
+                    }
+                },
+            }
             stats.open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -282,8 +313,8 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     peer: std::net::SocketAddr,
     router: Router,
     config: &ServeConfig,

@@ -61,6 +61,7 @@ pub fn resource_ids(op: &Operation, output: &Output) -> Vec<String> {
         Output::Interface(i) => vec![i.id.to_string()],
         Output::Account(a) => vec![a.id.to_string()],
         Output::AccessKey(k) => vec![k.id.clone()],
+        Output::JoinToken(t) => vec![t.id.clone()],
         Output::Deleted(id) => vec![id.clone()],
         Output::Done => Vec::new(),
     };

@@ -20,6 +20,10 @@ pub enum ResourceKind {
     Account,
     /// An access key.
     AccessKey,
+    /// A join token.
+    JoinToken,
+    /// An enrolled agent (its host's credential).
+    Agent,
 }
 
 /// What went wrong, independent of dialect.
@@ -27,6 +31,8 @@ pub enum ResourceKind {
 pub enum ErrorKind {
     /// A referenced resource does not exist.
     NotFound(ResourceKind),
+    /// An address is already held by another interface of the account.
+    AddressInUse,
     /// An ID is not even of the right shape.
     MalformedId(ResourceKind),
     /// A filter is still used by a session.
@@ -177,6 +183,8 @@ impl ApiError {
             ResourceKind::NetworkInterface => "network interface",
             ResourceKind::Account => "account",
             ResourceKind::AccessKey => "access key",
+            ResourceKind::JoinToken => "join token",
+            ResourceKind::Agent => "agent",
         };
         Self::new(ErrorKind::NotFound(kind), format!("The {what} '{id}' does not exist."))
     }

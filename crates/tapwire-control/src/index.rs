@@ -6,6 +6,8 @@
 //! delete (the old value's entries out, the new value's in); nothing else writes it. The
 //! maps are persistent (`imbl`), so cloning a state stays O(1).
 
+use std::net::IpAddr;
+
 use imbl::{HashMap, OrdMap, OrdSet};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::numbers::{SessionNumber, Vni};
@@ -34,6 +36,8 @@ pub struct Index {
     /// Interfaces by (account, interface name, host) and (account, interface name, instance).
     by_host: HashMap<(AccountId, String, String), NetworkInterfaceId>,
     by_instance: HashMap<(AccountId, String, String), NetworkInterfaceId>,
+    /// Interfaces by (account, address): an address belongs to one interface of an account.
+    by_address: HashMap<(AccountId, IpAddr), NetworkInterfaceId>,
     /// Resources whose background task has not finished.
     busy: OrdMap<ResourceRef, ResourceStatus>,
 }
@@ -136,6 +140,14 @@ impl Index {
     /// Adds (`up`) or removes an interface's entries.
     pub fn interface(&mut self, i: &NetworkInterface, up: bool) {
         bump(&mut self.interfaces_per_account, i.scope.account, up);
+        for address in &i.addresses {
+            let key = (i.scope.account, *address);
+            if up {
+                self.by_address.insert(key, i.id);
+            } else if self.by_address.get(&key) == Some(&i.id) {
+                self.by_address.remove(&key);
+            }
+        }
         if let Some(ifname) = &i.ifname {
             let account = i.scope.account;
             for (map, owner) in [(&mut self.by_host, &i.host), (&mut self.by_instance, &i.instance_id)] {
@@ -221,6 +233,11 @@ impl Index {
         instance: &str,
     ) -> Option<NetworkInterfaceId> {
         self.by_instance.get(&(account, ifname.to_owned(), instance.to_owned())).copied()
+    }
+
+    /// The interface of `account` that holds `address`.
+    pub fn interface_with_address(&self, account: AccountId, address: IpAddr) -> Option<NetworkInterfaceId> {
+        self.by_address.get(&(account, address)).copied()
     }
 
     /// Resources whose background task has not finished, with their status.

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use tapwire_model::identity::{AccessKey, Account};
+use tapwire_model::identity::{AccessKey, Account, JoinToken};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use tapwire_model::resource::{
@@ -149,6 +149,31 @@ pub struct NewSession {
     pub resource_group: Option<String>,
 }
 
+impl NewSession {
+    /// An enabled session from `sources` to `target` through `filter`, numbered `number`,
+    /// with nothing else set (a VNI is drawn, the whole frame copied).
+    pub fn new(
+        sources: Vec<NetworkInterfaceId>,
+        target: SessionTarget,
+        filter_id: FilterId,
+        number: SessionNumber,
+    ) -> Self {
+        Self {
+            sources,
+            target,
+            filter_id,
+            number,
+            vni: None,
+            packet_length: None,
+            enabled: true,
+            name: None,
+            description: None,
+            tags: Vec::new(),
+            resource_group: None,
+        }
+    }
+}
+
 /// Changes to a session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionChanges {
@@ -183,6 +208,13 @@ pub struct InterfaceRegistration {
     pub mac: Option<String>,
     /// Addresses.
     pub addresses: Vec<IpAddr>,
+}
+
+impl InterfaceRegistration {
+    /// Interface `ifname` of `host` with `addresses`.
+    pub fn on_host(host: &str, ifname: &str, addresses: Vec<IpAddr>) -> Self {
+        Self { host: Some(host.to_owned()), ifname: Some(ifname.to_owned()), instance_id: None, mac: None, addresses }
+    }
 }
 
 /// A tag key, optionally with the value it must have to be deleted.
@@ -381,6 +413,30 @@ pub enum Operation {
     },
     /// Delete an access key: it stops working at once.
     DeleteAccessKey(String),
+    /// Store a join token the API drew (its secret hashed).
+    CreateJoinToken(JoinToken),
+    /// Forget a join token before it expires.
+    DeleteJoinToken(String),
+    /// Exchange a join token for an agent credential of `host`: the token's secret must
+    /// hash to `presented_hash`, it must be live and, when bound, bound to `host`. An
+    /// earlier credential of the host is replaced.
+    EnrollAgent {
+        /// The token's ID.
+        token_id: String,
+        /// SHA-256 (hex) of the secret half presented.
+        presented_hash: String,
+        /// The host the agent runs on.
+        host: String,
+        /// `TWAK…`, new.
+        key_id: String,
+        /// The credential's secret, sealed.
+        sealed_secret: String,
+    },
+    /// Revoke every agent credential of a host of the caller's account.
+    RevokeAgent {
+        /// The host.
+        host: String,
+    },
     /// Register (or refresh) an interface.
     RegisterInterface(InterfaceRegistration),
     /// Remove an interface; its sessions go with it.
@@ -415,6 +471,8 @@ pub enum Output {
     Account(Account),
     /// An access key (sealed secret included; never echoed to a caller as is).
     AccessKey(AccessKey),
+    /// A join token (hashed secret only).
+    JoinToken(JoinToken),
     /// The ID of what was deleted.
     Deleted(String),
     /// Done; nothing to show.
@@ -481,6 +539,14 @@ impl Output {
         match self {
             Output::Account(a) => Ok(a),
             other => Err(other.mismatch("an account")),
+        }
+    }
+
+    /// The join token made.
+    pub fn into_join_token(self) -> Result<JoinToken, crate::error::ApiError> {
+        match self {
+            Output::JoinToken(t) => Ok(t),
+            other => Err(other.mismatch("a join token")),
         }
     }
 

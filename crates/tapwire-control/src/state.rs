@@ -11,7 +11,7 @@
 use imbl::{HashMap, OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
-use tapwire_model::identity::{AccessKey, Account};
+use tapwire_model::identity::{AccessKey, Account, JoinToken};
 use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
 use tapwire_model::resource::{
     Filter, FilterRule, NetworkInterface, Scope, Session, SessionTarget, Target, TargetDestination,
@@ -84,6 +84,10 @@ pub enum Change {
     PutAccessKey(AccessKey),
     /// Delete an access key.
     DeleteAccessKey(String),
+    /// Insert or replace a join token.
+    PutJoinToken(JoinToken),
+    /// Delete a join token.
+    DeleteJoinToken(String),
 }
 
 mod kind {
@@ -96,6 +100,7 @@ mod kind {
     pub const SERVICE: &str = "service";
     pub const ACCOUNT: &str = "account";
     pub const ACCESS_KEY: &str = "access_key";
+    pub const JOIN_TOKEN: &str = "join_token";
 }
 
 /// Everything the control plane knows.
@@ -121,6 +126,8 @@ pub struct State {
     pub accounts: OrdMap<AccountId, Account>,
     /// Access keys by ID.
     pub access_keys: OrdMap<String, AccessKey>,
+    /// Join tokens by ID.
+    pub join_tokens: OrdMap<String, JoinToken>,
     /// ClientToken keys by the time their record was written, oldest first.
     pub idempotency_by_age: OrdSet<(i64, String)>,
     /// Counts and relations derived from the maps above.
@@ -181,6 +188,10 @@ impl State {
                     let v: AccessKey = decode(k, id, body)?;
                     state.access_keys.insert(v.id.clone(), v);
                 }
+                kind::JOIN_TOKEN => {
+                    let v: JoinToken = decode(k, id, body)?;
+                    state.join_tokens.insert(v.id.clone(), v);
+                }
                 kind::SERVICE => {
                     let v: ServiceRecord = decode(k, id, body)?;
                     state.services.insert(ServiceRecord::key(&v.scope), v);
@@ -209,6 +220,8 @@ impl State {
                 Change::PutAccount(v) => puts.push(encode(kind::ACCOUNT, v.id.to_string(), v)?),
                 Change::PutAccessKey(v) => puts.push(encode(kind::ACCESS_KEY, v.id.clone(), v)?),
                 Change::DeleteAccessKey(id) => deletes.push((kind::ACCESS_KEY, id.clone())),
+                Change::PutJoinToken(v) => puts.push(encode(kind::JOIN_TOKEN, v.id.clone(), v)?),
+                Change::DeleteJoinToken(id) => deletes.push((kind::JOIN_TOKEN, id.clone())),
                 Change::DeleteFilter(id) => deletes.push((kind::FILTER, id.to_string())),
                 Change::DeleteRule(id) => deletes.push((kind::RULE, id.to_string())),
                 Change::DeleteSession(id) => deletes.push((kind::SESSION, id.to_string())),
@@ -280,6 +293,12 @@ impl State {
                 }
                 Change::DeleteAccessKey(id) => {
                     self.access_keys.remove(&id);
+                }
+                Change::PutJoinToken(v) => {
+                    self.join_tokens.insert(v.id.clone(), v);
+                }
+                Change::DeleteJoinToken(id) => {
+                    self.join_tokens.remove(&id);
                 }
                 Change::DeleteFilter(id) => {
                     if let Some(old) = self.filters.remove(&id) {
@@ -396,6 +415,11 @@ impl State {
     /// Access keys of `account`.
     pub fn access_keys_of(&self, account: AccountId) -> impl Iterator<Item = &AccessKey> {
         self.access_keys.values().filter(move |k| k.account == account)
+    }
+
+    /// The agent credentials of `host` in `account`.
+    pub fn agent_keys_of(&self, account: AccountId, host: &str) -> impl Iterator<Item = &AccessKey> {
+        self.access_keys_of(account).filter(move |k| k.agent_host.as_deref() == Some(host))
     }
 
     /// Whether the traffic mirror service is open for `scope` (Alibaba).

@@ -7,6 +7,8 @@
 //!   Alibaba V1/ACS3). Its secret is stored sealed (`tapwire-auth::seal`), never in the
 //!   clear; its policy, when it has one, is an IAM-style JSON document checked when the key
 //!   is made (`tapwire-auth::policy`).
+//! - An agent credential is an access key bound to one host (`agent_host`), made by
+//!   exchanging a [`JoinToken`]; tokens are stored as a hash of their secret half.
 //! - Audit records are append-only and kept apart from the resources (they are not part of
 //!   the state a replica loads).
 
@@ -38,6 +40,29 @@ pub struct AccessKey {
     pub sealed_secret: String,
     /// IAM-style policy document; `None` = everything the account may do.
     pub policy: Option<String>,
+    /// Creation time (seconds since the epoch).
+    pub created_at: i64,
+    /// An agent credential: the host it is bound to. Such a key may only register that
+    /// host's interfaces, read their configuration and report their status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_host: Option<String>,
+}
+
+/// A join token: exchanged once (or `uses_left` times) for an agent credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    /// `twjt-…`, the public half of the token text.
+    pub id: String,
+    /// The account the agents it enrolls belong to.
+    pub account: AccountId,
+    /// SHA-256 (hex) of the secret half; the secret itself is never stored.
+    pub secret_hash: String,
+    /// The only host it may enroll, when bound.
+    pub host: Option<String>,
+    /// Expiry (seconds since the epoch).
+    pub expires_at: i64,
+    /// Enrollments left.
+    pub uses_left: u32,
     /// Creation time (seconds since the epoch).
     pub created_at: i64,
 }

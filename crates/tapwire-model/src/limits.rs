@@ -29,6 +29,16 @@ pub const ACCOUNT_NAME_MAX_CHARS: usize = 64;
 pub const MAX_ACCOUNTS: usize = 10_000;
 /// Access keys of one account.
 pub const ACCESS_KEYS_PER_ACCOUNT: usize = 20;
+/// Agent credentials of one account (one per enrolled host).
+pub const AGENT_CREDENTIALS_PER_ACCOUNT: usize = 10_000;
+/// Join tokens of one account that are still live.
+pub const JOIN_TOKENS_PER_ACCOUNT: usize = 1_000;
+/// Longest life of a join token, in seconds (30 days).
+pub const JOIN_TOKEN_MAX_TTL: i64 = 30 * 24 * 3600;
+/// Most enrollments one join token allows.
+pub const JOIN_TOKEN_MAX_USES: u32 = 10_000;
+/// A host name, as a join token or an agent carries it.
+pub const HOST_NAME_MAX_CHARS: usize = 253;
 /// A key's policy document, as IAM bounds a managed policy.
 pub const POLICY_MAX_CHARS: usize = 6_144;
 

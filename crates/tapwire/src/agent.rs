@@ -5,6 +5,7 @@
 //! module adapts it to the agent's `ControlPlane` trait.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tapwire_model::NetworkInterfaceId;
 use tapwire_model::config::InterfaceConfig;
 use tapwire_model::resource::NetworkInterface;
 
+use crate::agents;
 use crate::client::{Client, RequestError, ServerArgs};
 
 /// Default address of the agent's metrics and status endpoint.
@@ -40,6 +42,12 @@ enum Command {
     Run(RunArgs),
     /// Show a running agent's state and counters.
     Status(StatusArgs),
+    /// Make, list and delete join tokens (an agent exchanges one for its credential).
+    Token(agents::TokenArgs),
+    /// List the enrolled agents: hosts, interfaces, last seen, revision.
+    List(agents::AgentsArgs),
+    /// Revoke a host's agent credential: it stops working at once.
+    Revoke(agents::RevokeArgs),
 }
 
 /// Arguments of `tapwire agent [run]`.
@@ -47,6 +55,13 @@ enum Command {
 struct RunArgs {
     #[command(flatten)]
     server: ServerArgs,
+    /// A join token (from `tapwire agent token create`), exchanged once for this host's
+    /// credential, which is kept in --state-dir for the next starts.
+    #[arg(long, env = "TAPWIRE_JOIN_TOKEN")]
+    token: Option<String>,
+    /// Where the agent keeps its credential (mode 0700; the file 0600).
+    #[arg(long, default_value = "/var/lib/tapwire")]
+    state_dir: PathBuf,
     /// Interface to monitor (repeatable).
     #[arg(long = "interface", value_name = "IFNAME")]
     interfaces: Vec<String>,
@@ -93,6 +108,9 @@ struct StatusArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(Command::Status(status)) => show_status(&status),
+        Some(Command::Token(a)) => agents::token(a),
+        Some(Command::List(a)) => agents::list(a),
+        Some(Command::Revoke(a)) => agents::revoke(a),
         Some(Command::Run(run)) => run_agent(run),
         None => run_agent(args.run),
     }
@@ -121,8 +139,8 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
     }
-    // The key is found once, before capture starts: a missing key is an error at start.
-    let client = args.server.client()?;
+    // The credential is found (or enrolled for) once, before capture starts.
+    let client = agents::agent_client(&args.server, &args.state_dir, args.token.as_deref(), &options.host)?;
     let agent = Agent::start(&options, || HttpControlPlane { client: client.clone() })
         .context("starting the agent (it needs root: CAP_NET_RAW and CAP_NET_ADMIN)")?;
     agent.serve_metrics(listener)?;
@@ -188,7 +206,7 @@ impl ControlPlane for HttpControlPlane {
 }
 
 fn show_status(args: &StatusArgs) -> anyhow::Result<()> {
-    let client = Client::unsigned(&format!("http://{}", args.metrics_listen));
+    let client = Client::unsigned(&format!("http://{}", args.metrics_listen), None)?;
     let status: AgentStatus =
         client.get("/status").context("is `tapwire agent` running with this --metrics-listen?")?;
     if args.json {

@@ -3,7 +3,7 @@
 //! (SigV4 for `ec2`), every request signed with the key [`crate::credentials`] found.
 //! The agent's own status endpoint is read unsigned ([`Client::unsigned`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tapwire_auth::sigv4;
 use ureq::http;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
 use crate::credentials::{self, Credentials, ProcessEnvironment};
 
@@ -29,14 +30,39 @@ pub struct ServerArgs {
     /// used when the environment names none.
     #[arg(long, global = true, env = "TAPWIRE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// CA certificate(s) (PEM) an `https://` server's certificate must chain to, e.g. the
+    /// server's DATA_DIR/tls/ca.pem; without it, the Mozilla roots.
+    #[arg(long, global = true, env = "TAPWIRE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerArgs {
     /// A client of the server, signing with the discovered key.
     pub fn client(&self) -> anyhow::Result<Client> {
         let creds = credentials::discover(&ProcessEnvironment, self.data_dir.as_deref())?;
-        Client::signed(&self.server, creds)
+        Client::signed(&self.server, creds, self.ca_cert.as_deref())
     }
+}
+
+/// The TLS settings of a client: the given CA bundle, or the Mozilla roots.
+fn tls_config(ca_cert: Option<&Path>) -> anyhow::Result<TlsConfig> {
+    let roots = match ca_cert {
+        None => RootCerts::WebPki,
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let certs: Vec<Certificate<'static>> = parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("{} is not PEM", path.display()))?;
+            anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", path.display());
+            RootCerts::new_with_certs(&certs)
+        }
+    };
+    Ok(TlsConfig::builder().root_certs(roots).build())
 }
 
 /// Why a request of the agent failed: the two cases it reacts to differently.
@@ -95,17 +121,18 @@ fn error_text(text: &str) -> String {
 }
 
 impl Client {
-    /// A client that signs nothing: for the agent's own status endpoint.
-    pub fn unsigned(base: &str) -> Self {
-        Self::build(base, None).unwrap_or_else(|_| unreachable!("an unsigned client needs no host"))
+    /// A client that signs nothing, of a plain-HTTP endpoint: the agent's own status
+    /// endpoint, the enrollment call (the token is the credential).
+    pub fn unsigned(base: &str, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
+        Self::build(base, None, ca_cert)
     }
 
     /// A client that signs every request with `credentials`.
-    pub fn signed(base: &str, credentials: Credentials) -> anyhow::Result<Self> {
-        Self::build(base, Some(credentials))
+    pub fn signed(base: &str, credentials: Credentials, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
+        Self::build(base, Some(credentials), ca_cert)
     }
 
-    fn build(base: &str, credentials: Option<Credentials>) -> anyhow::Result<Self> {
+    fn build(base: &str, credentials: Option<Credentials>, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_owned();
         let host = match &credentials {
             None => String::new(),
@@ -114,7 +141,8 @@ impl Client {
                 uri.authority().with_context(|| format!("{base} names no host"))?.as_str().to_owned()
             }
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).tls_config(tls_config(ca_cert)?).build().into();
         let signer = credentials.map(|c| sigv4::Signer {
             access_key: c.key_id,
             secret: c.secret,
@@ -146,6 +174,20 @@ impl Client {
         }
     }
 
+    /// `send`, with what a person needs to know when the certificate is not trusted.
+    fn call(&self, out: Outgoing<'_>) -> anyhow::Result<http::Response<ureq::Body>> {
+        let what = format!("{} {}{}", out.method, self.base, out.path);
+        self.send(out).map_err(|e| {
+            let text = e.to_string();
+            let hint = if text.contains("certificate") || text.contains("UnknownIssuer") {
+                " (is the server's CA given? --ca-cert FILE or TAPWIRE_CA_CERT, e.g. its DATA_DIR/tls/ca.pem)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{what}: {text}{hint}")
+        })
+    }
+
     fn decode<T: DeserializeOwned>(what: &str, mut resp: http::Response<ureq::Body>) -> anyhow::Result<T> {
         let status = resp.status();
         let text = resp.body_mut().read_to_string().with_context(|| format!("reading the answer to {what}"))?;
@@ -157,14 +199,13 @@ impl Client {
 
     /// `GET path` decoded as JSON.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let resp = self.send(Outgoing::new("GET", path)).with_context(|| format!("GET {}{path}", self.base))?;
+        let resp = self.call(Outgoing::new("GET", path))?;
         Self::decode(&format!("GET {path}"), resp)
     }
 
     /// `POST path` with a JSON body, decoded as JSON.
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let resp =
-            self.send(Outgoing::new("POST", path).json(body)?).with_context(|| format!("POST {}{path}", self.base))?;
+        let resp = self.call(Outgoing::new("POST", path).json(body)?)?;
         Self::decode(&format!("POST {path}"), resp)
     }
 
@@ -182,7 +223,7 @@ impl Client {
     /// `GET path` as a long poll that may last `timeout`: `Ok(None)` on 304 Not Modified.
     pub fn get_long_poll<T: DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<Option<T>, RequestError> {
         let out = Outgoing { timeout: Some(timeout), ..Outgoing::new("GET", path) };
-        let resp = self.send(out).map_err(|e| RequestError::Unreachable(format!("GET {}{path}: {e}", self.base)))?;
+        let resp = self.call(out).map_err(|e| RequestError::Unreachable(format!("{e:#}")))?;
         match resp.status().as_u16() {
             304 => Ok(None),
             404 => Err(RequestError::NotFound(format!("GET {path}"))),
@@ -221,7 +262,7 @@ impl Client {
             service: "ec2",
             ..Outgoing::new("POST", "/")
         };
-        let mut resp = self.send(out).with_context(|| format!("{action}: POST {}", self.base))?;
+        let mut resp = self.call(out).with_context(|| action.to_owned())?;
         let status = resp.status();
         let text = resp.body_mut().read_to_string().with_context(|| format!("reading the answer to {action}"))?;
         if !status.is_success() {

@@ -10,6 +10,9 @@
 //!
 //! Secrets are held in memory only; [`Credentials`]' `Debug` never shows one.
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -91,6 +94,19 @@ pub fn discover(env: &dyn Environment, data_dir: Option<&Path>) -> anyhow::Resul
 
 fn home_credentials(env: &dyn Environment) -> Option<PathBuf> {
     env.var("HOME").map(|h| PathBuf::from(h).join(".aws").join("credentials"))
+}
+
+/// Writes a file only its owner can read, refusing to replace one.
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Reads `profile` from a shared-credentials file.

@@ -6,8 +6,9 @@
 //!   ns twdemo-sens eth0 198.18.0.3             ─┤   (kernel vxlan device vx42 decapsulates)
 //!   root ns        twdemo-ctl 198.18.0.254     ─┘   (tapwire server listens here)
 //! ```
-//! Steps: build the lab, start `tapwire server` (temporary data directory) and
-//! `tapwire agent` in the source namespace, create a filter, rules, a target and a
+//! Steps: build the lab, start `tapwire server` (temporary data directory, `--tls auto`)
+//! and `tapwire agent` in the source namespace (enrolled with a one-use join token, over
+//! TLS), create a filter, rules, a target and a
 //! session through the EC2 Query API, send ping, UDP and TCP between peer and source,
 //! then show what the sensor's vxlan device received, a few decoded packets (tcpdump,
 //! when installed) and the agent's counters. Everything is removed afterwards — on
@@ -215,17 +216,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut lab = Lab::build()?;
     println!("source {SRC} / {SRC_V6}, peer {PEER}, sensor {SENSOR} (vxlan device vx42, VNI {VNI})");
 
-    step(&stop, &format!("starting tapwire server on http://{SERVER} and the agent in twdemo-src"))?;
+    step(
+        &stop,
+        &format!("starting tapwire server on https://{SERVER} (TLS from its own CA) and the agent in twdemo-src"),
+    )?;
     let data = lab.dir.join("data");
-    let data = data.to_str().context("temp path")?.to_owned();
-    lab.spawn("server", None, &[&exe, "server", "--listen", SERVER, "--data-dir", &data])?;
-    let url = format!("http://{SERVER}");
-    // The server writes the root key at first start; the demo and its agent sign with it.
+    let data_text = data.to_str().context("temp path")?.to_owned();
+    lab.spawn("server", None, &[&exe, "server", "--listen", SERVER, "--data-dir", &data_text, "--tls", "auto"])?;
+    let url = format!("https://{SERVER}");
+    // The server writes the root key and its CA at first start; the demo trusts that CA
+    // and signs with that key, as an operator would.
     let credentials = wait_until(&stop, "the server's root key", || {
-        credentials::read_profile(&lab.dir.join("data").join("credentials"), credentials::PROFILE).ok()
+        credentials::read_profile(&data.join("credentials"), credentials::PROFILE).ok()
     })?;
-    let client = Client::signed(&url, credentials)?;
-    wait_until(&stop, "the server", || client.get::<Vec<serde_json::Value>>("/tapwire/v1/network-interfaces").ok())?;
+    let ca = data.join("tls").join("ca.pem");
+    let ca_text = ca.to_str().context("temp path")?.to_owned();
+    let client = wait_until(&stop, "the server", || {
+        let client = Client::signed(&url, credentials.clone(), Some(&ca)).ok()?;
+        client.get::<Vec<serde_json::Value>>("/tapwire/v1/network-interfaces").ok().map(|_| client)
+    })?;
+    // The agent enrolls with a one-use join token bound to its host, over TLS.
+    let token: serde_json::Value = client.post(
+        "/tapwire/v1/agents/tokens",
+        &serde_json::json!({ "host": "demo-web1", "ttl_seconds": 600, "uses": 1 }),
+    )?;
+    let token = token["Token"].as_str().context("the server made no token")?.to_owned();
+    let state_dir = lab.dir.join("agent-state");
+    let state_text = state_dir.to_str().context("temp path")?.to_owned();
+    println!(
+        "join token for host demo-web1 made (one use, 10 minutes); the agent keeps its credential in {state_text}"
+    );
     lab.spawn(
         "agent",
         Some("src"),
@@ -234,8 +254,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "agent",
             "--server",
             &url,
-            "--data-dir",
-            &data,
+            "--ca-cert",
+            &ca_text,
+            "--token",
+            &token,
+            "--state-dir",
+            &state_text,
             "--interface",
             "eth0",
             "--instance-id",

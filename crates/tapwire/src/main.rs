@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod access_keys;
 mod accounts;
 mod agent;
+mod agents;
 mod audit;
 mod client;
 mod credentials;

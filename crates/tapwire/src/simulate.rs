@@ -53,6 +53,9 @@ pub struct Args {
     /// environment names no key (as for every command that calls the server).
     #[arg(long, requires = "server")]
     pub data_dir: Option<PathBuf>,
+    /// CA certificate(s) (PEM) of an `https://` --server.
+    #[arg(long, requires = "server", env = "TAPWIRE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// A configuration document (JSON, the same one agents receive).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -139,7 +142,8 @@ fn load_config(args: &Args) -> anyhow::Result<InterfaceConfig> {
     let (Some(server), Some(eni)) = (&args.server, &args.network_interface) else {
         bail!("give --config FILE, or --server URL with --network-interface ENI");
     };
-    let client = ServerArgs { server: server.clone(), data_dir: args.data_dir.clone() }.client()?;
+    let client = ServerArgs { server: server.clone(), data_dir: args.data_dir.clone(), ca_cert: args.ca_cert.clone() }
+        .client()?;
     let path = format!("/tapwire/v1/network-interfaces/{eni}/config");
     let config: InterfaceConfig =
         client.get(&path).with_context(|| format!("fetching the configuration from {server}"))?;

@@ -22,13 +22,37 @@ pub struct Server {
     pub host: String,
     /// The root key, when the server verifies.
     pub key: Option<(String, String)>,
+    /// The CA (PEM) of a TLS listener.
+    pub ca: Option<String>,
+    /// The store, under the runtime's feet.
+    pub api: Arc<Api>,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
 }
 
-/// Starts a server; `verify` turns signature checks on (with an unlimited rate, so the
-/// bucket measures its cost and never refuses).
+/// Starts a plain-HTTP server; `verify` turns signature checks on (with an unlimited
+/// rate, so the bucket measures its cost and never refuses).
 pub fn start_server(verify: bool) -> Server {
+    start(verify, false)
+}
+
+/// A CA and a certificate it signs for 127.0.0.1, written to `dir`; returns the CA's PEM.
+fn make_certificates(dir: &std::path::Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, &ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).unwrap();
+    ca_cert.pem()
+}
+
+/// Starts a server, verifying signatures or not, over TLS or not.
+pub fn start(verify: bool, tls: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = tapwire_store::SqliteStore::open_dir(dir.path()).unwrap();
     let control = Control::open(
@@ -44,15 +68,24 @@ pub fn start_server(verify: bool) -> Server {
     .unwrap();
     let mode = if verify { Mode::Verify(Box::new(SecretBox::new(&[7; 32]))) } else { Mode::Open };
     let api = Arc::new(Api { control, config: ApiConfig::default(), auth: Authenticator::new(mode, UNLIMITED) });
-    let key = if verify { tapwire_api::admin::ensure_root(&api).unwrap() } else { None };
+    let key = if verify { tapwire_api::v1::accounts::ensure_root(&api).unwrap() } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let host = listener.local_addr().unwrap().to_string();
     // The server's own listener (connection cap, timeouts), as `tapwire server` runs it.
     let stats = Arc::new(tapwire_api::serve::ServeStats::default());
-    let config = tapwire_api::serve::ServeConfig::default();
-    runtime.spawn(tapwire_api::serve::serve(listener, router(api), config, stats, std::future::pending()));
-    Server { url: format!("http://{host}/"), host, key, _dir: dir, _runtime: runtime }
+    let mut config = tapwire_api::serve::ServeConfig::default();
+    let ca = tls.then(|| {
+        let ca = make_certificates(dir.path());
+        let store = Arc::new(
+            tapwire_api::tls::CertStore::load(&dir.path().join("server.pem"), &dir.path().join("server.key")).unwrap(),
+        );
+        config.tls = Some(tapwire_api::serve::Tls(tokio_rustls::TlsAcceptor::from(store.server_config())));
+        ca
+    });
+    runtime.spawn(tapwire_api::serve::serve(listener, router(api.clone()), config, stats, std::future::pending()));
+    let scheme = if tls { "https" } else { "http" };
+    Server { url: format!("{scheme}://{host}/"), host, key, ca, api, _dir: dir, _runtime: runtime }
 }
 
 /// A form ready to send: its body and, when signed, its `x-amz-date` and `Authorization`.
@@ -63,6 +96,26 @@ pub struct Form {
 }
 
 impl Server {
+    /// A keep-alive client of this server (trusting its CA, over TLS).
+    pub fn agent(&self) -> ureq::Agent {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+        if let Some(ca) = &self.ca {
+            let cert = Certificate::from_pem(ca.as_bytes()).unwrap();
+            config = config.tls_config(TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[cert])).build());
+        }
+        config.build().into()
+    }
+
+    /// The `x-amz-date` and `Authorization` of a signed `GET path?query` (service `tapwire`).
+    pub fn sign_get(&self, path: &str, query: &[(String, String)]) -> (String, String) {
+        let (key_id, secret) = self.key.as_ref().unwrap();
+        let signer = sigv4::Signer { access_key: key_id.clone(), secret: secret.clone(), region: "us-east-1".into() };
+        let amz_date = sigv4::amz_date(time::OffsetDateTime::now_utc());
+        let authorization = signer.authorization("tapwire", &amz_date, &self.host, ("GET", path, query), b"");
+        (amz_date, authorization)
+    }
+
     /// `body` as the server's clients send it: signed with SigV4 (service `ec2`) now, when
     /// the server verifies. A signed form may be sent again for 15 minutes (SigV4 has no
     /// nonce), so the load measures the server's verification, not the client's signing.

@@ -18,6 +18,9 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::NotFound(R::Target) | ErrorKind::MalformedId(R::Target) => "ResourceNotFound.TrafficMirrorTarget",
         ErrorKind::NotFound(R::Account) | ErrorKind::MalformedId(R::Account) => "ResourceNotFound.Account",
         ErrorKind::NotFound(R::AccessKey) | ErrorKind::MalformedId(R::AccessKey) => "InvalidAccessKeyId.NotFound",
+        ErrorKind::NotFound(R::JoinToken) | ErrorKind::MalformedId(R::JoinToken) => "ResourceNotFound.JoinToken",
+        ErrorKind::NotFound(R::Agent) | ErrorKind::MalformedId(R::Agent) => "ResourceNotFound.Agent",
+        ErrorKind::AddressInUse => "InvalidIpAddress.AlreadyExist",
         ErrorKind::NotFound(R::NetworkInterface) | ErrorKind::MalformedId(R::NetworkInterface) => {
             "ResourceNotFound.NetworkInterface"
         }
@@ -25,7 +28,9 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::FilterInUse | ErrorKind::IncorrectStatus(R::Filter) => "IncorrectStatus.TrafficMirrorFilter",
         ErrorKind::IncorrectStatus(R::FilterRule) => "IncorrectStatus.TrafficMirrorRule",
         ErrorKind::IncorrectStatus(R::Session) => "IncorrectStatus.TrafficMirrorSession",
-        ErrorKind::IncorrectStatus(R::Target | R::NetworkInterface | R::Account | R::AccessKey) => "IncorrectStatus",
+        ErrorKind::IncorrectStatus(
+            R::Target | R::NetworkInterface | R::Account | R::AccessKey | R::JoinToken | R::Agent,
+        ) => "IncorrectStatus",
         ErrorKind::TargetInUse => "DependencyViolation.TrafficMirrorTarget",
         ErrorKind::InterfaceInUseBySession
         | ErrorKind::InterfaceInUseByTarget

@@ -38,6 +38,9 @@ pub const UNLIMITED: Rate = Rate { per_second: 1e12, burst: 1e12 };
 /// The default rate of each access key: 100 requests a second, bursts of 200.
 pub const DEFAULT_RATE: Rate = Rate { per_second: 100.0, burst: 200.0 };
 
+/// Enrollments per second across all callers, and their burst.
+pub const ENROLL_RATE: Rate = Rate { per_second: 20.0, burst: 50.0 };
+
 /// Largest skew between a request's time and the server's, in seconds.
 pub const MAX_SKEW: i64 = 15 * 60;
 /// Longest claimed key ID the audit trail keeps of a refused request.
@@ -66,12 +69,15 @@ pub struct Identity {
     pub key_id: Option<String>,
     /// The key's policy; `None` = all the account may do.
     pub policy: Option<Arc<Policy>>,
+    /// An agent credential's host: such a caller may only register that host's
+    /// interfaces, read their configuration and report their status.
+    pub agent_host: Option<String>,
 }
 
 impl Identity {
     /// The identity every caller has with authentication off.
     pub fn open_root() -> Self {
-        Self { account: AccountId::DEFAULT, root: true, key_id: None, policy: None }
+        Self { account: AccountId::DEFAULT, root: true, key_id: None, policy: None, agent_host: None }
     }
 }
 
@@ -111,6 +117,8 @@ pub struct Authenticator {
     buckets: Mutex<HashMap<String, Bucket>>,
     policies: Mutex<HashMap<String, (String, Arc<Policy>)>>,
     throttled: AtomicU64,
+    /// Enrollments (unsigned: the join token is the credential) share one bucket.
+    enrollments: Mutex<Option<Bucket>>,
     /// Alibaba requests signed before this are refused: their nonces were seen, if ever,
     /// by a process whose memory is gone.
     started_at: i64,
@@ -144,6 +152,7 @@ impl Authenticator {
             buckets: Mutex::new(HashMap::new()),
             policies: Mutex::new(HashMap::new()),
             throttled: AtomicU64::new(0),
+            enrollments: Mutex::new(None),
         }
     }
 
@@ -181,7 +190,8 @@ impl Authenticator {
 
     /// The identity of a known key.
     fn identity(&self, state: &State, key: &AccessKey) -> Result<Identity, ApiError> {
-        let root = state.accounts.get(&key.account).is_some_and(|a| a.root);
+        // An agent of the root account is an agent, not an administrator.
+        let root = key.agent_host.is_none() && state.accounts.get(&key.account).is_some_and(|a| a.root);
         let policy = match &key.policy {
             None => None,
             Some(text) => {
@@ -199,7 +209,13 @@ impl Authenticator {
                 }
             }
         };
-        Ok(Identity { account: key.account, root, key_id: Some(key.id.clone()), policy })
+        Ok(Identity {
+            account: key.account,
+            root,
+            key_id: Some(key.id.clone()),
+            policy,
+            agent_host: key.agent_host.clone(),
+        })
     }
 
     fn key_and_secret<'s>(&self, state: &'s State, key_id: &str) -> Result<(&'s AccessKey, String), ApiError> {
@@ -362,6 +378,17 @@ impl Authenticator {
     /// Requests refused by a key's bucket since start.
     pub fn throttled(&self) -> u64 {
         self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Takes a token from the enrollment bucket ([`ENROLL_RATE`]) at `now`.
+    pub fn throttle_enrollment(&self, now: f64) -> Result<(), ApiError> {
+        let mut bucket = self.enrollments.lock().unwrap_or_else(PoisonError::into_inner);
+        let bucket = bucket.get_or_insert_with(|| Bucket::full(ENROLL_RATE, now));
+        if bucket.take(ENROLL_RATE, now) {
+            return Ok(());
+        }
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        Err(refuse(ErrorKind::Throttled, "Too many enrollments; retry in a second."))
     }
 
     /// Takes a token from the caller's bucket at `now` (seconds, fractional).

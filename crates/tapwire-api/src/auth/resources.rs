@@ -152,6 +152,10 @@ pub fn of(op: &Operation, state: &State, dialect: Dialect, scope: &Scope) -> Vec
         | Operation::ForgetClientTokens(_)
         | Operation::CreateAccount { .. }
         | Operation::CreateAccessKey { .. }
-        | Operation::DeleteAccessKey(_) => Vec::new(),
+        | Operation::DeleteAccessKey(_)
+        | Operation::CreateJoinToken(_)
+        | Operation::DeleteJoinToken(_)
+        | Operation::EnrollAgent { .. }
+        | Operation::RevokeAgent { .. } => Vec::new(),
     }
 }

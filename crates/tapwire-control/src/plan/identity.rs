@@ -59,13 +59,15 @@ impl Planner<'_> {
         if self.state.access_keys.contains_key(&key_id) {
             return Err(ApiError::invalid(format!("The access key '{key_id}' already exists.")));
         }
-        if self.state.access_keys_of(account).count() >= limits::ACCESS_KEYS_PER_ACCOUNT {
+        if self.state.access_keys_of(account).filter(|k| k.agent_host.is_none()).count()
+            >= limits::ACCESS_KEYS_PER_ACCOUNT
+        {
             return Err(ApiError::invalid(format!(
                 "An account can have at most {} access keys.",
                 limits::ACCESS_KEYS_PER_ACCOUNT
             )));
         }
-        let key = AccessKey { id: key_id, account, sealed_secret, policy, created_at: self.now };
+        let key = AccessKey { id: key_id, account, sealed_secret, policy, created_at: self.now, agent_host: None };
         self.changes.push(Change::PutAccessKey(key.clone()));
         Ok(Output::AccessKey(key))
     }

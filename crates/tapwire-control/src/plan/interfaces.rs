@@ -22,6 +22,17 @@ impl Planner<'_> {
             _ => None,
         };
         let existing = existing_id.and_then(|id| self.state.interfaces.get(&id)).cloned();
+        // As EC2 private addresses: one interface of the account holds an address.
+        for address in &reg.addresses {
+            if let Some(holder) = index.interface_with_address(account, *address)
+                && Some(holder) != existing_id
+            {
+                return Err(ApiError::new(
+                    ErrorKind::AddressInUse,
+                    format!("The address {address} is already in use by the network interface '{holder}'."),
+                ));
+            }
+        }
         if existing.is_none() && index.interfaces_of(account) >= self.config.quotas.interfaces_per_account {
             return Err(quota(
                 Quota::Interfaces,

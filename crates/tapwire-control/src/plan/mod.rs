@@ -11,6 +11,7 @@
 //! expired ClientTokens). This file holds what they share:
 //! the lookups scoped to the caller, fresh IDs, and [`Planner::run`].
 
+mod agents;
 mod filters;
 mod identity;
 mod interfaces;
@@ -102,6 +103,12 @@ impl<'a> Planner<'a> {
                 self.create_access_key(account, key_id, sealed_secret, policy)
             }
             Operation::DeleteAccessKey(key_id) => self.delete_access_key(key_id),
+            Operation::CreateJoinToken(token) => self.create_join_token(token),
+            Operation::DeleteJoinToken(id) => self.delete_join_token(id),
+            Operation::EnrollAgent { token_id, presented_hash, host, key_id, sealed_secret } => {
+                self.enroll_agent(token_id, presented_hash, host, key_id, sealed_secret)
+            }
+            Operation::RevokeAgent { host } => self.revoke_agent(host),
             Operation::RegisterInterface(reg) => self.register_interface(reg),
             Operation::DeregisterInterface(id) => self.deregister_interface(id),
         }

@@ -4,14 +4,14 @@
 //! are mode 0600 and are never rewritten: a key whose file was deleted stays valid until
 //! `tapwire access-key delete`.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
 use rand::RngCore;
 use tapwire_auth::seal::{KEY_LEN, SecretBox};
+
+use crate::credentials::write_private;
 
 /// Makes the data directory only its owner can enter; warns when an existing one is open
 /// to others (it holds the store and the master key).
@@ -44,19 +44,6 @@ pub fn master_key(path: &Path) -> anyhow::Result<SecretBox> {
     let key: [u8; KEY_LEN] =
         bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold {KEY_LEN} bytes of hex", path.display()))?;
     Ok(SecretBox::new(&key))
-}
-
-/// Writes a file only its owner can read, refusing to replace one.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 /// Writes the root key to `dir/credentials` (profile `[tapwire]`) and says how to use it.

@@ -1,10 +1,12 @@
 //! `tapwire server`: the control plane on one port, with the embedded SQLite store.
 //!
 //! [`bootstrap`] makes what a first start needs (master key, root account and key);
-//! [`housekeeping`] runs the background chores.
+//! [`tls`] the private CA and certificate of `--tls auto`; [`housekeeping`] runs the
+//! background chores.
 
 mod bootstrap;
 mod housekeeping;
+mod tls;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tapwire_api::auth::{Authenticator, Mode};
-use tapwire_api::serve::{ServeConfig, ServeStats};
+use tapwire_api::serve::{ServeConfig, ServeStats, Tls};
+use tapwire_api::tls::CertStore;
 use tapwire_api::{Api, ApiConfig};
 use tapwire_auth::bucket::Rate;
 use tapwire_control::{Control, ControlConfig, SystemClock};
@@ -79,6 +82,23 @@ pub struct Args {
     /// made at first start). Keep it on other storage than the store's backups.
     #[arg(long)]
     master_key: Option<PathBuf>,
+    /// `auto`: serve HTTPS with a certificate from a private CA made in DATA_DIR/tls (its
+    /// ca.pem is what clients trust). Or give --tls-cert and --tls-key.
+    #[arg(long, value_parser = ["auto"], conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: Option<String>,
+    /// Certificate chain (PEM) to serve HTTPS with; reread on SIGHUP.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert; reread on SIGHUP.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Another name or address the --tls auto certificate is for (repeatable).
+    #[arg(long = "tls-san", requires = "tls")]
+    tls_sans: Vec<String>,
+    /// Serve plain HTTP on a non-loopback address: keys, configs and the audit trail
+    /// cross the network in the clear. Only for a network you trust entirely.
+    #[arg(long)]
+    insecure_http: bool,
     /// How long audit records are kept (e.g. 90d).
     #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
     audit_retention: Duration,
@@ -96,8 +116,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             serde_json::from_str(&text).with_context(|| format!("parsing quotas in {}", path.display()))?
         }
     };
-    let open_files = tapwire_api::serve::raise_open_file_limit().context("raising the open-file limit")?;
+    // Before anything is written: a listener that would be refused makes nothing.
+    anyhow::ensure!(
+        args.listen.ip().is_loopback() || args.insecure_http || args.tls.is_some() || args.tls_cert.is_some(),
+        "--listen {} is not a loopback address: serve it with TLS (--tls auto, or --tls-cert FILE --tls-key FILE), \
+         or accept plain HTTP with --insecure-http",
+        args.listen
+    );
     bootstrap::data_dir(&args.data_dir)?;
+    let (tls, certs) = listener_tls(&args)?;
+    let open_files = tapwire_api::serve::raise_open_file_limit().context("raising the open-file limit")?;
     let store = SqliteStore::open_dir(&args.data_dir)
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let client_token_ttl = i64::try_from(args.client_token_ttl.as_secs()).context("--client-token-ttl is too long")?;
@@ -144,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     api.auth.check_master_key(&api.control.read()).map_err(anyhow::Error::msg)?;
     if api.auth.verifies()
         && let Some((key_id, secret)) =
-            tapwire_api::admin::ensure_root(&api).map_err(|e| anyhow::anyhow!("{}", e.message))?
+            tapwire_api::v1::accounts::ensure_root(&api).map_err(|e| anyhow::anyhow!("{}", e.message))?
     {
         bootstrap::write_root_credentials(&args.data_dir, &key_id, &secret, &args.region)?;
     }
@@ -156,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_connections: tapwire_api::serve::effective_cap(args.max_connections, open_files),
         idle_timeout: args.idle_timeout,
         header_timeout: args.header_timeout,
+        tls,
         ..ServeConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
@@ -170,8 +199,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Duration::from_millis(args.alibaba_task_delay_ms),
         ));
         housekeeping::start(&api, retention);
+        if let Some(certs) = certs {
+            tokio::spawn(reload_on_sighup(certs));
+        }
+        let scheme = if serve_config.tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "tapwire server listening on http://{local} (data in {}; at most {} connections)",
+            "tapwire server listening on {scheme}://{local} (data in {}; at most {} connections)",
             args.data_dir.display(),
             serve_config.max_connections
         );
@@ -185,6 +218,49 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("tapwire server stopped");
         anyhow::Ok(())
     })
+}
+
+/// The listener's TLS, from the flags; refuses plain HTTP on a non-loopback address
+/// unless `--insecure-http` says so.
+fn listener_tls(args: &Args) -> anyhow::Result<(Option<Tls>, Option<Arc<CertStore>>)> {
+    let files = match (&args.tls, &args.tls_cert, &args.tls_key) {
+        (Some(_), _, _) => {
+            let made = tls::auto(&args.data_dir, args.listen, &args.tls_sans)?;
+            eprintln!(
+                "tapwire: TLS with the installation's CA {} (SHA-256 {}); give clients that file \
+                 (aws --ca-bundle, tapwire --ca-cert)",
+                made.ca.display(),
+                made.ca_fingerprint
+            );
+            Some((made.cert, made.key))
+        }
+        (None, Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => None,
+    };
+    let Some((cert, key)) = files else {
+        if !args.listen.ip().is_loopback() {
+            eprintln!(
+                "tapwire: WARNING: plain HTTP on {} (--insecure-http): access-key signatures, agent credentials and \
+                 mirror configurations cross the network in the clear.",
+                args.listen
+            );
+        }
+        return Ok((None, None));
+    };
+    let store = Arc::new(CertStore::load(&cert, &key)?);
+    let tls = Tls(tokio_rustls::TlsAcceptor::from(store.server_config()));
+    Ok((Some(tls), Some(store)))
+}
+
+/// Rereads the certificate files on every SIGHUP; a bad file keeps the old certificate.
+async fn reload_on_sighup(certs: Arc<CertStore>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::warn!(error = %e, "TLS certificate not reloaded; the old one stays"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

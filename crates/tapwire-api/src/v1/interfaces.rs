@@ -24,11 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tapwire_control::ops::{InterfaceRegistration, Operation, Output};
-use tapwire_control::{ApiError, Dialect, ResourceKind, render};
+use tapwire_control::{ApiError, Dialect, ErrorKind, ResourceKind, render};
 use tapwire_model::NetworkInterfaceId;
 
+use super::{Caller, JsonBody, error_response};
 use crate::Api;
-use crate::v1::{Caller, error_response};
 
 /// Longest long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -48,20 +48,59 @@ async fn execute(api: Arc<Api>, caller: Caller, action: &'static str, op: Operat
     .map_err(ApiError::internal)?
 }
 
-/// An interface of the caller's account, or its not-found.
-fn own_interface(api: &Api, caller: &Caller, eni: NetworkInterfaceId) -> Result<(), ApiError> {
-    match api.control.read().interfaces.get(&eni) {
-        Some(i) if i.scope.account == caller.who.account => Ok(()),
-        _ => Err(ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string())),
+/// An interface of the caller's account, or its not-found; for an agent, an interface of
+/// its own host, or a refusal (audited as `action`).
+fn own_interface(api: &Api, caller: &Caller, eni: NetworkInterfaceId, action: &'static str) -> Result<(), ApiError> {
+    let state = api.control.read();
+    let iface = match state.interfaces.get(&eni) {
+        Some(i) if i.scope.account == caller.who.account => i,
+        _ => return Err(ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string())),
+    };
+    match &caller.who.agent_host {
+        Some(host) if iface.host.as_deref() != Some(host.as_str()) => {
+            let err = ApiError::new(
+                ErrorKind::Unauthorized,
+                format!("The agent of host '{host}' may use only that host's interfaces; {eni} is not one."),
+            );
+            caller.note(api, action, &err);
+            Err(err)
+        }
+        _ => Ok(()),
     }
+}
+
+/// An agent registers its own host's interfaces only (an absent host is its own).
+fn scope_registration(
+    api: &Api,
+    caller: &Caller,
+    mut reg: InterfaceRegistration,
+) -> Result<InterfaceRegistration, ApiError> {
+    let Some(host) = &caller.who.agent_host else { return Ok(reg) };
+    match &reg.host {
+        None => reg.host = Some(host.clone()),
+        Some(h) if h == host => {}
+        Some(other) => {
+            let err = ApiError::new(
+                ErrorKind::Unauthorized,
+                format!("The agent of host '{host}' may register only that host's interfaces, not host '{other}'s."),
+            );
+            caller.note(api, "RegisterNetworkInterface", &err);
+            return Err(err);
+        }
+    }
+    Ok(reg)
 }
 
 /// `POST /tapwire/v1/network-interfaces`.
 pub async fn register(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
-    Json(reg): Json<InterfaceRegistration>,
+    JsonBody(reg): JsonBody<InterfaceRegistration>,
 ) -> Response {
+    let reg = match scope_registration(&api, &caller, reg) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
     match execute(api, caller, "RegisterNetworkInterface", Operation::RegisterInterface(reg)).await {
         Ok(Output::Interface(i)) => Json(i).into_response(),
         Ok(other) => error_response(&ApiError::internal(format!("unexpected output {other:?}"))),
@@ -72,6 +111,13 @@ pub async fn register(
 /// The latest status report of each interface's agent, in memory.
 #[derive(Debug, Default)]
 pub struct AgentReports(Mutex<HashMap<NetworkInterfaceId, AgentReport>>);
+
+impl AgentReports {
+    /// The latest report for `eni`.
+    pub fn latest(&self, eni: NetworkInterfaceId) -> Option<AgentReport> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&eni).cloned()
+    }
+}
 
 /// One agent report as the list shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,11 +171,11 @@ pub async fn report_status(
     Extension(caller): Extension<Caller>,
     Extension(reports): Extension<Arc<AgentReports>>,
     Path(eni): Path<String>,
-    Json(body): Json<StatusBody>,
+    JsonBody(body): JsonBody<StatusBody>,
 ) -> Response {
     let eni = match parse_eni(&eni)
         .and_then(|eni| caller.authorize(&api, "ReportStatus").map(|()| eni))
-        .and_then(|eni| own_interface(&api, &caller, eni).map(|()| eni))
+        .and_then(|eni| own_interface(&api, &caller, eni, "ReportStatus").map(|()| eni))
     {
         Ok(e) => e,
         Err(e) => return error_response(&e),
@@ -147,7 +193,7 @@ pub async fn report_status(
 fn parse_eni(raw: &str) -> Result<NetworkInterfaceId, ApiError> {
     raw.parse().map_err(|_| {
         let mut e = ApiError::not_found(ResourceKind::NetworkInterface, raw);
-        e.kind = tapwire_control::ErrorKind::MalformedId(ResourceKind::NetworkInterface);
+        e.kind = ErrorKind::MalformedId(ResourceKind::NetworkInterface);
         e
     })
 }
@@ -186,7 +232,7 @@ pub async fn config(
 ) -> Response {
     let eni = match parse_eni(&eni)
         .and_then(|eni| caller.authorize(&api, "GetConfig").map(|()| eni))
-        .and_then(|eni| own_interface(&api, &caller, eni).map(|()| eni))
+        .and_then(|eni| own_interface(&api, &caller, eni, "GetConfig").map(|()| eni))
     {
         Ok(e) => e,
         Err(e) => return error_response(&e),
@@ -200,6 +246,15 @@ pub async fn config(
         }
     }
     let state = api.control.read();
+    // A key deleted or an agent revoked while the poll waited: its answer is a refusal
+    // (revoking commits, which is what woke this poll).
+    if let Some(key) = &caller.who.key_id
+        && !state.access_keys.contains_key(key)
+    {
+        let err = ApiError::new(ErrorKind::AuthFailure, "The credential has been revoked.");
+        caller.note(&api, "GetConfig", &err);
+        return error_response(&err);
+    }
     match render::interface_config(&state, eni, &api.config.dns_resolvers) {
         Some(cfg) => Json(cfg).into_response(),
         None => error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string())),

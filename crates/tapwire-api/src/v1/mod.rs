@@ -1,9 +1,12 @@
-//! What tapwire's own JSON endpoints (`/tapwire/v1/…`) share: the authentication layer
-//! and the answers.
+//! tapwire's own JSON endpoints (`/tapwire/v1/…`), one file per resource: `interfaces`
+//! (the inventory, config long polls, status reports), `agents` (join tokens, enrollment,
+//! revocation), `accounts`, `access_keys`, `audit`. This file holds what they share: the
+//! authentication layer, the caller, the answers.
 //!
-//! Every route sits behind [`authenticate`]: the request must be signed with SigV4 for the
-//! service `tapwire` by a known access key (the `tapwire` CLI does this), within its
-//! rate. The layer puts the [`Caller`] on the request; handlers check what it may do and
+//! Every route but enrollment sits behind [`authenticate`]: the request must be signed
+//! with SigV4 for the service `tapwire` by a known access key (the `tapwire` CLI and agents
+//! do this), within its rate; an agent credential reaches only the register, config and
+//! status routes. The layer puts the [`Caller`] on the request; handlers check what it may do and
 //! answer `{"code", "message"}` errors with EC2's codes and statuses (404 for what does
 //! not exist).
 
@@ -12,13 +15,19 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tapwire_control::audit::AuditContext;
 use tapwire_control::ops::RequestContext;
 use tapwire_control::{ApiError, ErrorKind};
+
+pub mod access_keys;
+pub mod accounts;
+pub mod agents;
+pub mod audit;
+pub mod interfaces;
 
 use crate::auth::{Identity, Signed};
 use crate::query::Peer;
@@ -87,6 +96,30 @@ impl Caller {
     }
 }
 
+/// A JSON request body; one that does not parse is answered as every own error is,
+/// `{"code": "MalformedQueryString", "message"}` with 400, never axum's plain text.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(error_response(&ApiError::new(
+                ErrorKind::MalformedRequest,
+                format!("The body is not the JSON this endpoint takes: {}", rejection.body_text()),
+            ))),
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread (store commits, key sealing).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+}
+
 /// An error answer: `{"code", "message"}` with EC2's code and status, except that what
 /// does not exist is 404, as a JSON endpoint's clients (the agent) expect.
 pub fn error_response(err: &ApiError) -> Response {
@@ -96,6 +129,17 @@ pub fn error_response(err: &ApiError) -> Response {
     };
     let body = serde_json::json!({ "code": ec2::error_code(&err.kind), "message": err.message });
     (status, Json(body)).into_response()
+}
+
+/// The routes an agent credential may call: register, config, status.
+fn agent_may_call(method: &axum::http::Method, path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches("/tapwire/v1/").split('/').collect();
+    matches!(
+        (method.as_str(), segments.as_slice()),
+        ("POST", ["network-interfaces"])
+            | ("GET", ["network-interfaces", _, "config"])
+            | ("POST", ["network-interfaces", _, "status"])
+    )
 }
 
 /// The layer in front of every own route: verify, throttle, put the caller on the request.
@@ -142,6 +186,23 @@ pub async fn authenticate(State(api): State<Arc<Api>>, Peer(peer): Peer, req: Re
         }
     };
     drop(state);
+    if who.agent_host.is_some() && !agent_may_call(&parts.method, &path) {
+        let err = ApiError::new(
+            ErrorKind::Unauthorized,
+            "An agent credential may only register its host's interfaces, read their configuration and report their status.",
+        );
+        let action = format!("{} {path}", parts.method);
+        crate::query::refusal(
+            &api.control,
+            (&who).into(),
+            source.as_deref(),
+            "tapwire",
+            &action,
+            ec2::error_code(&err.kind),
+            &request_id,
+        );
+        return error_response(&err);
+    }
     let mut req = Request::from_parts(parts, Body::from(body));
     req.extensions_mut().insert(Caller { who, source, request_id });
     next.run(req).await
