@@ -63,7 +63,7 @@ class MirrorEnv:
                                "--ttl", ttl)
         return made["Token"]
 
-    def start_agent(self, *extra, token=None):
+    def start_agent(self, *extra, token=None, instance_id="i-web1"):
         """Starts the agent; the first start enrolls with a new join token, later ones use
         the credential kept in the state directory."""
         log = open(self.tmp / "agent.log", "a")
@@ -73,9 +73,10 @@ class MirrorEnv:
         enroll = ["--token", token] if token else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["TAPWIRE_LOG"] = "info"
+        instance = ["--instance-id", instance_id] if instance_id else []
         self.agent = self.lab.spawn("src", BIN, "agent", "--server", self.url, "--ca-cert", str(self.server.ca),
                                     "--state-dir", str(self.state_dir), *enroll, "--interface", "eth0",
-                                    "--host", self.host, "--instance-id", "i-web1", *extra, stderr=log, env=env)
+                                    "--host", self.host, *instance, *extra, stderr=log, env=env)
         wait_for(lambda: self.agent_status(check=False), timeout=15, what="agent metrics endpoint")
 
     def stop_agent(self):

@@ -29,9 +29,11 @@ use std::time::{Duration, Instant};
 
 use tapwire_agent::applied::{AppliedConfig, ConfigSlot};
 use tapwire_agent::capture::{Capture, RingCapture};
+use tapwire_agent::follow::Link;
+use tapwire_agent::host::route_lookup;
 use tapwire_agent::offload::OffloadMode;
 use tapwire_agent::output::RawTransmit;
-use tapwire_agent::pipeline::{self, Pipeline, PipelineSettings};
+use tapwire_agent::pipeline::{self, Oversize, Pipeline, PipelineSettings};
 use tapwire_agent::report::InterfaceReport;
 use tapwire_agent::sys::netdev::enter_network_namespace;
 use tapwire_agent::sys::send::{MmsgBatch, SendOutcome};
@@ -165,10 +167,7 @@ fn main() {
     // (b) tapwire.
     let stop = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(ConfigSlot::default());
-    let applied = AppliedConfig::build(config(), DEFAULT_MARK, OffloadMode::Segment, &|a| {
-        tapwire_agent::sys::netdev::route_mtu(a).ok()
-    })
-    .unwrap();
+    let applied = AppliedConfig::build(config(), DEFAULT_MARK, OffloadMode::Segment, &route_lookup).unwrap();
     slot.publish(Arc::new(applied));
     let published = Arc::new(Mutex::new(InterfaceReport::default()));
     let agent = {
@@ -186,12 +185,18 @@ fn main() {
             }
             let ifindex = tapwire_agent::sys::netdev::interface_index("veth0").unwrap();
             let mut capture = RingCapture::open(ifindex, options.ring, &slot.load().1.unwrap().prefilter).unwrap();
-            let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size).unwrap();
-            let settings = PipelineSettings { offload: OffloadMode::Segment, interface_mtu: 1500, batch_size: 64 };
+            let transmit =
+                RawTransmit::open(options.mark, options.send_buffer, options.batch_size, Oversize::Truncate).unwrap();
+            let settings = PipelineSettings {
+                offload: OffloadMode::Segment,
+                interface_mtu: 1500,
+                batch_size: 64,
+                oversize: Oversize::Truncate,
+            };
             let mut p = Pipeline::new(settings, slot, transmit);
             let cap: &mut dyn Capture = &mut capture;
             let cpu = thread_cpu_ns();
-            pipeline::run(cap, &mut p, "veth0", options.poll_timeout, &stop, &published);
+            pipeline::run(cap, &mut p, "veth0", options.poll_timeout, &stop, &published, &Link::default());
             thread_cpu_ns() - cpu
         })
     };

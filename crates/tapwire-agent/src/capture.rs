@@ -5,8 +5,10 @@
 //! interface (`sll_pkttype`: `PACKET_OUTGOING` = egress, `PACKET_LOOPBACK` = a looped-back
 //! multicast duplicate, anything else = ingress), its length on the wire (the captured
 //! bytes may be cut by the filter's snap length), whether its checksum is still partial
-//! (`TP_STATUS_CSUMNOTREADY`: egress with checksum offload) and a VLAN tag the kernel
-//! stripped into metadata.
+//! (`TP_STATUS_CSUMNOTREADY`: egress with checksum offload), a VLAN tag the kernel
+//! stripped into metadata and, for an offload super-frame, the segment size it was built
+//! from (the `gso_size` of the `virtio_net_hdr` the kernel writes before the frame when
+//! the socket asked for it with `PACKET_VNET_HDR`).
 
 use std::io;
 use std::time::Duration;
@@ -58,7 +60,14 @@ pub struct CapturedFrame<'a> {
     pub checksum_partial: bool,
     /// A tag stripped into metadata.
     pub vlan: Option<StrippedVlan>,
+    /// For a super-frame, the segment size (TCP MSS) the kernel built it from or merged
+    /// it of; `None` when the kernel did not say.
+    pub gso_size: Option<u16>,
 }
+
+/// Bytes of `struct virtio_net_hdr` (flags, gso_type, hdr_len, gso_size, csum_start,
+/// csum_offset), little-endian as virtio 1.0 has it.
+const VNET_HDR_LEN: usize = 10;
 
 /// A source of frames with a kernel pre-filter.
 pub trait Capture: Send {
@@ -68,17 +77,32 @@ pub trait Capture: Send {
     fn set_filter(&mut self, filter: &[SockFilter]) -> io::Result<()>;
     /// Kernel counters since the previous call.
     fn statistics(&mut self) -> io::Result<RingStatistics>;
+    /// Captures on interface `ifindex` from now on, with `filter` (the interface was made
+    /// again under its name).
+    fn reattach(&mut self, ifindex: u32, filter: &[SockFilter]) -> io::Result<()> {
+        let _ = (ifindex, filter);
+        Ok(())
+    }
 }
 
 /// A live TPACKET_V3 ring on one interface.
 pub struct RingCapture {
     ring: PacketRing,
+    vnet_hdr: bool,
+    geometry: RingGeometry,
 }
 
 impl RingCapture {
-    /// Opens the ring on `ifindex`, with `filter` attached from the first packet on.
+    /// Opens the ring on `ifindex`, with `filter` attached from the first packet on, and
+    /// the kernel's `virtio_net_hdr` before each frame where the kernel offers it.
     pub fn open(ifindex: u32, geometry: RingGeometry, filter: &[SockFilter]) -> io::Result<Self> {
-        Ok(Self { ring: PacketRing::open(ifindex, geometry, filter)? })
+        match PacketRing::open(ifindex, geometry, filter, true) {
+            Ok(ring) => Ok(Self { ring, vnet_hdr: true, geometry }),
+            Err(e) => {
+                tracing::info!(error = %e, "no virtio_net_hdr on the capture ring; super-frames are split at the MTU");
+                Ok(Self { ring: PacketRing::open(ifindex, geometry, filter, false)?, vnet_hdr: false, geometry })
+            }
+        }
     }
 }
 
@@ -88,7 +112,7 @@ impl Capture for RingCapture {
         let mut waited = false;
         loop {
             if let Some(block) = self.ring.next_block() {
-                delivered += walk_block(block.packets, block.count, sink);
+                delivered += walk_block(block.packets, block.count, self.vnet_hdr, sink);
                 continue;
             }
             if waited || delivered > 0 {
@@ -107,6 +131,11 @@ impl Capture for RingCapture {
     fn statistics(&mut self) -> io::Result<RingStatistics> {
         self.ring.statistics()
     }
+
+    fn reattach(&mut self, ifindex: u32, filter: &[SockFilter]) -> io::Result<()> {
+        self.ring = PacketRing::open(ifindex, self.geometry, filter, self.vnet_hdr)?;
+        Ok(())
+    }
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -118,13 +147,14 @@ fn read_u16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Walks the packets of one TPACKET_V3 block (`packets` starts at the first packet
-/// header); a malformed header ends the walk rather than reading out of bounds.
-pub fn walk_block(packets: &[u8], count: u32, sink: &mut dyn FnMut(&CapturedFrame<'_>)) -> usize {
+/// header; `vnet_hdr`: each frame follows a `virtio_net_hdr`); a malformed header ends
+/// the walk rather than reading out of bounds.
+pub fn walk_block(packets: &[u8], count: u32, vnet_hdr: bool, sink: &mut dyn FnMut(&CapturedFrame<'_>)) -> usize {
     let mut offset = 0usize;
     let mut delivered = 0;
     for _ in 0..count {
         let Some(header) = packets.get(offset..) else { break };
-        let Some(frame) = parse_packet_header(header) else { break };
+        let Some(frame) = parse_packet_header(header, vnet_hdr) else { break };
         sink(&frame);
         delivered += 1;
         match read_u32(header, 0) {
@@ -135,7 +165,7 @@ pub fn walk_block(packets: &[u8], count: u32, sink: &mut dyn FnMut(&CapturedFram
     delivered
 }
 
-fn parse_packet_header(h: &[u8]) -> Option<CapturedFrame<'_>> {
+fn parse_packet_header(h: &[u8], vnet_hdr: bool) -> Option<CapturedFrame<'_>> {
     let snaplen = read_u32(h, 12)? as usize;
     let wire_len = read_u32(h, 16)? as usize;
     let status = read_u32(h, 20)?;
@@ -153,12 +183,21 @@ fn parse_packet_header(h: &[u8]) -> Option<CapturedFrame<'_>> {
         tci: tci as u16,
         tpid: if status & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 { tpid } else { 0x8100 },
     });
+    let gso_size = match vnet_hdr {
+        true => {
+            let vnet = h.get(mac.checked_sub(VNET_HDR_LEN)?..mac)?;
+            let (gso_type, size) = (vnet[1], u16::from_le_bytes([vnet[4], vnet[5]]));
+            (gso_type != 0 && size > 0).then_some(size)
+        }
+        false => None,
+    };
     Some(CapturedFrame {
         data,
         wire_len: wire_len.max(data.len()),
         origin,
         checksum_partial: status & TP_STATUS_CSUMNOTREADY != 0,
         vlan,
+        gso_size,
     })
 }
 
@@ -173,12 +212,14 @@ pub struct OwnedFrame {
     pub checksum_partial: bool,
     /// Stripped tag.
     pub vlan: Option<StrippedVlan>,
+    /// Segment size of a super-frame.
+    pub gso_size: Option<u16>,
 }
 
 impl OwnedFrame {
     /// A frame seen in `origin` direction with nothing special about it.
     pub fn new(data: Vec<u8>, origin: Origin) -> Self {
-        Self { data, origin, checksum_partial: false, vlan: None }
+        Self { data, origin, checksum_partial: false, vlan: None, gso_size: None }
     }
 }
 
@@ -203,6 +244,7 @@ impl Capture for MemoryCapture {
                 origin: f.origin,
                 checksum_partial: f.checksum_partial,
                 vlan: f.vlan,
+                gso_size: f.gso_size,
             });
         }
         Ok(frames.len())
@@ -242,7 +284,7 @@ mod tests {
         block.resize(80, 0);
         block.extend(packet_header(0, &[2; 5], 0, 0));
         let mut seen = Vec::new();
-        let n = walk_block(&block, 2, &mut |f| {
+        let n = walk_block(&block, 2, false, &mut |f| {
             seen.push((f.data.to_vec(), f.wire_len, f.origin, f.checksum_partial, f.vlan))
         });
         assert_eq!(n, 2);
@@ -251,10 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn the_segment_size_comes_from_the_virtio_net_hdr() {
+        let mut block = packet_header(0, &[3; 10], 0, 0);
+        // gso_type TCPV4 (1), gso_size 1448, in the 10 bytes before the frame (mac = 64).
+        block[54 + 1] = 1;
+        block[54 + 4..54 + 6].copy_from_slice(&1448u16.to_le_bytes());
+        let mut seen = None;
+        walk_block(&block, 1, true, &mut |f| seen = Some(f.gso_size));
+        assert_eq!(seen, Some(Some(1448)));
+        walk_block(&block, 1, false, &mut |f| seen = Some(f.gso_size));
+        assert_eq!(seen, Some(None), "without PACKET_VNET_HDR those bytes are nothing");
+    }
+
+    #[test]
     fn a_header_pointing_outside_the_block_ends_the_walk() {
         let mut block = packet_header(0, &[1; 10], 0, 0);
         block[12..16].copy_from_slice(&5000u32.to_ne_bytes());
-        let n = walk_block(&block, 1, &mut |_| panic!("no frame expected"));
+        let n = walk_block(&block, 1, false, &mut |_| panic!("no frame expected"));
         assert_eq!(n, 0);
     }
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::applied::RouteLookup;
 use crate::sys::netdev;
 
 /// One local interface.
@@ -44,6 +45,18 @@ pub fn describe(name: &str) -> io::Result<HostInterface> {
     addresses.sort_by_key(|a| a.is_ipv6());
     addresses.dedup();
     Ok(HostInterface { name: name.to_owned(), ifindex, mtu, mac, addresses })
+}
+
+/// What the host knows of the route to `destination`: its MTU, that there is none (the
+/// kernel's words), or nothing it could tell.
+pub fn route_lookup(destination: IpAddr) -> crate::applied::RouteLookup {
+    match netdev::route_mtu(destination) {
+        Ok(mtu) => RouteLookup::Mtu(mtu),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)) => {
+            RouteLookup::Unreachable(e.to_string())
+        }
+        Err(_) => RouteLookup::Unknown,
+    }
 }
 
 /// The host name (UTS namespace), or `localhost` if unreadable.

@@ -20,12 +20,14 @@
 
 pub mod applied;
 pub mod capture;
+pub mod follow;
 pub mod host;
 pub mod metrics;
 pub mod offload;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod shared;
 pub mod sys;
 pub mod watch;
 
@@ -42,6 +44,7 @@ use tapwire_mirror::bpf::op;
 use crate::capture::RingCapture;
 use crate::offload::OffloadMode;
 use crate::output::RawTransmit;
+pub use crate::pipeline::Oversize;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::report::AgentStatus;
 pub use crate::sys::ring::RingGeometry;
@@ -61,6 +64,8 @@ pub struct AgentOptions {
     pub instance_id: Option<String>,
     /// Offload super-frame handling.
     pub offload: OffloadMode,
+    /// Copies larger than the path MTU: cut or fragmented.
+    pub oversize: Oversize,
     /// `SO_MARK` of the output.
     pub mark: u32,
     /// Capture ring per interface.
@@ -85,6 +90,7 @@ impl Default for AgentOptions {
             host: host::host_name(),
             instance_id: None,
             offload: OffloadMode::Segment,
+            oversize: Oversize::Truncate,
             mark: DEFAULT_MARK,
             // Many small blocks rather than a few big ones: the retire timer hands blocks
             // over partly filled, so below block_size / retire_timeout (50 MB/s here) the
@@ -121,18 +127,20 @@ impl Agent {
     ) -> io::Result<Agent> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut interfaces = Vec::new();
+        let mut all_settings = Vec::new();
         let mut capture_threads = Vec::new();
         for name in &options.interfaces {
             let described = host::describe(name)?;
-            let shared = Arc::new(InterfaceShared::new(name));
+            let shared = Arc::new(InterfaceShared::new(&described));
             let mut capture = RingCapture::open(described.ifindex, options.ring, &DROP_ALL)
                 .map_err(|e| io::Error::new(e.kind(), format!("capture ring on {name}: {e}")))?;
-            let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size)
+            let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size, options.oversize)
                 .map_err(|e| io::Error::new(e.kind(), format!("output socket: {e}")))?;
             let settings = PipelineSettings {
                 offload: options.offload,
                 interface_mtu: described.mtu,
                 batch_size: options.batch_size,
+                oversize: options.oversize,
             };
             let mut pipeline = Pipeline::new(settings, Arc::clone(&shared.slot), transmit);
             let (thread_shared, thread_stop, poll) = (Arc::clone(&shared), Arc::clone(&stop), options.poll_timeout);
@@ -150,6 +158,7 @@ impl Agent {
                     poll,
                     &thread_stop,
                     &thread_shared.counters,
+                    &thread_shared.link,
                 )
             })?);
 
@@ -160,20 +169,26 @@ impl Agent {
                 mac: described.mac.clone(),
                 addresses: described.addresses.clone(),
             };
-            let apply = ApplySettings {
+            let apply = Arc::new(ApplySettings {
                 mark: options.mark,
                 offload: options.offload,
-                route_mtu: Box::new(|a| sys::netdev::route_mtu(a).ok()),
-            };
+                route: Box::new(host::route_lookup),
+            });
             let mut client = control();
             let (watch_shared, watch_stop, watch_options) = (Arc::clone(&shared), Arc::clone(&stop), options.watch);
+            let watch_apply = Arc::clone(&apply);
             // Detached: a long poll cannot be interrupted, and the thread holds nothing
             // the data plane needs.
             std::thread::Builder::new().name(format!("tw-watch-{name}")).spawn(move || {
-                watch::watch(&mut client, &registration, &watch_shared, &apply, watch_options, &watch_stop)
+                watch::watch(&mut client, &registration, &watch_shared, &watch_apply, watch_options, &watch_stop)
             })?;
             interfaces.push(shared);
+            all_settings.push(apply);
         }
+        let (follow_interfaces, follow_stop) = (interfaces.clone(), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("tw-follow".into())
+            .spawn(move || follow::follow(&follow_interfaces, &all_settings, &follow_stop))?;
         Ok(Agent { interfaces, stop, capture_threads, started: Instant::now(), host: options.host.clone() })
     }
 

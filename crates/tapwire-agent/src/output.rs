@@ -9,18 +9,21 @@
 //! Why raw sockets rather than UDP sockets: the outer UDP source port must follow the
 //! inner flow (AWS hashes the 5-tuple so load balancers and ECMP spread flows), which one
 //! connected UDP socket cannot do and a pool of sockets only approximates. The batch
-//! holds whole IPv4 datagrams (headers built by the engine, DF set); [`RawTransmit`]
-//! sends everything after the IPv4 header through a raw UDP socket per (source, target)
-//! whose kernel-built IPv4 header says the same (DF, TTL 64, no options), so every copy
-//! still carries its flow's port, and the kernel routes (from its cache) and resolves
-//! neighbours for us.
+//! holds whole IPv4 or IPv6 datagrams (headers built by the engine); [`RawTransmit`]
+//! sends everything after the IP header through a raw UDP socket per (source, target)
+//! whose kernel-built IP header says the same (IPv4: DF, TTL 64, no options; IPv6: hop
+//! limit 64, the UDP checksum computed by the kernel), so every copy still carries its
+//! flow's port, and the kernel routes (from its cache) and resolves neighbours for us.
+//! With [`Oversize::Fragment`] the sockets let the kernel fragment what is larger than
+//! the path (IPv4 fragments, IPv6 fragment headers) instead of refusing it.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use tapwire_wire::ipv4;
+use tapwire_wire::{ipv4, ipv6};
 
-use crate::applied::Route;
+use crate::applied::Path as CopyPath;
+use crate::pipeline::Oversize;
 pub use crate::sys::send::SendOutcome;
 use crate::sys::send::{MmsgBatch, RawUdpSocket};
 
@@ -105,8 +108,8 @@ pub trait Transmit: Send {
     /// Gets ready for a new configuration's routes (opens what they need, closes what
     /// only the previous ones needed). Called when the configuration changes, never per
     /// packet.
-    fn prepare(&mut self, routes: &[Route]) {
-        let _ = routes;
+    fn prepare(&mut self, paths: &[CopyPath]) {
+        let _ = paths;
     }
     /// Sends every datagram of `batch`, reporting each outcome in order.
     fn transmit(&mut self, batch: &OutputBatch, outcome: &mut dyn FnMut(usize, SendOutcome));
@@ -114,25 +117,33 @@ pub trait Transmit: Send {
 
 /// One output socket: (outer source, target) and the socket, `None` if it could not be
 /// opened (not retried before the next configuration).
-type Path = (Ipv4Addr, Ipv4Addr, Option<RawUdpSocket>);
+type Path = (IpAddr, IpAddr, Option<RawUdpSocket>);
 
 /// `sendmmsg` on raw UDP sockets, one per (outer source, target) in use.
 pub struct RawTransmit {
     mark: u32,
     send_buffer: usize,
+    fragment: bool,
     paths: Vec<Path>,
     mmsg: MmsgBatch,
 }
 
 impl RawTransmit {
-    /// Sockets get `mark` and a `send_buffer`-byte buffer; `batch_size` datagrams per call.
-    /// Sockets are opened by [`Transmit::prepare`] (or on the first copy to a new target).
-    pub fn open(mark: u32, send_buffer: usize, batch_size: usize) -> io::Result<Self> {
-        Ok(Self { mark, send_buffer, paths: Vec::new(), mmsg: MmsgBatch::new(batch_size) })
+    /// Sockets get `mark` and a `send_buffer`-byte buffer; `batch_size` datagrams per call;
+    /// `oversize` says whether the kernel may fragment. Sockets are opened by
+    /// [`Transmit::prepare`] (or on the first copy to a new target).
+    pub fn open(mark: u32, send_buffer: usize, batch_size: usize, oversize: Oversize) -> io::Result<Self> {
+        Ok(Self {
+            mark,
+            send_buffer,
+            fragment: oversize == Oversize::Fragment,
+            paths: Vec::new(),
+            mmsg: MmsgBatch::new(batch_size),
+        })
     }
 
-    fn open_path(&self, source: Ipv4Addr, target: Ipv4Addr) -> Path {
-        match RawUdpSocket::open(source, target, self.mark, self.send_buffer) {
+    fn open_path(&self, source: IpAddr, target: IpAddr) -> Path {
+        match RawUdpSocket::open(source, target, self.mark, self.send_buffer, self.fragment) {
             Ok(socket) => (source, target, Some(socket)),
             Err(e) => {
                 tracing::error!(%source, %target, error = %e, "cannot open the output socket; copies to this target are dropped");
@@ -142,7 +153,7 @@ impl RawTransmit {
     }
 
     /// Index of the path from `source` to `target`, opened if new.
-    fn path(&mut self, source: Ipv4Addr, target: Ipv4Addr) -> usize {
+    fn path(&mut self, source: IpAddr, target: IpAddr) -> usize {
         if let Some(i) = self.paths.iter().position(|p| p.0 == source && p.1 == target) {
             return i;
         }
@@ -152,34 +163,44 @@ impl RawTransmit {
     }
 }
 
-/// Outer source and target of a datagram of the batch (its IPv4 header).
-fn endpoints(datagram: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
-    let header = datagram.get(..ipv4::MIN_HEADER_LEN)?;
-    let address = |at: usize| Some(Ipv4Addr::from(<[u8; 4]>::try_from(header.get(at..at + 4)?).ok()?));
-    Some((address(12)?, address(16)?))
+/// Outer source and target of a datagram of the batch (its IP header), and the header's
+/// length.
+fn endpoints(datagram: &[u8]) -> Option<(IpAddr, IpAddr, usize)> {
+    match datagram.first()? >> 4 {
+        4 => {
+            let h = datagram.get(..ipv4::MIN_HEADER_LEN)?;
+            let a = |at: usize| Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(h.get(at..at + 4)?).ok()?)));
+            Some((a(12)?, a(16)?, ipv4::MIN_HEADER_LEN))
+        }
+        6 => {
+            let h = datagram.get(..ipv6::HEADER_LEN)?;
+            let a = |at: usize| Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(h.get(at..at + 16)?).ok()?)));
+            Some((a(8)?, a(24)?, ipv6::HEADER_LEN))
+        }
+        _ => None,
+    }
 }
 
 impl Transmit for RawTransmit {
-    fn prepare(&mut self, routes: &[Route]) {
-        let mut paths = Vec::new();
-        for route in routes {
-            let Route::Ipv4 { source, destination, .. } = *route else { continue };
-            let target = *destination.ip();
-            if paths.iter().any(|p: &Path| p.0 == source && p.1 == target) {
+    fn prepare(&mut self, paths: &[CopyPath]) {
+        let mut open = Vec::new();
+        for p in paths {
+            let (source, target) = (p.source, p.destination.ip());
+            if source.is_ipv4() != target.is_ipv4() || open.iter().any(|o: &Path| o.0 == source && o.1 == target) {
                 continue;
             }
-            match self.paths.iter().position(|p| p.0 == source && p.1 == target && p.2.is_some()) {
-                Some(i) => paths.push(self.paths.swap_remove(i)),
-                None => paths.push(self.open_path(source, target)),
+            match self.paths.iter().position(|o| o.0 == source && o.1 == target && o.2.is_some()) {
+                Some(i) => open.push(self.paths.swap_remove(i)),
+                None => open.push(self.open_path(source, target)),
             }
         }
-        self.paths = paths;
+        self.paths = open;
     }
 
     fn transmit(&mut self, batch: &OutputBatch, outcome: &mut dyn FnMut(usize, SendOutcome)) {
         let mut start = 0;
         while start < batch.len() {
-            let Some((source, target)) = endpoints(batch.datagram(start).0) else {
+            let Some((source, target, header)) = endpoints(batch.datagram(start).0) else {
                 outcome(start, SendOutcome::Failed(io::Error::from_raw_os_error(libc::EINVAL)));
                 start += 1;
                 continue;
@@ -188,7 +209,7 @@ impl Transmit for RawTransmit {
             let mut end = start + 1;
             while end < batch.len()
                 && end - start < self.mmsg.capacity()
-                && endpoints(batch.datagram(end).0) == Some((source, target))
+                && endpoints(batch.datagram(end).0) == Some((source, target, header))
             {
                 end += 1;
             }
@@ -198,7 +219,7 @@ impl Transmit for RawTransmit {
                     self.mmsg.send(
                         socket,
                         end - start,
-                        |i| (&batch.datagram(start + i).0[ipv4::MIN_HEADER_LEN..], None),
+                        |i| (&batch.datagram(start + i).0[header..], None),
                         |i, o| outcome(start + i, o),
                     );
                 }

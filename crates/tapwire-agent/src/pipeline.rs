@@ -19,19 +19,44 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tapwire_mirror::{Counters, Decision, RAW_IPV4_HEADERS_LEN, raw_ipv4_headers};
+use tapwire_mirror::{Counters, Decision, RAW_IPV6_HEADERS_LEN, raw_headers, raw_headers_len};
 use tapwire_model::Direction;
 use tapwire_wire::{FlowError, FlowKey};
 
-use crate::applied::{AppliedConfig, ConfigSlot, Route};
+use crate::applied::{AppliedConfig, ConfigSlot, Path};
 use crate::capture::{Capture, CapturedFrame, Origin, RingStatistics, StrippedVlan};
+use crate::follow::Link;
 use crate::offload::{self, OffloadMode, TcpSuperFrame};
 use crate::output::{OutputBatch, SLOT_HEADROOM, SLOT_SIZE, SendOutcome, Transmit};
 use crate::report::{DeliveryCounters, InterfaceCounters, InterfaceReport, RuleReport, SessionReport};
 
 const VLAN_TAG_LEN: usize = 4;
-/// Where the inner frame (without a re-inserted tag) starts in a slot.
-const INNER_AT: usize = SLOT_HEADROOM + RAW_IPV4_HEADERS_LEN;
+/// Where the inner frame (without a re-inserted tag) starts in a slot: after room for the
+/// longer (IPv6) outer headers; an IPv4 copy's headers start 20 bytes later.
+const INNER_AT: usize = SLOT_HEADROOM + RAW_IPV6_HEADERS_LEN;
+
+/// What happens to a copy larger than the path to its target carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Oversize {
+    /// Cut to the path MTU, as the clouds do (the inner frame's tail is lost).
+    #[default]
+    Truncate,
+    /// Sent whole as outer IP fragments (IPv4 fragments or IPv6 fragment headers), which
+    /// the sensor's stack reassembles.
+    Fragment,
+}
+
+impl std::str::FromStr for Oversize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "truncate" => Ok(Self::Truncate),
+            "fragment" => Ok(Self::Fragment),
+            other => Err(format!("unknown oversize mode {other:?} (truncate or fragment)")),
+        }
+    }
+}
 
 /// Settings of one interface's pipeline.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +67,8 @@ pub struct PipelineSettings {
     pub interface_mtu: usize,
     /// Datagrams per `sendmmsg`.
     pub batch_size: usize,
+    /// Copies larger than the path MTU.
+    pub oversize: Oversize,
 }
 
 /// One interface's packet path.
@@ -57,6 +84,8 @@ pub struct Pipeline<T: Transmit> {
     retired_rules: BTreeMap<String, RuleReport>,
     batch: OutputBatch,
     transmit: T,
+    /// Whether the first copy cut to a path MTU was logged.
+    cut_logged: bool,
 }
 
 impl<T: Transmit> Pipeline<T> {
@@ -74,6 +103,7 @@ impl<T: Transmit> Pipeline<T> {
             retired_sessions: BTreeMap::new(),
             retired_rules: BTreeMap::new(),
             transmit,
+            cut_logged: false,
         }
     }
 
@@ -97,13 +127,23 @@ impl<T: Transmit> Pipeline<T> {
         let config = config?;
         self.flush();
         self.retire_counters();
-        self.transmit.prepare(&config.routes);
+        self.transmit.prepare(&config.paths);
         self.engine = config.classifier.new_counters();
         self.delivery = vec![DeliveryCounters::default(); config.classifier.sessions().len()];
         self.config = Some(Arc::clone(&config));
         self.generation = generation;
         self.slot.mark_applied(generation);
         Some(config)
+    }
+
+    /// Counts a capture re-opened on a new interface index.
+    pub fn record_reattach(&mut self) {
+        self.interface.reattached += 1;
+    }
+
+    /// Counts a failed capture poll (link down or gone).
+    pub fn record_poll_error(&mut self) {
+        self.interface.poll_errors += 1;
     }
 
     /// Notes the outcome of attaching a pre-filter.
@@ -159,22 +199,31 @@ impl<T: Transmit> Pipeline<T> {
             return;
         };
         let session = usize::from(decision.session);
-        let Some(&Route::Ipv4 { source, destination, path_mtu }) = config.routes.get(session) else {
+        let Some(&path) = config.paths.get(session) else {
             if let Some(d) = self.delivery.get_mut(session) {
                 d.dropped_no_route += 1;
             }
             return;
         };
-        let target = Target { decision, source, destination: SocketAddr::V4(destination), path_mtu };
+        let target = Target { decision, path };
 
-        let superframe = frame.wire_len.saturating_sub(usize::from(key.l3_offset)) > self.settings.interface_mtu;
+        let interface_mtu = config.interface_mtu.unwrap_or(self.settings.interface_mtu);
+        // A super-frame: the kernel says it is one (a segment size), or it is longer than
+        // the interface could send (no virtio_net_hdr to ask).
+        let superframe =
+            frame.gso_size.is_some() || frame.wire_len.saturating_sub(usize::from(key.l3_offset)) > interface_mtu;
         if superframe {
             let whole = frame.data.len() == frame.wire_len;
             if self.settings.offload == OffloadMode::Segment
                 && whole
                 && let Some(sf) = TcpSuperFrame::parse(frame.data, &key)
             {
-                let mss = self.settings.interface_mtu.saturating_sub(sf.ip_headers_len()).max(1);
+                // The segment size the frames were built from, when the kernel says it;
+                // else what the interface's MTU leaves.
+                let mss = match frame.gso_size {
+                    Some(g) if g > 0 => usize::from(g),
+                    _ => interface_mtu.saturating_sub(sf.ip_headers_len()).max(1),
+                };
                 let count = sf.segment_count(mss);
                 self.delivery[session].segmented_frames += 1;
                 self.delivery[session].segments += count as u64;
@@ -215,7 +264,12 @@ impl<T: Transmit> Pipeline<T> {
         }
         let session = usize::from(target.decision.session);
         let Some(slot) = self.batch.next_slot() else { return false };
-        let room = (target.path_mtu as usize).min(SLOT_SIZE) - RAW_IPV4_HEADERS_LEN;
+        let headers_len = raw_headers_len(target.decision.target.address);
+        let carried = (target.path.path_mtu as usize).min(SLOT_SIZE);
+        let room = match self.settings.oversize {
+            Oversize::Truncate => carried,
+            Oversize::Fragment => SLOT_SIZE,
+        } - headers_len;
         let tag = vlan.filter(|_| untagged_len >= 14);
         let tag_len = if tag.is_some() { VLAN_TAG_LEN } else { 0 };
         let wanted = target.decision.inner_len(untagged_len + tag_len);
@@ -223,27 +277,48 @@ impl<T: Transmit> Pipeline<T> {
         let untagged_cap = inner_cap.saturating_sub(tag_len);
         let (written, completed) = write(&mut slot[INNER_AT..INNER_AT + untagged_cap]);
         let written = written.min(untagged_cap);
-        let start = match tag {
+        let inner_at = match tag {
             Some(t) if written >= 12 => {
                 // Shift the MAC addresses 4 bytes forward and put the tag after them.
                 slot.copy_within(INNER_AT..INNER_AT + 12, INNER_AT - VLAN_TAG_LEN);
                 let at = INNER_AT - VLAN_TAG_LEN + 12;
                 slot[at..at + 2].copy_from_slice(&t.tpid.to_be_bytes());
                 slot[at + 2..at + 4].copy_from_slice(&t.tci.to_be_bytes());
-                0
+                INNER_AT - VLAN_TAG_LEN
             }
-            _ => SLOT_HEADROOM,
+            _ => INNER_AT,
         };
-        let inner_len = INNER_AT - start - RAW_IPV4_HEADERS_LEN + written;
-        if raw_ipv4_headers(target.source, &target.decision, inner_len, &mut slot[start..]).is_err() {
+        let start = inner_at - headers_len;
+        let inner_len = INNER_AT - inner_at + written;
+        if raw_headers(target.path.source, &target.decision, inner_len, &mut slot[start..]).is_err() {
             self.delivery[session].dropped_no_route += 1;
             return false;
         }
+        let datagram_len = headers_len + inner_len;
         if inner_len < wanted && wanted > room {
             self.delivery[session].truncated_path_mtu += 1;
+            self.log_first_cut(target, headers_len + wanted);
+        } else if datagram_len > carried {
+            self.delivery[session].fragmented += 1;
         }
-        self.batch.commit(start, RAW_IPV4_HEADERS_LEN + inner_len, target.destination, target.decision.session);
+        self.batch.commit(start, datagram_len, target.path.destination, target.decision.session);
         completed
+    }
+
+    /// One line, the first time a copy is cut to the path MTU: what happened and the two
+    /// ways out.
+    fn log_first_cut(&mut self, target: &Target, needed: usize) {
+        if self.cut_logged {
+            return;
+        }
+        self.cut_logged = true;
+        tracing::warn!(
+            target = %target.path.destination,
+            path_mtu = target.path.path_mtu,
+            needed,
+            "a copy was cut to the path MTU (counted per session as cut_mtu): give the path to the sensor \
+             50 bytes (70 over IPv6) more than the source's MTU, or run the agent with --oversize fragment"
+        );
     }
 
     /// Sends whatever is batched.
@@ -303,6 +378,7 @@ impl<T: Transmit> Pipeline<T> {
                     vni: s.vni,
                     target: SocketAddr::new(s.target.address, s.target.port).to_string(),
                     active: true,
+                    failed: None,
                     matched_packets: e.mirrored_packets,
                     matched_bytes: e.mirrored_bytes,
                     truncated_packet_length: e.truncated_packets,
@@ -348,6 +424,24 @@ impl<T: Transmit> Pipeline<T> {
             }
             seen_sessions.insert(s.session_id.clone());
         }
+        // Sessions of the document set aside: shown with why, and what they had before.
+        if let Some(config) = &self.config {
+            for f in &config.failed {
+                let id = f.session_id.to_string();
+                let doc = config.config.sessions.iter().find(|s| s.session_id == f.session_id);
+                let mut report = self.retired_sessions.get(&id).cloned().unwrap_or_default();
+                report.session_id.clone_from(&id);
+                report.number = f.number;
+                if let Some(doc) = doc {
+                    report.vni = doc.vni.get();
+                    report.target = SocketAddr::new(doc.target.address, doc.target.port).to_string();
+                }
+                report.active = false;
+                report.failed = Some(f.reason.clone());
+                seen_sessions.insert(id);
+                sessions.push(report);
+            }
+        }
         sessions.extend(self.retired_sessions.values().filter(|s| !seen_sessions.contains(&s.session_id)).cloned());
         let mut seen_rules = std::collections::BTreeSet::new();
         for r in &mut rules {
@@ -372,9 +466,7 @@ impl<T: Transmit> Pipeline<T> {
 
 struct Target {
     decision: Decision,
-    source: std::net::Ipv4Addr,
-    destination: SocketAddr,
-    path_mtu: u32,
+    path: Path,
 }
 
 fn add_session(s: &mut SessionReport, old: &SessionReport) {
@@ -388,10 +480,11 @@ fn add_session(s: &mut SessionReport, old: &SessionReport) {
 /// How often ring statistics are read and counters published.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs the capture loop until `stop`: applies new configurations (re-attaching the
-/// pre-filter), feeds every frame to the pipeline, flushes after every poll, and
-/// publishes the interface report into `published` every [`PUBLISH_INTERVAL`] and once
-/// more on the way out.
+/// Runs the capture loop until `stop`: follows `link` to a new interface index (the
+/// interface was made again), applies new configurations (re-attaching the pre-filter),
+/// feeds every frame to the pipeline, flushes after every poll, and publishes the
+/// interface report into `published` every [`PUBLISH_INTERVAL`] and once more on the way
+/// out. A failing poll (the link is down or gone) is logged once, then waited out.
 pub fn run<T: Transmit>(
     capture: &mut dyn Capture,
     pipeline: &mut Pipeline<T>,
@@ -399,9 +492,23 @@ pub fn run<T: Transmit>(
     poll_timeout: Duration,
     stop: &AtomicBool,
     published: &Mutex<InterfaceReport>,
+    link: &Link,
 ) {
     let mut last_publish = Instant::now();
+    let mut link_generation = link.generation();
+    let mut failing = false;
     while !stop.load(Ordering::Relaxed) {
+        if link.generation() != link_generation {
+            link_generation = link.generation();
+            let filter = pipeline.config().map(|c| c.prefilter.clone()).unwrap_or_default();
+            match capture.reattach(link.ifindex(), &filter) {
+                Ok(()) => {
+                    pipeline.record_reattach();
+                    tracing::info!(interface, ifindex = link.ifindex(), "capture re-attached");
+                }
+                Err(e) => tracing::warn!(interface, error = %e, "re-attaching the capture failed"),
+            }
+        }
         if let Some(config) = pipeline.refresh() {
             let attached = capture.set_filter(&config.prefilter);
             if let Err(e) = &attached {
@@ -411,9 +518,20 @@ pub fn run<T: Transmit>(
             // Right away, so the watcher's report names the revision now in use.
             publish(capture, pipeline, interface, published);
         }
-        if let Err(e) = capture.poll(poll_timeout, &mut |frame| pipeline.handle(frame)) {
-            tracing::warn!(interface, error = %e, "capture poll failed");
-            std::thread::sleep(poll_timeout);
+        match capture.poll(poll_timeout, &mut |frame| pipeline.handle(frame)) {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!(interface, "capture resumed");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(interface, error = %e, "capture poll failed; waiting for the link");
+                }
+                failing = true;
+                pipeline.record_poll_error();
+                std::thread::sleep(poll_timeout);
+            }
         }
         pipeline.flush();
         if last_publish.elapsed() >= PUBLISH_INTERVAL {

@@ -17,8 +17,11 @@ pub struct DeliveryCounters {
     pub mirrored_packets: u64,
     /// Bytes of those datagrams (outer IPv4 + UDP + VXLAN + inner frame).
     pub mirrored_bytes: u64,
-    /// Copies cut to fit the path MTU to the target.
+    /// Copies cut to fit the path MTU to the target (`--oversize truncate`).
     pub truncated_path_mtu: u64,
+    /// Copies larger than the path MTU sent as outer IP fragments (`--oversize fragment`).
+    #[serde(default)]
+    pub fragmented: u64,
     /// Super-frames copied cut (truncate mode, or not TCP, or not captured whole).
     pub truncated_offload: u64,
     /// Super-frames split into segments.
@@ -41,6 +44,7 @@ impl DeliveryCounters {
         self.mirrored_packets += o.mirrored_packets;
         self.mirrored_bytes += o.mirrored_bytes;
         self.truncated_path_mtu += o.truncated_path_mtu;
+        self.fragmented += o.fragmented;
         self.truncated_offload += o.truncated_offload;
         self.segmented_frames += o.segmented_frames;
         self.segments += o.segments;
@@ -81,6 +85,13 @@ pub struct InterfaceCounters {
     pub filter_updates: u64,
     /// Pre-filters the kernel refused (the previous one stays).
     pub filter_errors: u64,
+    /// Times the capture was re-opened on a new interface index (the interface was made
+    /// again).
+    #[serde(default)]
+    pub reattached: u64,
+    /// Capture polls that failed (the link was down or gone).
+    #[serde(default)]
+    pub poll_errors: u64,
 }
 
 /// One session's counters.
@@ -96,6 +107,10 @@ pub struct SessionReport {
     pub target: String,
     /// In the applied configuration.
     pub active: bool,
+    /// Why the agent does not mirror it, when it set the session aside (`active` is then
+    /// false); absent for a session that applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     /// Packets this session's filter accepted.
     pub matched_packets: u64,
     /// Bytes of those frames.
@@ -141,6 +156,9 @@ pub struct ControlState {
     pub last_error: Option<String>,
     /// Why the last configuration could not be applied, if it could not.
     pub config_error: Option<String>,
+    /// Why the interface cannot be captured now (e.g. it was deleted), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_error: Option<String>,
 }
 
 /// Everything about one monitored interface.
@@ -246,7 +264,7 @@ pub fn prometheus(status: &AgentStatus) -> String {
         }
     }
 
-    let session_fields: [Field<SessionReport>; 10] = [
+    let session_fields: [Field<SessionReport>; 11] = [
         ("tapwire_session_matched_packets_total", "Packets the session's filter accepted.", |s| s.matched_packets),
         ("tapwire_session_matched_bytes_total", "Bytes of frames the session's filter accepted.", |s| s.matched_bytes),
         ("tapwire_session_mirrored_packets_total", "VXLAN copies sent.", |s| s.delivery.mirrored_packets),
@@ -256,8 +274,11 @@ pub fn prometheus(status: &AgentStatus) -> String {
         ("tapwire_session_truncated_packet_length_total", "Copies cut to the session's packet length.", |s| {
             s.truncated_packet_length
         }),
-        ("tapwire_session_truncated_path_mtu_total", "Copies cut to fit the path MTU (never fragmented).", |s| {
+        ("tapwire_session_truncated_path_mtu_total", "Copies cut to fit the path MTU (--oversize truncate).", |s| {
             s.delivery.truncated_path_mtu
+        }),
+        ("tapwire_session_fragmented_total", "Copies sent as outer IP fragments (--oversize fragment).", |s| {
+            s.delivery.fragmented
         }),
         ("tapwire_session_truncated_offload_total", "Offload super-frames copied cut.", |s| {
             s.delivery.truncated_offload

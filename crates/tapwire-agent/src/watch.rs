@@ -10,16 +10,19 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tapwire_model::NetworkInterfaceId;
 use tapwire_model::config::InterfaceConfig;
 
-use crate::applied::{AppliedConfig, ConfigSlot};
+use tapwire_mirror::CompileError;
+
+use crate::applied::{AppliedConfig, RouteLookup};
 use crate::offload::OffloadMode;
-use crate::report::{ControlState, InterfaceReport};
+use crate::report::InterfaceReport;
+pub use crate::shared::InterfaceShared;
 
 /// What an agent registers for one interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,57 +101,14 @@ impl Default for WatchOptions {
     }
 }
 
-/// State shared by one interface's capture thread, watcher and status readers.
-#[derive(Debug)]
-pub struct InterfaceShared {
-    /// Interface name.
-    pub name: String,
-    /// Configurations for the capture thread.
-    pub slot: Arc<ConfigSlot>,
-    /// Counters, published by the capture thread.
-    pub counters: Mutex<InterfaceReport>,
-    control: Mutex<(Option<NetworkInterfaceId>, ControlState)>,
-}
-
-impl InterfaceShared {
-    /// Fresh state for interface `name`.
-    pub fn new(name: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            slot: Arc::new(ConfigSlot::default()),
-            counters: Mutex::new(InterfaceReport { interface: name.to_owned(), ..Default::default() }),
-            control: Mutex::new((None, ControlState::default())),
-        }
-    }
-
-    /// The registered ID, once known.
-    pub fn eni(&self) -> Option<NetworkInterfaceId> {
-        self.control.lock().unwrap_or_else(PoisonError::into_inner).0
-    }
-
-    fn update_control(&self, f: impl FnOnce(&mut (Option<NetworkInterfaceId>, ControlState))) {
-        f(&mut self.control.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-
-    /// Counters plus control-plane state.
-    pub fn report(&self) -> InterfaceReport {
-        let mut report = self.counters.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let (eni, state) = self.control.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        report.interface.clone_from(&self.name);
-        report.network_interface_id = eni.map(|e| e.to_string());
-        report.control = state;
-        report
-    }
-}
-
 /// What the watcher needs to compile configurations.
 pub struct ApplySettings {
     /// `SO_MARK` of the agent's output.
     pub mark: u32,
     /// Offload handling (decides the pre-filter's snap length).
     pub offload: OffloadMode,
-    /// MTU of the route to an address.
-    pub route_mtu: Box<dyn Fn(IpAddr) -> Option<u32> + Send>,
+    /// What the host knows of the route to an address.
+    pub route: Box<dyn Fn(IpAddr) -> RouteLookup + Send + Sync>,
 }
 
 /// Runs the watch loop for one interface until `stop`.
@@ -178,13 +138,19 @@ pub fn watch(
     };
 
     let mut eni: Option<NetworkInterfaceId> = None;
+    let mut registered = shared.host_generation();
     let mut after: Option<u64> = None;
     let mut last_report: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        // The host's addresses or MAC changed (the follower saw it): register again.
+        if eni.is_some() && shared.host_generation() != registered {
+            eni = None;
+        }
         let id = match eni {
             Some(id) => id,
-            None => match control.register(registration) {
+            None => match control.register(&shared.registration(registration)) {
                 Ok(id) => {
+                    registered = shared.host_generation();
                     tracing::info!(interface = %shared.name, eni = %id, "registered");
                     shared.update_control(|(e, _)| *e = Some(id));
                     connected(shared);
@@ -224,7 +190,7 @@ pub fn watch(
         }
         if report_now || last_report.is_none_or(|t| t.elapsed() >= options.status_interval) {
             let mut interface = shared.report();
-            interface.sessions.retain(|s| s.active);
+            interface.sessions.retain(|s| s.active || s.failed.is_some());
             interface.rules.retain(|r| r.active);
             let report = StatusReport {
                 applied_revision: interface.applied_revision,
@@ -239,13 +205,29 @@ pub fn watch(
     }
 }
 
+/// Compiles `config` for the host as it is now: the routes to its targets, the
+/// interface's MTU.
+fn build(
+    shared: &InterfaceShared,
+    settings: &ApplySettings,
+    config: InterfaceConfig,
+) -> Result<AppliedConfig, CompileError> {
+    let mut applied = AppliedConfig::build(config, settings.mark, settings.offload, &*settings.route)?;
+    applied.interface_mtu = Some(shared.host().mtu);
+    Ok(applied)
+}
+
 /// Compiles and publishes `config`, then waits (briefly) until the capture thread runs it
 /// and has published counters saying so, so the report that follows names the revision
 /// really in use.
 fn apply(shared: &InterfaceShared, settings: &ApplySettings, config: InterfaceConfig) {
     let revision = config.revision;
-    match AppliedConfig::build(config, settings.mark, settings.offload, &*settings.route_mtu) {
+    let _one_at_a_time = shared.apply_lock();
+    match build(shared, settings, config) {
         Ok(applied) => {
+            for f in &applied.failed {
+                tracing::warn!(interface = %shared.name, revision, session = %f.session_id, reason = %f.reason, "session not mirrored");
+            }
             if !applied.prefilter_exact {
                 tracing::info!(interface = %shared.name, "rules too many for the kernel pre-filter; it accepts all IP traffic");
             }
@@ -261,6 +243,26 @@ fn apply(shared: &InterfaceShared, settings: &ApplySettings, config: InterfaceCo
         Err(e) => {
             tracing::error!(interface = %shared.name, revision, error = %e, "configuration refused; keeping the previous one");
             shared.update_control(|(_, s)| s.config_error = Some(format!("revision {revision}: {e}")));
+        }
+    }
+}
+
+/// Rebuilds the configuration in use for the host as it is now (new path MTUs, routes
+/// come or gone, a new interface MTU) and publishes it if that changed anything.
+pub fn rebuild(shared: &InterfaceShared, settings: &ApplySettings) {
+    let _one_at_a_time = shared.apply_lock();
+    let Some(current) = shared.slot.latest() else { return };
+    match build(shared, settings, current.config.clone()) {
+        Ok(fresh) if fresh.host_view_differs(&current) => {
+            tracing::info!(interface = %shared.name, revision = fresh.revision(), "the host changed; configuration rebuilt");
+            for f in fresh.failed.iter().filter(|f| !current.failed.contains(f)) {
+                tracing::warn!(interface = %shared.name, session = %f.session_id, reason = %f.reason, "session not mirrored");
+            }
+            shared.slot.publish(Arc::new(fresh));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(interface = %shared.name, error = %e, "rebuilding for the host failed; keeping the configuration")
         }
     }
 }

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use tapwire_agent::applied::AppliedConfig;
+use tapwire_agent::applied::{AppliedConfig, RouteLookup};
 use tapwire_agent::capture::{Capture, CapturedFrame, MemoryCapture, Origin, OwnedFrame, RingStatistics, StrippedVlan};
+use tapwire_agent::follow::Link;
 use tapwire_agent::offload::OffloadMode;
 use tapwire_agent::output::RecordingTransmit;
-use tapwire_agent::pipeline::{self, Pipeline, PipelineSettings};
+use tapwire_agent::pipeline::{self, Oversize, Pipeline, PipelineSettings};
 use tapwire_agent::report::InterfaceReport;
 use tapwire_mirror::{SockFilter, outer_source_port};
 use tapwire_wire::ip::protocol;
@@ -220,9 +221,15 @@ fn partial_checksums_are_completed_in_the_copy() {
 #[test]
 fn a_full_send_queue_drops_copies_and_counts_them() {
     let h = harness(OffloadMode::Segment, 1500);
-    let applied = AppliedConfig::build(one_session(1, None), MARK, OffloadMode::Segment, &|_| Some(1500)).unwrap();
+    let applied =
+        AppliedConfig::build(one_session(1, None), MARK, OffloadMode::Segment, &|_| RouteLookup::Mtu(1500)).unwrap();
     h.slot.publish(Arc::new(applied));
-    let settings = PipelineSettings { offload: OffloadMode::Segment, interface_mtu: 1500, batch_size: 8 };
+    let settings = PipelineSettings {
+        offload: OffloadMode::Segment,
+        interface_mtu: 1500,
+        batch_size: 8,
+        oversize: Oversize::Truncate,
+    };
     let mut p = Pipeline::new(settings, Arc::clone(&h.slot), RecordingTransmit { sent: Vec::new(), capacity: Some(3) });
     assert!(p.refresh().is_some());
     let frames =
@@ -284,7 +291,8 @@ impl Capture for Scripted<'_> {
 #[test]
 fn the_run_loop_attaches_the_prefilter_of_each_configuration_and_publishes_counters() {
     let mut h = harness(OffloadMode::Segment, 1500);
-    let applied = AppliedConfig::build(one_session(42, None), MARK, OffloadMode::Segment, &|_| None).unwrap();
+    let applied =
+        AppliedConfig::build(one_session(42, None), MARK, OffloadMode::Segment, &|_| RouteLookup::Unknown).unwrap();
     let expected_filter = applied.prefilter.clone();
     h.slot.publish(Arc::new(applied));
     // 0x20 = ld abs; the program starts by loading skb->mark and dropping the agent's mark.
@@ -295,11 +303,88 @@ fn the_run_loop_attaches_the_prefilter_of_each_configuration_and_publishes_count
     let mut capture =
         Scripted { inner: MemoryCapture { queue: frames, next_statistics, ..Default::default() }, polls: 0, stop };
     let published = Mutex::new(InterfaceReport::default());
-    pipeline::run(&mut capture, &mut h.pipeline, "eth0", Duration::ZERO, stop, &published);
+    pipeline::run(&mut capture, &mut h.pipeline, "eth0", Duration::ZERO, stop, &published, &Link::default());
     assert_eq!(capture.inner.filters, vec![expected_filter]);
     assert_eq!(h.pipeline.transmit().sent.len(), 1);
     let report = published.lock().unwrap().clone();
     assert_eq!(report.counters.filter_updates, 1);
     assert_eq!((report.counters.ring_packets, report.counters.ring_drops), (10, 2));
     assert_eq!(h.slot.applied_generation(), 1);
+}
+
+#[test]
+fn sessions_the_host_cannot_serve_are_set_aside_and_the_rest_apply() {
+    let mut cfg = config(
+        3,
+        &[
+            S { number: 1, vni: 41, packet_length: None, ingress: vec![accept_all(1)], egress: vec![] },
+            S { number: 2, vni: 42, packet_length: None, ingress: vec![accept_all(1)], egress: vec![] },
+            S { number: 3, vni: 43, packet_length: None, ingress: vec![accept_all(1)], egress: vec![] },
+        ],
+    );
+    // Session 1's target has no route; session 3 breaks its own invariants.
+    cfg.sessions[0].target.address = "198.18.99.9".parse().unwrap();
+    let dup = cfg.sessions[2].filter.ingress[0].clone();
+    cfg.sessions[2].filter.ingress.push(dup);
+    let route = |a: std::net::IpAddr| {
+        if a.to_string() == "198.18.99.9" {
+            RouteLookup::Unreachable("Network is unreachable".into())
+        } else {
+            RouteLookup::Mtu(1500)
+        }
+    };
+    let applied = AppliedConfig::build(cfg, MARK, OffloadMode::Segment, &route).unwrap();
+    let failed: Vec<(u32, &str)> = applied.failed.iter().map(|f| (f.number, f.reason.as_str())).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].0 == 1 && failed[0].1.contains("no route to the target 198.18.99.9"), "{failed:?}");
+    assert!(failed[1].0 == 3 && failed[1].1.contains("used twice"), "{failed:?}");
+    assert_eq!(applied.classifier.sessions().len(), 1);
+    let mut h = harness(OffloadMode::Segment, 1500);
+    h.slot.publish(std::sync::Arc::new(applied));
+    assert!(h.pipeline.refresh().is_some());
+    let copies = feed(&mut h, vec![OwnedFrame::new(udp_frame("198.18.0.2", "198.18.0.1", 5001, 10), Origin::Ingress)]);
+    assert_eq!(
+        copies.iter().map(|c| c.vni).collect::<Vec<_>>(),
+        vec![42],
+        "the lower-numbered broken session is skipped"
+    );
+    let report = h.pipeline.report("eth0");
+    let states: Vec<(u32, bool, Option<String>)> =
+        report.sessions.iter().map(|s| (s.number, s.active, s.failed.clone())).collect();
+    assert_eq!(states.len(), 3);
+    assert!(states.iter().any(|(n, active, why)| *n == 2 && *active && why.is_none()));
+    assert!(
+        states
+            .iter()
+            .any(|(n, active, why)| *n == 1 && !*active && why.as_deref().is_some_and(|w| w.contains("no route")))
+    );
+}
+
+#[test]
+fn an_ipv6_target_gets_an_ipv6_outer_header() {
+    let mut cfg =
+        config(4, &[S { number: 1, vni: 46, packet_length: None, ingress: vec![accept_all(1)], egress: vec![] }]);
+    cfg.sessions[0].target.address = "2001:db8::3".parse().unwrap();
+    let mut h = harness(OffloadMode::Segment, 1500);
+    h.apply(cfg, 1500);
+    let frame = udp_frame("198.18.0.2", "198.18.0.1", 5001, 10);
+    h.pipeline.handle(&tapwire_agent::capture::CapturedFrame {
+        data: &frame,
+        wire_len: frame.len(),
+        origin: Origin::Ingress,
+        checksum_partial: false,
+        vlan: None,
+        gso_size: None,
+    });
+    h.pipeline.flush();
+    let (datagram, to) = h.pipeline.transmit().sent[0].clone();
+    assert_eq!(to, "[2001:db8::3]:4789".parse().unwrap());
+    assert_eq!(datagram[0] >> 4, 6, "an IPv6 header leads the datagram");
+    assert_eq!(
+        &datagram[8..24],
+        &"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        "from the interface's IPv6"
+    );
+    assert_eq!(datagram.len(), 40 + 8 + 8 + frame.len());
+    assert_eq!(&datagram[56..], &frame[..]);
 }

@@ -38,6 +38,8 @@ pub struct Index {
     by_instance: HashMap<(AccountId, String, String), NetworkInterfaceId>,
     /// Interfaces by (account, address): an address belongs to one interface of an account.
     by_address: HashMap<(AccountId, IpAddr), NetworkInterfaceId>,
+    /// Interfaces by (account, MAC address, lower case).
+    by_mac: HashMap<(AccountId, String), NetworkInterfaceId>,
     /// Resources whose background task has not finished.
     busy: OrdMap<ResourceRef, ResourceStatus>,
 }
@@ -140,6 +142,14 @@ impl Index {
     /// Adds (`up`) or removes an interface's entries.
     pub fn interface(&mut self, i: &NetworkInterface, up: bool) {
         bump(&mut self.interfaces_per_account, i.scope.account, up);
+        if let Some(mac) = &i.mac {
+            let key = (i.scope.account, mac.to_ascii_lowercase());
+            if up {
+                self.by_mac.insert(key, i.id);
+            } else if self.by_mac.get(&key) == Some(&i.id) {
+                self.by_mac.remove(&key);
+            }
+        }
         for address in &i.addresses {
             let key = (i.scope.account, *address);
             if up {
@@ -233,6 +243,11 @@ impl Index {
         instance: &str,
     ) -> Option<NetworkInterfaceId> {
         self.by_instance.get(&(account, ifname.to_owned(), instance.to_owned())).copied()
+    }
+
+    /// The interface of `account` with MAC address `mac`.
+    pub fn interface_with_mac(&self, account: AccountId, mac: &str) -> Option<NetworkInterfaceId> {
+        self.by_mac.get(&(account, mac.to_ascii_lowercase())).copied()
     }
 
     /// The interface of `account` that holds `address`.

@@ -2,13 +2,16 @@
 //!
 //! A session contributes to an interface's document when the interface is one of its
 //! sources. Its target must resolve to an address: an interface target (or an interface
-//! named directly) resolves to that interface's primary address; load-balancer targets
-//! have no address in a self-hosted fleet and are left out (documented in the API guide).
+//! named directly) resolves to one of that interface's addresses ([`target_address`]:
+//! IPv4 when both ends have one, else IPv6 when both do, else the target's first);
+//! load-balancer targets have no address in a self-hosted fleet and are listed as
+//! `unsupported`, with the reason, so the agent reports them failed rather than silent.
 
 use std::net::IpAddr;
 
 use tapwire_model::config::{
-    CONFIG_SCHEMA, FilterConfig, InterfaceConfig, RuleConfig, SessionConfig, TargetEndpoint, VXLAN_PORT,
+    CONFIG_SCHEMA, FilterConfig, InterfaceConfig, RuleConfig, SessionConfig, TargetEndpoint, UnsupportedSession,
+    VXLAN_PORT,
 };
 use tapwire_model::ids::NetworkInterfaceId;
 use tapwire_model::rule::Direction;
@@ -18,11 +21,22 @@ use crate::state::State;
 /// The document for `eni`, or `None` if the interface is unknown.
 pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &[IpAddr]) -> Option<InterfaceConfig> {
     let iface = state.interfaces.get(&eni)?;
+    let mut unsupported = Vec::new();
     let mut sessions: Vec<SessionConfig> = state
         .sessions_from(eni)
         .filter_map(|s| {
-            let destination = state.destination_interface(&s.target)?;
-            let address = destination.primary_ipv4().or_else(|| destination.addresses.first().copied())?;
+            let Some(destination) = state.destination_interface(&s.target) else {
+                unsupported.push(UnsupportedSession {
+                    session_id: s.id,
+                    number: s.number,
+                    reason:
+                        "its target is a load balancer, which a self-hosted fleet has no address for (sensor groups \
+                             are the way to spread copies)"
+                            .into(),
+                });
+                return None;
+            };
+            let address = target_address(&iface.addresses, &destination.addresses)?;
             let filter = state.filters.get(&s.filter_id)?;
             let rules = state.rules_of(filter.id);
             let pick = |d: Direction| {
@@ -61,5 +75,18 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
         addresses: iface.addresses.clone(),
         dns_resolvers: dns_resolvers.to_vec(),
         sessions,
+        unsupported,
     })
+}
+
+/// The address copies from an interface with `source` addresses go to, of a target
+/// interface with `target` addresses: IPv4 when both have one, else IPv6 when both do,
+/// else the target's first (the agent then reports the family it lacks).
+pub fn target_address(source: &[IpAddr], target: &[IpAddr]) -> Option<IpAddr> {
+    let first = |v4: bool, of: &[IpAddr]| of.iter().copied().find(|a| a.is_ipv4() == v4);
+    let has = |v4: bool| first(v4, source).is_some();
+    [true, false]
+        .into_iter()
+        .find_map(|v4| if has(v4) { first(v4, target) } else { None })
+        .or_else(|| target.first().copied())
 }

@@ -145,6 +145,7 @@ fn config(rules_per_direction: usize) -> InterfaceConfig {
         addresses: vec!["198.18.0.2".parse().unwrap()],
         dns_resolvers: vec![],
         sessions,
+        unsupported: Vec::new(),
     }
 }
 

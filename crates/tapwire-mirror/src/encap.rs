@@ -119,29 +119,44 @@ pub fn vxlan_payload(decision: &Decision, frame: &[u8], out: &mut [u8]) -> Resul
     Ok(needed)
 }
 
-/// Bytes of the outer headers [`raw_ipv4_headers`] writes: IPv4 (20) + UDP (8) + VXLAN (8).
+/// Bytes of the outer headers [`raw_headers`] writes for an IPv4 target: IPv4 (20) + UDP
+/// (8) + VXLAN (8).
 pub const RAW_IPV4_HEADERS_LEN: usize = ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
+/// Bytes of the outer headers for an IPv6 target: IPv6 (40) + UDP (8) + VXLAN (8).
+pub const RAW_IPV6_HEADERS_LEN: usize = ipv6::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
 
-/// Writes the outer IPv4 (DF set, TTL 64), UDP and VXLAN headers of a copy whose inner
-/// frame is `inner_len` bytes into `out[..RAW_IPV4_HEADERS_LEN]`, for a raw IPv4 socket
-/// (`IP_HDRINCL`) that sends the headers and the inner frame the caller puts after them.
+/// Bytes of the outer headers of a copy to `target`.
+#[inline]
+pub fn raw_headers_len(target: IpAddr) -> usize {
+    if target.is_ipv4() { RAW_IPV4_HEADERS_LEN } else { RAW_IPV6_HEADERS_LEN }
+}
+
+/// Writes the outer IP, UDP and VXLAN headers of a copy whose inner frame is `inner_len`
+/// bytes into `out[..raw_headers_len(target)]`, for a raw socket that sends the UDP
+/// header on and the inner frame the caller puts after them (the kernel writes its own
+/// IP header, which says the same: IPv4 with DF and TTL 64, or IPv6 with hop limit 64).
 ///
-/// The UDP checksum is zero, as RFC 7348 recommends for IPv4 (it would need the inner
-/// frame, which the caller may still be writing). `inner_len` is taken as given: the
-/// caller has already applied [`Decision::inner_len`] and any path-MTU cut.
-pub fn raw_ipv4_headers(
-    source: std::net::Ipv4Addr,
-    decision: &Decision,
-    inner_len: usize,
-    out: &mut [u8],
-) -> Result<usize, EncapError> {
-    let IpAddr::V4(target) = decision.target.address else {
-        return Err(EncapError::NoOuterSource);
-    };
-    let out = out.get_mut(..RAW_IPV4_HEADERS_LEN).ok_or(EncapError::BufferTooSmall { needed: RAW_IPV4_HEADERS_LEN })?;
+/// The UDP checksum is left zero: RFC 7348 recommends none for IPv4 (it would need the
+/// inner frame, which the caller may still be writing), and for IPv6, where RFC 7348
+/// requires one, the agent's socket has the kernel compute it (`IPV6_CHECKSUM`).
+/// `inner_len` is taken as given: the caller has already applied [`Decision::inner_len`]
+/// and any path-MTU cut. `source` must be of the target's family.
+pub fn raw_headers(source: IpAddr, decision: &Decision, inner_len: usize, out: &mut [u8]) -> Result<usize, EncapError> {
+    let target = decision.target.address;
+    let len = raw_headers_len(target);
+    let out = out.get_mut(..len).ok_or(EncapError::BufferTooSmall { needed: len })?;
     let udp_len = u16::try_from(udp::HEADER_LEN + vxlan::HEADER_LEN + inner_len).map_err(|_| EncapError::TooLarge)?;
-    ipv4::Repr::new(source, target, protocol::UDP, udp_len).emit(out).map_err(|_| EncapError::TooLarge)?;
-    let l4 = ipv4::MIN_HEADER_LEN;
+    let l4 = match (source, target) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => {
+            ipv4::Repr::new(s, t, protocol::UDP, udp_len).emit(out).map_err(|_| EncapError::TooLarge)?;
+            ipv4::MIN_HEADER_LEN
+        }
+        (IpAddr::V6(s), IpAddr::V6(t)) => {
+            ipv6::Repr::new(s, t, protocol::UDP, udp_len).emit(out)?;
+            ipv6::HEADER_LEN
+        }
+        _ => return Err(EncapError::NoOuterSource),
+    };
     udp::Repr {
         source_port: decision.outer_source_port,
         destination_port: decision.target.port,
@@ -150,7 +165,7 @@ pub fn raw_ipv4_headers(
     }
     .emit(&mut out[l4..])?;
     vxlan::emit_header(&mut out[l4 + udp::HEADER_LEN..], decision.vni)?;
-    Ok(RAW_IPV4_HEADERS_LEN)
+    Ok(len)
 }
 
 impl Classifier {

@@ -72,4 +72,7 @@ pub use classifier::{
     Classifier, CompileError, DHCP_PORTS_V4, DHCP_PORTS_V6, DNS_PORT, Decision, RuleInfo, SessionInfo, is_dhcp,
 };
 pub use counters::{Counters, RuleCounters, SessionCounters};
-pub use encap::{EncapError, OuterMacs, RAW_IPV4_HEADERS_LEN, outer_source_port, raw_ipv4_headers, vxlan_payload};
+pub use encap::{
+    EncapError, OuterMacs, RAW_IPV4_HEADERS_LEN, RAW_IPV6_HEADERS_LEN, outer_source_port, raw_headers, raw_headers_len,
+    vxlan_payload,
+};

@@ -57,6 +57,22 @@ pub struct InterfaceConfig {
     pub dns_resolvers: Vec<IpAddr>,
     /// Sessions whose source is this interface, in any order.
     pub sessions: Vec<SessionConfig>,
+    /// Sessions of this interface the control plane cannot render for a data plane
+    /// (e.g. load-balancer targets), with why: the agent reports them as failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<UnsupportedSession>,
+}
+
+/// A session the document names but carries no target for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsupportedSession {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its number.
+    pub number: SessionNumber,
+    /// Why it cannot be mirrored.
+    pub reason: String,
 }
 
 /// One session as the data plane sees it.
@@ -78,6 +94,25 @@ pub struct SessionConfig {
     pub target: TargetEndpoint,
     /// What is copied.
     pub filter: FilterConfig,
+}
+
+impl SessionConfig {
+    /// Rule numbers unique per direction, both CIDRs of a rule of one family.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for rules in [&self.filter.ingress, &self.filter.egress] {
+            let mut seen = HashSet::new();
+            for r in rules {
+                if !seen.insert(r.number) {
+                    return Err(ConfigError::DuplicateRuleNumber(self.filter.filter_id, r.number));
+                }
+                let m = &r.matches;
+                if m.source_cidr.addr().is_ipv4() != m.destination_cidr.addr().is_ipv4() {
+                    return Err(ConfigError::CidrFamily(r.rule_id));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The UDP endpoint of a target.
@@ -147,6 +182,14 @@ pub enum ConfigError {
 impl InterfaceConfig {
     /// Checks the invariants listed in the module docs.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_document()?;
+        self.sessions.iter().try_for_each(SessionConfig::validate)
+    }
+
+    /// Checks what the whole document must hold (schema, unique session numbers); a
+    /// session's own invariants are [`SessionConfig::validate`], so a data plane can set
+    /// aside one bad session and apply the others.
+    pub fn validate_document(&self) -> Result<(), ConfigError> {
         if self.schema != CONFIG_SCHEMA {
             return Err(ConfigError::Schema(self.schema));
         }
@@ -154,18 +197,6 @@ impl InterfaceConfig {
         for s in &self.sessions {
             if !numbers.insert(s.number) {
                 return Err(ConfigError::DuplicateSessionNumber(s.number));
-            }
-            for rules in [&s.filter.ingress, &s.filter.egress] {
-                let mut seen = HashSet::new();
-                for r in rules {
-                    if !seen.insert(r.number) {
-                        return Err(ConfigError::DuplicateRuleNumber(s.filter.filter_id, r.number));
-                    }
-                    let m = &r.matches;
-                    if m.source_cidr.addr().is_ipv4() != m.destination_cidr.addr().is_ipv4() {
-                        return Err(ConfigError::CidrFamily(r.rule_id));
-                    }
-                }
             }
         }
         Ok(())

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::sink::{Flow, Output, Stats};
-use crate::sys::{RecvBatch, set_rcvbuf_force, thread_cpu_time};
+use crate::sys::{RecvBatch, enable_receive_timestamps, set_rcvbuf_force, thread_cpu_time};
 
 /// Datagrams per `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -66,6 +66,7 @@ impl Receiver {
                 s.set_recv_buffer_size(rcvbuf)?;
             }
             s.set_read_timeout(Some(WAKE))?;
+            enable_receive_timestamps(&s).context("asking for receive timestamps")?;
             s.bind(&addr.into()).with_context(|| format!("cannot listen on {addr}"))?;
             if addr.port() == 0 {
                 addr = s.local_addr()?.as_socket().context("socket has no inet address")?;
@@ -201,10 +202,11 @@ fn is_idle(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
-/// Hands one batch to the output under one lock. All datagrams of a batch get the time
-/// the batch was received: the kernel queued them before `recvmmsg` returned.
+/// Hands one batch to the output under one lock. Each datagram carries the time the
+/// kernel received it (`SO_TIMESTAMPNS`); one without falls back to the time the batch
+/// was read.
 fn deliver(batch: &RecvBatch, n: usize, output: &Mutex<Output>) -> anyhow::Result<Flow> {
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let read_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let now = Instant::now();
     let mut out = lock(output);
     let mut flow = Flow::Continue;
@@ -215,7 +217,7 @@ fn deliver(batch: &RecvBatch, n: usize, output: &Mutex<Output>) -> anyhow::Resul
             out.handle_truncated(d.payload.len());
             continue;
         }
-        if out.handle(src, d.payload, ts, now)? == Flow::Stop {
+        if out.handle(src, d.payload, d.received_at.unwrap_or(read_at), now)? == Flow::Stop {
             flow = Flow::Stop;
         }
     }

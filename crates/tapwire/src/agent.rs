@@ -14,7 +14,7 @@ use anyhow::Context;
 use tapwire_agent::offload::OffloadMode;
 use tapwire_agent::report::AgentStatus;
 use tapwire_agent::watch::{ControlError, ControlPlane, Registration, StatusReport};
-use tapwire_agent::{Agent, AgentOptions, DEFAULT_MARK, RingGeometry};
+use tapwire_agent::{Agent, AgentOptions, DEFAULT_MARK, Oversize, RingGeometry};
 use tapwire_control::ops::InterfaceRegistration;
 use tapwire_model::NetworkInterfaceId;
 use tapwire_model::config::InterfaceConfig;
@@ -68,13 +68,20 @@ struct RunArgs {
     /// Instance ID registered with the interfaces.
     #[arg(long)]
     instance_id: Option<String>,
-    /// Host name registered (default: the system's).
+    /// Host name registered (default: the system's host name). An agent whose host name
+    /// differs from an operator's registration claims it by MAC, or by --instance-id and
+    /// interface name.
     #[arg(long)]
     host: Option<String>,
     /// Offload super-frames (TSO/GSO/GRO, larger than the MTU): `segment` copies the
     /// MTU-sized frames the wire carried; `truncate` copies the first bytes only.
     #[arg(long, default_value = "segment")]
     offload: OffloadMode,
+    /// Copies larger than the path to the sensor: `truncate` cuts them to the path MTU (as
+    /// the clouds do; counted as cut_mtu); `fragment` sends them whole as outer IP
+    /// fragments, which the sensor's kernel (vxlan device, Suricata, Wireshark) reassembles.
+    #[arg(long, default_value = "truncate")]
+    oversize: Oversize,
     /// Address of the /metrics (Prometheus) and /status (JSON) endpoint.
     #[arg(long, default_value = DEFAULT_METRICS_LISTEN)]
     metrics_listen: SocketAddr,
@@ -124,6 +131,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         host: args.host.clone().unwrap_or(defaults.host.clone()),
         instance_id: args.instance_id.clone(),
         offload: args.offload,
+        oversize: args.oversize,
         mark: args.mark,
         ring: RingGeometry {
             block_count: args.ring_blocks.max(2),
@@ -141,8 +149,14 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
     }
     // The credential is found (or enrolled for) once, before capture starts.
     let client = agents::agent_client(&args.server, &args.state_dir, args.token.as_deref(), &options.host)?;
-    let agent = Agent::start(&options, || HttpControlPlane { client: client.clone() })
-        .context("starting the agent (it needs root: CAP_NET_RAW and CAP_NET_ADMIN)")?;
+    let agent = Agent::start(&options, || HttpControlPlane { client: client.clone() }).map_err(|e| {
+        // Say what is wrong: only a refused permission is about root.
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => " (the agent needs root: CAP_NET_RAW and CAP_NET_ADMIN)",
+            _ => "",
+        };
+        anyhow::anyhow!("starting the agent: {e}{hint}")
+    })?;
     agent.serve_metrics(listener)?;
     eprintln!(
         "tapwire agent: host {} monitoring {} (offload {:?}); control plane {}; metrics on http://{}/metrics",
@@ -253,7 +267,7 @@ pub fn status_table(status: &AgentStatus) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<22} {:>5} {:>8} {:<21} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>8}",
+            "  {:<22} {:>5} {:>8} {:<21} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8}",
             "SESSION",
             "NUM",
             "VNI",
@@ -263,14 +277,20 @@ pub fn status_table(status: &AgentStatus) -> String {
             "MIRRORED_B",
             "CUT_LEN",
             "CUT_MTU",
+            "FRAGMENTED",
             "SEGMENTS",
             "DROPPED"
         );
         for s in &i.sessions {
             let d = &s.delivery;
+            let state = match (&s.failed, s.active) {
+                (Some(why), _) => format!("  FAILED: {why}"),
+                (None, true) => String::new(),
+                (None, false) => "  (removed)".to_owned(),
+            };
             let _ = writeln!(
                 out,
-                "  {:<22} {:>5} {:>8} {:<21} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>8}{}",
+                "  {:<22} {:>5} {:>8} {:<21} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8}{state}",
                 s.session_id,
                 s.number,
                 s.vni,
@@ -280,9 +300,9 @@ pub fn status_table(status: &AgentStatus) -> String {
                 d.mirrored_bytes,
                 s.truncated_packet_length,
                 d.truncated_path_mtu,
+                d.fragmented,
                 d.segments,
                 d.dropped(),
-                if s.active { "" } else { "  (removed)" }
             );
         }
         let _ = writeln!(

@@ -408,6 +408,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step(&stop, "the agent's counters (tapwire agent status, in twdemo-src)")?;
     let out = Command::new("ip").args(["netns", "exec", &ns("src"), &exe, "agent", "status"]).output()?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
+    let json = Command::new("ip").args(["netns", "exec", &ns("src"), &exe, "agent", "status", "--json"]).output()?;
+    if let Ok(status) = serde_json::from_slice::<tapwire_agent::report::AgentStatus>(&json.stdout) {
+        let sessions = status.interfaces.iter().flat_map(|i| &i.sessions);
+        let (cut, sent) =
+            sessions.fold((0, 0), |(c, s), x| (c + x.delivery.truncated_path_mtu, s + x.delivery.mirrored_packets));
+        println!(
+            "\n{cut} of {sent} copies were cut to the 1500-byte path to the sensor (CUT_MTU): a full-size frame needs \
+             50 bytes more on that path, or run the agent with --oversize fragment"
+        );
+    }
 
     if args.keep {
         println!("\nlab kept: try `ip netns exec twdemo-sens tcpdump -n -i vx42`; Ctrl-C removes it");

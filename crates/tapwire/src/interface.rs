@@ -74,9 +74,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|l| {
                     let mut v = iface_json(&l.interface);
                     if let (Some(obj), Some(a)) = (v.as_object_mut(), &l.agent) {
+                        // What the agent said of each session: mirrored, or set aside and why.
+                        let sessions: Vec<serde_json::Value> = a.report["interface"]["sessions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|s| s["active"] == true || s["failed"].is_string())
+                            .map(|s| {
+                                let state = match s["failed"].as_str() {
+                                    Some(why) => format!("failed: {why}"),
+                                    None => "active".to_owned(),
+                                };
+                                serde_json::json!({ "TrafficMirrorSessionId": s["session_id"], "State": state })
+                            })
+                            .collect();
                         obj.insert(
                             "Agent".to_owned(),
-                            serde_json::json!({ "AppliedRevision": a.applied_revision, "ReportedAt": a.reported_at }),
+                            serde_json::json!({
+                                "AppliedRevision": a.applied_revision,
+                                "ReportedAt": a.reported_at,
+                                "Sessions": sessions,
+                            }),
                         );
                     }
                     v
@@ -110,6 +128,8 @@ struct Listed {
 struct AgentSeen {
     applied_revision: Option<u64>,
     reported_at: u64,
+    #[serde(default)]
+    report: serde_json::Value,
 }
 
 /// The JSON people see, in the aws CLI's casing.

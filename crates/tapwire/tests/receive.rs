@@ -263,6 +263,7 @@ fn writes_exact_frames_in_order_with_one_interface_per_source_and_vni() {
         &["frame.len", "frame.interface_name", "frame.interface_description", "ip.id", "ip.src", "frame.time_epoch"],
     );
     let mut last = 0.0;
+    let mut last_ns = 0u128;
     assert_eq!(rows.len(), sent.len());
     for (i, ((vni, frame), row)) in sent.iter().zip(&rows).enumerate() {
         assert_eq!(row[0], frame.len().to_string());
@@ -274,6 +275,12 @@ fn writes_exact_frames_in_order_with_one_interface_per_source_and_vni() {
         let t: f64 = row[5].parse().unwrap();
         assert!(t >= before && t <= after && t >= last, "timestamp {t} not in [{before}, {after}]");
         last = t;
+        // Each datagram's own kernel receive time: distinct even within one recvmmsg batch
+        // (compared in whole nanoseconds; an f64 cannot tell them apart).
+        let (secs, frac) = row[5].split_once('.').unwrap();
+        let ns = secs.parse::<u128>().unwrap() * 1_000_000_000 + format!("{frac:0<9}")[..9].parse::<u128>().unwrap();
+        assert!(ns > last_ns, "frame {i}: {} is not after the previous frame", row[5]);
+        last_ns = ns;
     }
     let capinfos = check(Command::new("capinfos").arg("-I").arg(&file).output().unwrap(), "capinfos");
     assert!(capinfos.contains("Number of interfaces in file: 2"), "{capinfos}");

@@ -81,8 +81,9 @@ pub struct RingBlock<'a> {
 
 impl PacketRing {
     /// Opens a ring on interface `ifindex` with `filter` attached before any packet can
-    /// arrive.
-    pub fn open(ifindex: u32, geometry: RingGeometry, filter: &[SockFilter]) -> io::Result<Self> {
+    /// arrive. With `vnet_hdr`, each frame comes after the kernel's `virtio_net_hdr`
+    /// (`PACKET_VNET_HDR`), which says an offload super-frame's segment size.
+    pub fn open(ifindex: u32, geometry: RingGeometry, filter: &[SockFilter], vnet_hdr: bool) -> io::Result<Self> {
         // SAFETY: plain socket(2) call; the descriptor is owned right below.
         let raw = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: `raw` is a fresh descriptor nothing else owns.
@@ -91,6 +92,10 @@ impl PacketRing {
         // the flow of packets.
         attach_filter(fd.as_raw_fd(), filter)?;
         set_option(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_VERSION, TPACKET_V3)?;
+        if vnet_hdr {
+            // Before the ring: the kernel refuses it on a socket that has one.
+            set_option(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1 as libc::c_int)?;
+        }
         let frame_size = 2048u32;
         let request = libc::tpacket_req3 {
             tp_block_size: geometry.block_size,
@@ -161,15 +166,39 @@ impl PacketRing {
         })
     }
 
-    /// Waits up to `timeout_ms` for a block (or an error) to be ready.
+    /// Waits up to `timeout_ms` for a block to be ready. A pending socket error (the
+    /// kernel sets `ENETDOWN` when the link goes down or away) is read, which clears it,
+    /// and returned.
     pub fn wait(&self, timeout_ms: i32) -> io::Result<()> {
         let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
         // SAFETY: one valid pollfd on our stack, count 1.
         let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
         match check(ret) {
+            Ok(_) if pfd.revents & libc::POLLERR != 0 => Err(self.take_error()),
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Reads (and so clears) the socket's pending error.
+    fn take_error(&self) -> io::Error {
+        let mut error: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `error` and `len` are live locals; the kernel writes at most `len` bytes.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                ptr::from_mut(&mut error).cast(),
+                &mut len,
+            )
+        };
+        match (check(ret), error) {
+            (Err(e), _) => e,
+            (Ok(_), 0) => io::Error::other("the capture socket reported an error and then none"),
+            (Ok(_), errno) => io::Error::from_raw_os_error(errno),
         }
     }
 

@@ -7,7 +7,7 @@
 //! [`SendOutcome::Busy`], which the caller counts as dropped copies.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
@@ -175,10 +175,13 @@ fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
-/// A raw IPv4 socket of protocol UDP from one source address to one target address: the
-/// caller writes the UDP header (so every copy keeps its flow's outer source port), the
-/// VXLAN header and the inner frame; the kernel adds the IPv4 header (DF through
-/// `IP_PMTUDISC_DO`, TTL 64). Non-blocking, with `SO_MARK` set so the agent's capture
+/// A raw socket of protocol UDP from one source address to one target address (IPv4 or
+/// IPv6): the caller writes the UDP header (so every copy keeps its flow's outer source
+/// port), the VXLAN header and the inner frame; the kernel adds the IP header (IPv4: TTL
+/// 64, DF through `IP_PMTUDISC_DO`; IPv6: hop limit 64, `IPV6_DONTFRAG`) and, for IPv6,
+/// computes the UDP checksum RFC 7348 requires there (`IPV6_CHECKSUM` at offset 6).
+/// `fragment` lets the kernel fragment what the path cannot carry instead (DF clear,
+/// IPv6 fragment headers). Non-blocking, with `SO_MARK` set so the agent's capture
 /// filter drops its own output.
 ///
 /// Why not `IP_HDRINCL`: the kernel routes header-included packets with
@@ -197,14 +200,29 @@ pub struct RawUdpSocket {
 /// The program `ret #0`: accept nothing.
 const DROP_ALL: [libc::sock_filter; 1] = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0 }];
 
+/// Where the UDP checksum sits in the UDP header.
+const UDP_CHECKSUM_OFFSET: libc::c_int = 6;
+
+/// A socket address of `ip` and port 0, with its length.
+fn socket_address(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is a plain C struct for which all-zero bytes are valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = write_sockaddr(&mut storage, SocketAddr::new(ip, 0));
+    (storage, len)
+}
+
 impl RawUdpSocket {
-    /// Opens the socket from `source` to `target` with `mark` and a send buffer of
-    /// `send_buffer` bytes (forced when the process may, else as large as the system
-    /// allows).
-    pub fn open(source: Ipv4Addr, target: Ipv4Addr, mark: u32, send_buffer: usize) -> io::Result<Self> {
+    /// Opens the socket from `source` to `target` (one family) with `mark` and a send
+    /// buffer of `send_buffer` bytes (forced when the process may, else as large as the
+    /// system allows).
+    pub fn open(source: IpAddr, target: IpAddr, mark: u32, send_buffer: usize, fragment: bool) -> io::Result<Self> {
+        if source.is_ipv4() != target.is_ipv4() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "source and target of different families"));
+        }
+        let domain = if target.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
         // SAFETY: plain socket(2) call; the descriptor is owned right below.
         let raw = check(unsafe {
-            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_UDP)
+            libc::socket(domain, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_UDP)
         })?;
         // SAFETY: `raw` is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -215,17 +233,25 @@ impl RawUdpSocket {
         set_option(s, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, program)?;
         set_option(s, libc::SOL_SOCKET, libc::SO_RCVBUF, 0 as libc::c_int)?;
         set_option(s, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)?;
-        set_option(s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO)?;
-        set_option(s, libc::IPPROTO_IP, libc::IP_TTL, 64 as libc::c_int)?;
+        if target.is_ipv4() {
+            let discovery = if fragment { libc::IP_PMTUDISC_DONT } else { libc::IP_PMTUDISC_DO };
+            set_option(s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, discovery)?;
+            set_option(s, libc::IPPROTO_IP, libc::IP_TTL, 64 as libc::c_int)?;
+        } else {
+            set_option(s, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, UDP_CHECKSUM_OFFSET)?;
+            let discovery = if fragment { libc::IPV6_PMTUDISC_DONT } else { libc::IPV6_PMTUDISC_DO };
+            set_option(s, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, discovery)?;
+            set_option(s, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, libc::c_int::from(!fragment))?;
+            set_option(s, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 64 as libc::c_int)?;
+        }
         let size = libc::c_int::try_from(send_buffer).unwrap_or(libc::c_int::MAX);
         if set_option(s, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
             set_option(s, libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
         }
-        let local = sockaddr_in(SocketAddrV4::new(source, 0));
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        // SAFETY: `local` is a valid sockaddr_in on our stack and its size is passed.
+        let (local, len) = socket_address(source);
+        // SAFETY: `local` is a valid socket address on our stack and its true length is passed.
         check(unsafe { libc::bind(s, ptr::from_ref(&local).cast(), len) })?;
-        let remote = sockaddr_in(SocketAddrV4::new(target, 0));
+        let (remote, len) = socket_address(target);
         // SAFETY: as above.
         check(unsafe { libc::connect(s, ptr::from_ref(&remote).cast(), len) })?;
         Ok(Self { fd })

@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tapwire_agent::applied::{AppliedConfig, ConfigSlot};
+use tapwire_agent::applied::{AppliedConfig, ConfigSlot, RouteLookup};
 use tapwire_agent::offload::OffloadMode;
 use tapwire_agent::output::RecordingTransmit;
-use tapwire_agent::pipeline::{Pipeline, PipelineSettings};
+use tapwire_agent::pipeline::{Oversize, Pipeline, PipelineSettings};
 use tapwire_model::config::InterfaceConfig;
 use tapwire_wire::build::{FrameSpec, L4};
 
@@ -81,13 +81,14 @@ pub struct Harness {
 
 pub fn harness(offload: OffloadMode, interface_mtu: usize) -> Harness {
     let slot = Arc::new(ConfigSlot::default());
-    let settings = PipelineSettings { offload, interface_mtu, batch_size: 8 };
+    let settings = PipelineSettings { offload, interface_mtu, batch_size: 8, oversize: Oversize::Truncate };
     Harness { pipeline: Pipeline::new(settings, Arc::clone(&slot), RecordingTransmit::default()), slot }
 }
 
 impl Harness {
     pub fn apply(&mut self, cfg: InterfaceConfig, path_mtu: u32) {
-        let applied = AppliedConfig::build(cfg, MARK, OffloadMode::Segment, &move |_| Some(path_mtu)).unwrap();
+        let applied =
+            AppliedConfig::build(cfg, MARK, OffloadMode::Segment, &move |_| RouteLookup::Mtu(path_mtu)).unwrap();
         self.slot.publish(Arc::new(applied));
         assert!(self.pipeline.refresh().is_some());
     }

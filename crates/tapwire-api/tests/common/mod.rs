@@ -29,7 +29,11 @@ pub fn register(api: &Api, region: &str, ip: &str, instance: Option<&str>) -> St
         host: instance.map(|i| i.replace("i-", "host-")),
         ifname: Some("eth0".into()),
         instance_id: instance.map(str::to_owned),
-        mac: Some("02:00:00:00:00:01".into()),
+        // One MAC per interface, as hosts have: the same MAC would be the same interface.
+        mac: Some(match ip.parse::<std::net::IpAddr>().unwrap() {
+            std::net::IpAddr::V4(v4) => format!("02:00:00:00:{:02x}:{:02x}", v4.octets()[2], v4.octets()[3]),
+            std::net::IpAddr::V6(_) => "02:00:00:00:06:01".into(),
+        }),
         addresses: vec![ip.parse().unwrap()],
     };
     match api.control.execute(&ctx, Dialect::Tapwire, Operation::RegisterInterface(reg)).unwrap() {

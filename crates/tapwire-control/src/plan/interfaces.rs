@@ -13,14 +13,37 @@ impl Planner<'_> {
         if reg.addresses.is_empty() {
             return Err(ApiError::missing("ip"));
         }
-        // Stable identity: the same (host or instance, interface name) is the same eni-.
+        // Stable identity: the same (host, interface name) is the same eni-; else the same
+        // (instance, interface name); else the same MAC (an agent whose host name is not
+        // the one an operator registered). Claimed under another host name only when that
+        // host has no enrolled agent of its own and the interface is no target's: a
+        // sensor is never taken over by whoever knows its MAC.
         let index = &self.state.index;
         let account = self.ctx.account;
-        let existing_id = match (&reg.ifname, &reg.host, &reg.instance_id) {
-            (Some(ifname), Some(host), _) => index.interface_on_host(account, ifname, host),
-            (Some(ifname), None, Some(instance)) => index.interface_of_instance(account, ifname, instance),
+        let on_host = match (&reg.ifname, &reg.host) {
+            (Some(ifname), Some(host)) => index.interface_on_host(account, ifname, host),
             _ => None,
         };
+        let claimable = |id: NetworkInterfaceId| {
+            let other = self.state.interfaces.get(&id).and_then(|i| i.host.clone());
+            match (other, &reg.host) {
+                (Some(other), Some(mine)) if other != *mine => {
+                    self.state.agent_keys_of(account, &other).next().is_none()
+                        && !self.state.interface_is_destination(id)
+                }
+                _ => true,
+            }
+        };
+        let existing_id = on_host
+            .or_else(|| match (&reg.ifname, &reg.instance_id) {
+                (Some(ifname), Some(instance)) => {
+                    index.interface_of_instance(account, ifname, instance).filter(|id| claimable(*id))
+                }
+                _ => None,
+            })
+            .or_else(|| {
+                reg.mac.as_deref().and_then(|mac| index.interface_with_mac(account, mac)).filter(|id| claimable(*id))
+            });
         let existing = existing_id.and_then(|id| self.state.interfaces.get(&id)).cloned();
         // As EC2 private addresses: one interface of the account holds an address.
         for address in &reg.addresses {
@@ -48,6 +71,7 @@ impl Planner<'_> {
                 i.mac = reg.mac.or(i.mac);
                 i.instance_id = reg.instance_id.or(i.instance_id);
                 i.host = reg.host.or(i.host);
+                i.ifname = reg.ifname.or(i.ifname);
                 i
             }
             None => {

@@ -235,6 +235,30 @@ impl Planner<'_> {
                 format!("The network interface '{eni}' cannot mirror to itself."),
             ));
         }
+        // Copies leave with an outer header of one family: the source needs an address of
+        // a family the target has, or nothing could ever be sent.
+        if let Some(target) = target_eni.and_then(|t| self.state.interfaces.get(&t))
+            && !target.addresses.iter().any(|a| iface.addresses.iter().any(|b| a.is_ipv4() == b.is_ipv4()))
+        {
+            let family = |addresses: &[std::net::IpAddr]| match (
+                addresses.iter().any(std::net::IpAddr::is_ipv4),
+                addresses.iter().any(std::net::IpAddr::is_ipv6),
+            ) {
+                (true, false) => "only IPv4",
+                (false, true) => "only IPv6",
+                _ => "no",
+            };
+            return Err(ApiError::new(
+                ErrorKind::InvalidParameterCombination,
+                format!(
+                    "The source network interface '{eni}' has {} addresses and the target's network interface '{}' has {}: \
+                     no copy could be sent from one to the other.",
+                    family(&iface.addresses),
+                    target.id,
+                    family(&target.addresses)
+                ),
+            ));
+        }
         if let Some(clash) = others().find(|s| s.number == session.number) {
             return Err(ApiError::invalid(format!(
                 "The session number {} is already used by traffic mirror session '{}' on network interface '{eni}'.",

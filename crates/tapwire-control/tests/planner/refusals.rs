@@ -469,4 +469,12 @@ pub const REFUSALS: &[Refusal] = &[
         let address = w.control.read().interfaces[&held].addresses[0];
         Operation::RegisterInterface(InterfaceRegistration::on_host("elsewhere", "eth0", vec![address]))
     }),
+    refusal!("a target of a family the source has no address of", Ec2, K::InvalidParameterCombination, |w| {
+        let source = w.iface(true);
+        let reg = InterfaceRegistration::on_host("v6-sensor", "eth0", vec!["2001:db8::9".parse().unwrap()]);
+        let sensor = w.run(Tapwire, Operation::RegisterInterface(reg)).unwrap().into_interface().unwrap().id;
+        let target = w.target(sensor);
+        let filter = w.filter();
+        Operation::CreateSession(new_session(source, SessionTarget::Target(target), filter, 1))
+    }),
 ];

@@ -204,6 +204,7 @@ pub fn config(rng: &mut Rng) -> InterfaceConfig {
         addresses: vec![INTERFACE_V4.parse().unwrap(), INTERFACE_V6.parse().unwrap()],
         dns_resolvers: vec![RESOLVER_V4.parse().unwrap(), RESOLVER_V6.parse().unwrap()],
         sessions,
+        unsupported: Vec::new(),
     }
 }
 
