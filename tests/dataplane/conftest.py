@@ -63,9 +63,10 @@ class MirrorEnv:
                                "--ttl", ttl)
         return made["Token"]
 
-    def start_agent(self, *extra, token=None, instance_id="i-web1"):
+    def start_agent(self, *extra, token=None, instance_id="i-web1", wrapper=(), binary=BIN, ca=None):
         """Starts the agent; the first start enrolls with a new join token, later ones use
-        the credential kept in the state directory."""
+        the credential kept in the state directory. `wrapper` runs it under another
+        command (e.g. setpriv, to drop privileges)."""
         log = open(self.tmp / "agent.log", "a")
         if token is None and not (self.state_dir / "agent-credential.json").exists():
             token = self.join_token()
@@ -74,8 +75,10 @@ class MirrorEnv:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["TAPWIRE_LOG"] = "info"
         instance = ["--instance-id", instance_id] if instance_id else []
-        self.agent = self.lab.spawn("src", BIN, "agent", "--server", self.url, "--ca-cert", str(self.server.ca),
+        self.agent = self.lab.spawn("src", *wrapper, binary, "agent", "--server", self.url,
+                                    "--ca-cert", str(ca or self.server.ca),
                                     "--state-dir", str(self.state_dir), *enroll, "--interface", "eth0",
+                                    "--report-interval", "1s",
                                     "--host", self.host, *instance, *extra, stderr=log, env=env)
         wait_for(lambda: self.agent_status(check=False), timeout=15, what="agent metrics endpoint")
 
@@ -180,15 +183,19 @@ class MirrorEnv:
     def wait_copies(self, predicate, timeout=10, what="copies at the sensor"):
         return wait_for(lambda: predicate(self.copies()), timeout=timeout, what=what)
 
-    def settle(self, seconds=0.5):
-        """Waits until the sensor's count stops moving for `seconds`."""
+    def settle(self, seconds=0.5, limit=15.0):
+        """Waits until the sensor's count stops moving for `seconds`, or `limit` has passed:
+        a session that mirrors TCP also copies the agent's own polls and reports, which
+        never stop."""
         last = -1
-        while True:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
             n = len(self.copies())
             if n == last:
                 return n
             last = n
             time.sleep(seconds)
+        return len(self.copies())
 
     def vxlan_rx(self, dev):
         return self.lab.link_stats("sens", dev)["rx"]["packets"]

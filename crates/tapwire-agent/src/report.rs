@@ -6,9 +6,8 @@
 //! replaces the classifier, a session's or rule's counts carry over by ID, and sessions
 //! or rules that disappeared keep their final counts (with `active: false`).
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
+use tapwire_model::prometheus::Exposition;
 
 /// What happened to the copies of one session after classification.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,31 +192,11 @@ pub struct AgentStatus {
     pub interfaces: Vec<InterfaceReport>,
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-struct Metric<'a> {
-    out: &'a mut String,
-}
-
-impl Metric<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-        let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
-    }
-}
-
 type Field<T> = (&'static str, &'static str, fn(&T) -> u64);
 
 /// Renders the status as Prometheus text exposition (version 0.0.4).
 pub fn prometheus(status: &AgentStatus) -> String {
-    let mut out = String::new();
-    let mut m = Metric { out: &mut out };
+    let mut m = Exposition::new();
     m.family("tapwire_agent_uptime_seconds", "gauge", "Seconds since the agent started.");
     m.sample("tapwire_agent_uptime_seconds", &[("host", &status.host)], status.uptime_seconds);
 
@@ -341,7 +320,7 @@ pub fn prometheus(status: &AgentStatus) -> String {
             }
         }
     }
-    out
+    m.finish()
 }
 
 #[cfg(test)]

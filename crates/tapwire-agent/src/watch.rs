@@ -165,7 +165,11 @@ pub fn watch(
             },
         };
         let mut report_now = false;
-        match control.fetch_config(id, after, options.long_poll) {
+        // The poll ends by the next report's time, so counters leave every status_interval
+        // even while the configuration stays the same (the server waits in whole seconds).
+        let until_report = last_report.map_or(Duration::ZERO, |t| options.status_interval.saturating_sub(t.elapsed()));
+        let poll = options.long_poll.min(Duration::from_secs(until_report.as_secs().max(1)));
+        match control.fetch_config(id, after, poll) {
             Ok(Some(config)) => {
                 connected(shared);
                 backoff = options.backoff_min;

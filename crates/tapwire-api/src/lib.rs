@@ -14,10 +14,14 @@ pub mod cancel;
 pub mod decode;
 pub mod ec2;
 mod flat;
+pub mod metrics;
 pub mod query;
 pub mod regions;
+pub mod request_log;
 pub mod serve;
+pub mod telemetry;
 pub mod tls;
+pub mod ui;
 pub mod v1;
 
 use std::collections::BTreeSet;
@@ -84,7 +88,15 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/", any(query::query_api))
         .nest("/tapwire/v1", v1_routes(api.clone()))
-        .layer(axum::Extension(Arc::new(v1::interfaces::AgentReports::default())))
+        .route("/ui", get(ui::to_index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
+        .route(
+            "/metrics",
+            get(metrics::metrics).route_layer(axum::middleware::from_fn_with_state(api.clone(), v1::authenticate)),
+        )
+        .layer(axum::Extension(Arc::new(telemetry::Telemetry::default())))
+        .layer(axum::middleware::from_fn(request_log::log_requests))
         .with_state(api)
 }
 
@@ -92,7 +104,7 @@ pub fn router(api: Arc<Api>) -> Router {
 /// enrollment, whose join token is its credential.
 fn v1_routes(api: Arc<Api>) -> Router<Arc<Api>> {
     use axum::routing::{delete, post};
-    use v1::{access_keys, accounts, agents, audit, interfaces};
+    use v1::{access_keys, accounts, agents, audit, interfaces, sessions, targets};
     Router::new()
         .route("/network-interfaces", get(interfaces::list).post(interfaces::register))
         .route("/network-interfaces/{eni}", delete(interfaces::deregister))
@@ -106,6 +118,8 @@ fn v1_routes(api: Arc<Api>) -> Router<Arc<Api>> {
         .route("/access-keys", get(access_keys::list_keys).post(access_keys::create_key))
         .route("/access-keys/{id}", delete(access_keys::delete_key))
         .route("/audit", get(audit::audit))
+        .route("/sessions/status", get(sessions::status))
+        .route("/targets", get(targets::list))
         .route_layer(axum::middleware::from_fn_with_state(api, v1::authenticate))
         .route("/agents/enroll", post(agents::enroll))
 }

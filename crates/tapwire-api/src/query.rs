@@ -161,7 +161,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-/// `/`.
+/// `/`: the answer, with a [`RequestNote`] for the request log.
 pub async fn query_api(
     State(api): State<Arc<Api>>,
     Peer(peer): Peer,
@@ -170,6 +170,46 @@ pub async fn query_api(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let mut note = RequestNote { request_id: request_id(), ..RequestNote::default() };
+    let mut resp = answer(&api, peer, method, uri, headers, body, &mut note).await;
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+/// What the request log says of a request beyond its method, path, status and time.
+#[derive(Debug, Clone, Default)]
+pub struct RequestNote {
+    /// The ID the answer carries.
+    pub request_id: String,
+    /// `ec2`, `alibaba` or `tapwire`.
+    pub dialect: &'static str,
+    /// The action, when known.
+    pub action: String,
+    /// The caller's account, once verified.
+    pub account: Option<AccountId>,
+    /// The access key it signed with.
+    pub access_key: Option<String>,
+}
+
+impl RequestNote {
+    /// Notes the verified caller.
+    pub fn caller(&mut self, who: &Identity) {
+        self.account = Some(who.account);
+        self.access_key.clone_from(&who.key_id);
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "the request's parts, taken apart by query_api")]
+async fn answer(
+    api: &Arc<Api>,
+    peer: Option<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    note: &mut RequestNote,
+) -> Response {
+    let api = api.clone();
     if method != Method::GET && method != Method::POST {
         let mut resp = (StatusCode::METHOD_NOT_ALLOWED, "Only GET and POST reach the APIs.\n").into_response();
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
@@ -177,12 +217,16 @@ pub async fn query_api(
     }
     let query = uri.query();
     let source = peer.map(|addr| addr.ip().to_string());
-    let request_id = request_id();
+    let request_id = note.request_id.clone();
     let body = match read_body(body, api.config.body_timeout).await {
         Ok(b) => b,
         Err(e) => return refuse(decode::envelope(query, &headers, b""), &e, &request_id),
     };
     let envelope = decode::envelope(query, &headers, &body);
+    note.dialect = match envelope {
+        Envelope::Ec2 => "ec2",
+        Envelope::Alibaba => "alibaba",
+    };
     let params = match decode::decode(&method, query, &headers, &body) {
         Ok(p) => p,
         Err(e) => return refuse(envelope, &e, &request_id),
@@ -205,6 +249,8 @@ pub async fn query_api(
         Some(alibaba::VERSION) => {
             let action =
                 find("Action").or_else(|| header_text(&headers, "x-acs-action").map(str::to_owned)).unwrap_or_default();
+            note.dialect = "alibaba";
+            note.action.clone_from(&action);
             let who = match api.auth.alibaba(&state, &signed, now, now_fractional()) {
                 Ok(w) => w,
                 Err(e) => {
@@ -217,6 +263,7 @@ pub async fn query_api(
                 }
             };
             drop(state);
+            note.caller(&who);
             if let Err(e) = no_agents(&api, &who, source.as_deref(), "alibaba", &action, &request_id) {
                 return refuse(Envelope::Alibaba, &e, &request_id);
             }
@@ -232,6 +279,8 @@ pub async fn query_api(
         }
         Some(ec2::VERSION) => {
             let action = find("Action").unwrap_or_default();
+            note.dialect = "ec2";
+            note.action.clone_from(&action);
             let (who, region) = match api.auth.sigv4(&state, &signed, "ec2", now).and_then(|(w, r)| {
                 api.auth.throttle(&w, now_fractional())?;
                 Ok((w, r))
@@ -247,6 +296,7 @@ pub async fn query_api(
                 }
             };
             drop(state);
+            note.caller(&who);
             if let Err(e) = no_agents(&api, &who, source.as_deref(), "ec2", &action, &request_id) {
                 return refuse(Envelope::Ec2, &e, &request_id);
             }

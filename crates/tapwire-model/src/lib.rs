@@ -20,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod numbers;
+pub mod prometheus;
 pub mod resource;
 pub mod rule;
 pub mod wildcard;

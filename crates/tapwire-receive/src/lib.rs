@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 pub use encode::Format;
-pub use receiver::{Receiver, Summary};
+pub use receiver::{Receiver, Summary, human};
 pub use rotate::SplitBy;
 pub use sink::{Output, Stats, Target};
 pub use sys::thread_cpu_time;

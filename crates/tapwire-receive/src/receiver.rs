@@ -276,8 +276,8 @@ impl StatusLine {
     }
 }
 
-/// 1234567 → "1.23M".
-fn human(v: f64) -> String {
+/// 1234567 → "1.23M": counts and rates for a person (also `tapwire session status`).
+pub fn human(v: f64) -> String {
     match v {
         v if v >= 1e9 => format!("{:.2}G", v / 1e9),
         v if v >= 1e6 => format!("{:.2}M", v / 1e6),

@@ -85,6 +85,10 @@ struct RunArgs {
     /// Address of the /metrics (Prometheus) and /status (JSON) endpoint.
     #[arg(long, default_value = DEFAULT_METRICS_LISTEN)]
     metrics_listen: SocketAddr,
+    /// How often counters are reported to the control plane (1s to 10m; also after every
+    /// configuration change).
+    #[arg(long, default_value = "10s", value_parser = report_interval)]
+    report_interval: Duration,
     /// SO_MARK of the agent's copies; its capture filter drops packets with this mark.
     #[arg(long, default_value_t = DEFAULT_MARK)]
     mark: u32,
@@ -98,6 +102,14 @@ struct RunArgs {
     /// Pin the capture threads to this CPU (keeps mirroring off the CPUs doing the host's work).
     #[arg(long)]
     cpu: Option<usize>,
+}
+
+fn report_interval(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
+        return Err("the report interval is 1s to 10m".into());
+    }
+    Ok(d)
 }
 
 /// Arguments of `tapwire agent status`.
@@ -139,6 +151,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
             ..defaults.ring
         },
         capture_cpu: args.cpu,
+        watch: tapwire_agent::watch::WatchOptions { status_interval: args.report_interval, ..defaults.watch },
         ..defaults
     };
     let listener = TcpListener::bind(args.metrics_listen)

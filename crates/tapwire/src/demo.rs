@@ -39,6 +39,16 @@ const SRC_V6: &str = "2001:db8::1";
 const VNI: &str = "42";
 const ROLES: [&str; 4] = ["src", "peer", "sens", "net"];
 const ROOT_LINK: &str = "twdemo-ctl";
+/// What the columns of `tapwire agent status` and `tapwire session status` count.
+const COLUMNS: &str = "
+  MATCHED      frames the session's filter accepted, both directions
+  MIRRORED     VXLAN copies sent to the target: more than MATCHED when the kernel handed over a
+               TCP super-frame (offload), which is copied as the SEGMENTS the wire carried
+  CUT_LEN      copies cut to the session's packet length
+  CUT_MTU/CUT  copies cut to the path MTU towards the sensor
+  FRAGMENTED   copies sent whole as outer IP fragments (agent --oversize fragment)
+  DROPPED      copies lost: send buffer full, send error or no route (--json says which)
+  RULE MATCHED frames each filter rule decided, with their bytes";
 
 /// Arguments of `tapwire demo`.
 #[derive(Debug, clap::Args)]
@@ -266,6 +276,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "i-demo-web1",
             "--host",
             "demo-web1",
+            // Counters reach the control plane each second, so its view below is current.
+            "--report-interval",
+            "1s",
         ],
     )?;
     let source: NetworkInterface = wait_until(&stop, "the agent to register", || {
@@ -380,6 +393,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             total += n;
         }
     });
+    // Something listens on the UDP port, so the source answers no "port unreachable".
+    let udp_sink = in_namespace("src", || {
+        let socket = UdpSocket::bind((SRC, 5001))?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = [0u8; 2048];
+        let mut datagrams = 0;
+        while datagrams < 20 && socket.recv(&mut buf).is_ok() {
+            datagrams += 1;
+        }
+        Ok(datagrams)
+    });
     std::thread::sleep(Duration::from_millis(100));
     let sender = in_namespace("peer", || {
         let udp = UdpSocket::bind("0.0.0.0:0")?;
@@ -392,7 +416,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     joined(sender)?;
     let received = joined(sink)?;
-    println!("UDP: 20 datagrams to {SRC}:5001; TCP: {received} bytes to {SRC}:5201");
+    let datagrams = joined(udp_sink)?;
+    println!("UDP: {datagrams} of 20 datagrams to {SRC}:5001 arrived; TCP: {received} bytes to {SRC}:5201");
     std::thread::sleep(Duration::from_millis(700));
 
     step(&stop, "what the sensor's kernel vxlan device (VNI 42) received")?;
@@ -413,11 +438,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let sessions = status.interfaces.iter().flat_map(|i| &i.sessions);
         let (cut, sent) =
             sessions.fold((0, 0), |(c, s), x| (c + x.delivery.truncated_path_mtu, s + x.delivery.mirrored_packets));
-        println!(
-            "\n{cut} of {sent} copies were cut to the 1500-byte path to the sensor (CUT_MTU): a full-size frame needs \
+        if cut > 0 {
+            println!(
+                "\n{cut} of {sent} copies were cut to the 1500-byte path to the sensor (CUT_MTU): a full-size frame needs \
              50 bytes more on that path, or run the agent with --oversize fragment"
-        );
+            );
+        }
     }
+
+    println!("{COLUMNS}");
+
+    step(&stop, "the same at the control plane (tapwire session status), where an operator looks")?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let sessions: Vec<serde_json::Value> = client.get("/tapwire/v1/sessions/status")?;
+    print!("{}", crate::sessions::table(&sessions, false));
 
     if args.keep {
         println!("\nlab kept: try `ip netns exec twdemo-sens tcpdump -n -i vx42`; Ctrl-C removes it");

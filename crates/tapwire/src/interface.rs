@@ -92,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             "Agent".to_owned(),
                             serde_json::json!({
                                 "AppliedRevision": a.applied_revision,
-                                "ReportedAt": a.reported_at,
+                                "ReportedAt": tapwire_api::time_text(i64::try_from(a.reported_at).unwrap_or(i64::MAX)),
                                 "Sessions": sessions,
                             }),
                         );
@@ -100,7 +100,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     v
                 })
                 .collect();
-            output::print(args.output, &serde_json::Value::Array(out), &columns)?;
+            let listed =
+                [&columns[..], &[("REVISION", "/Agent/AppliedRevision"), ("LAST REPORT", "/Agent/ReportedAt")]]
+                    .concat();
+            output::print(args.output, &serde_json::Value::Array(out), &listed)?;
         }
         Command::Deregister { network_interface_id } => {
             client.delete(&format!("/tapwire/v1/network-interfaces/{network_interface_id}"))?;

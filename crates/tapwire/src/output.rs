@@ -12,7 +12,8 @@ pub enum Output {
     Json,
 }
 
-/// A table's columns: header and the JSON field each row shows.
+/// A table's columns: header and the JSON field each row shows (a top-level name, or a
+/// JSON pointer such as `/Agent/ReportedAt` for a nested one).
 pub type Columns<'a> = &'a [(&'a str, &'a str)];
 
 /// Prints `value` (an object or an array of objects) as JSON or as a table of `columns`.
@@ -41,10 +42,14 @@ fn cell(v: &Value) -> String {
     }
 }
 
+fn field_of<'v>(row: &'v Value, field: &str) -> &'v Value {
+    if field.starts_with('/') { row.pointer(field).unwrap_or(&Value::Null) } else { &row[field] }
+}
+
 /// Rows under a header line, each column as wide as its widest cell.
 pub fn table(rows: &[&Value], columns: Columns<'_>) -> String {
     let cells: Vec<Vec<String>> =
-        rows.iter().map(|r| columns.iter().map(|(_, field)| cell(&r[*field])).collect()).collect();
+        rows.iter().map(|r| columns.iter().map(|(_, field)| cell(field_of(r, field))).collect()).collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()

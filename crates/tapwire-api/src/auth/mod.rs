@@ -285,6 +285,25 @@ impl Authenticator {
         Ok((self.identity(state, key)?, claim.region))
     }
 
+    /// Checks HTTP Basic credentials (`Basic base64(KEY_ID:SECRET)`), which Prometheus and
+    /// a browser sign-in send over TLS: the secret is compared in constant time.
+    pub fn basic(&self, state: &State, authorization: &str) -> Result<Identity, ApiError> {
+        if !self.verifies() {
+            return Ok(Identity::open_root());
+        }
+        use base64::Engine as _;
+        let malformed = || refuse(ErrorKind::IncompleteSignature, "Basic credentials must be base64 of KEY_ID:SECRET.");
+        let encoded = authorization.strip_prefix("Basic ").ok_or_else(malformed)?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+        let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (key_id, given) = text.split_once(':').ok_or_else(malformed)?;
+        let (key, secret) = self.key_and_secret(state, key_id)?;
+        if !acs::same_signature(&secret, given) {
+            return Err(refuse(ErrorKind::SignatureDoesNotMatch, "The secret access key does not match the key ID."));
+        }
+        self.identity(state, key)
+    }
+
     /// Checks an Alibaba request (V1 or ACS3) at time `now` (`fractional_now` for the
     /// bucket), and draws from the key's bucket.
     pub fn alibaba(

@@ -34,10 +34,10 @@ use tapwire_control::{ApiError, Dialect, ErrorKind};
 use tapwire_model::identity::JoinToken;
 
 use super::access_keys::{DrawnKey, draw_key};
-use super::interfaces::AgentReports;
 use super::{Caller, JsonBody, blocking, error_response};
 use crate::Api;
 use crate::query::Peer;
+use crate::telemetry::Telemetry;
 
 /// A join token's life when none is asked for: one day.
 const DEFAULT_TTL: i64 = 24 * 3600;
@@ -201,7 +201,7 @@ pub async fn enroll(State(api): State<Arc<Api>>, Peer(peer): Peer, JsonBody(body
 pub async fn list(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
-    Extension(reports): Extension<Arc<AgentReports>>,
+    Extension(telemetry): Extension<Arc<Telemetry>>,
 ) -> Response {
     if let Err(e) = caller.authorize(&api, "ListAgents") {
         return error_response(&e);
@@ -216,7 +216,7 @@ pub async fn list(
                 .values()
                 .filter(|i| i.scope.account == caller.who.account && i.host.as_deref() == Some(host))
                 .map(|i| {
-                    let seen = reports.latest(i.id);
+                    let seen = telemetry.latest(i.id);
                     json!({
                         "NetworkInterfaceId": i.id.to_string(),
                         "InterfaceName": i.ifname,

@@ -1,4 +1,4 @@
-//! tapwire's own JSON endpoints, used by `tapwire interface …` and by agents.
+//! The interface inventory, used by `tapwire interface …` and by agents.
 //!
 //! ```text
 //! POST   /tapwire/v1/network-interfaces                 register (idempotent per host+ifname)
@@ -8,27 +8,27 @@
 //!        ?after=R&wait=S  long poll: answer as soon as the revision passes R, or after S
 //!        seconds (max 60) with 304 Not Modified
 //! POST   /tapwire/v1/network-interfaces/{eni}/status    an agent's report: {"applied_revision":
-//!        R, …counters…}; the latest one per interface is kept in memory (not in the store:
-//!        it is the agent's state, gone with a restart and re-sent within seconds) and shown
-//!        by the list as "agent": {"applied_revision", "reported_at", "report"}
+//!        R, …counters…}; kept in [`crate::telemetry`] (in memory, not in the store: it is
+//!        the agent's state, re-sent within its report interval) and shown by the list as
+//!        "agent": {"applied_revision", "reported_at", "report"}
 //! ```
 //! Errors are `{"code": …, "message": …}` with EC2's codes and statuses.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tapwire_control::ops::{InterfaceRegistration, Operation, Output};
 use tapwire_control::{ApiError, Dialect, ErrorKind, ResourceKind, render};
 use tapwire_model::NetworkInterfaceId;
 
 use super::{Caller, JsonBody, error_response};
 use crate::Api;
+use crate::telemetry::Telemetry;
 
 /// Longest long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -108,28 +108,6 @@ pub async fn register(
     }
 }
 
-/// The latest status report of each interface's agent, in memory.
-#[derive(Debug, Default)]
-pub struct AgentReports(Mutex<HashMap<NetworkInterfaceId, AgentReport>>);
-
-impl AgentReports {
-    /// The latest report for `eni`.
-    pub fn latest(&self, eni: NetworkInterfaceId) -> Option<AgentReport> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&eni).cloned()
-    }
-}
-
-/// One agent report as the list shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AgentReport {
-    /// The configuration revision the agent's data plane runs with.
-    pub applied_revision: Option<u64>,
-    /// When the report arrived (seconds since the epoch).
-    pub reported_at: u64,
-    /// The report as sent (counters per session and rule).
-    pub report: serde_json::Value,
-}
-
 /// The body of a status report: the applied revision, the rest kept as sent.
 #[derive(Debug, Deserialize)]
 pub struct StatusBody {
@@ -143,20 +121,19 @@ pub struct StatusBody {
 pub async fn list(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
-    Extension(reports): Extension<Arc<AgentReports>>,
+    Extension(telemetry): Extension<Arc<Telemetry>>,
 ) -> Response {
     if let Err(e) = caller.authorize(&api, "ListNetworkInterfaces") {
         return error_response(&e);
     }
     let state = api.control.read();
-    let reports = reports.0.lock().unwrap_or_else(PoisonError::into_inner);
     let all: Vec<serde_json::Value> = state
         .interfaces
         .values()
         .filter(|i| i.scope.account == caller.who.account)
         .map(|i| {
             let mut v = serde_json::to_value(i).unwrap_or(serde_json::Value::Null);
-            if let (Some(obj), Some(r)) = (v.as_object_mut(), reports.get(&i.id)) {
+            if let (Some(obj), Some(r)) = (v.as_object_mut(), telemetry.latest(i.id)) {
                 obj.insert("agent".to_owned(), serde_json::to_value(r).unwrap_or(serde_json::Value::Null));
             }
             v
@@ -169,7 +146,7 @@ pub async fn list(
 pub async fn report_status(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
-    Extension(reports): Extension<Arc<AgentReports>>,
+    Extension(telemetry): Extension<Arc<Telemetry>>,
     Path(eni): Path<String>,
     JsonBody(body): JsonBody<StatusBody>,
 ) -> Response {
@@ -180,14 +157,11 @@ pub async fn report_status(
         Ok(e) => e,
         Err(e) => return error_response(&e),
     };
-    let reported_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let report = AgentReport {
-        applied_revision: body.applied_revision,
-        reported_at,
-        report: serde_json::Value::Object(body.rest),
-    };
-    reports.0.lock().unwrap_or_else(PoisonError::into_inner).insert(eni, report);
-    StatusCode::NO_CONTENT.into_response()
+    let at = crate::query::now_fractional();
+    match telemetry.record(eni, caller.who.account, body.applied_revision, serde_json::Value::Object(body.rest), at) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(&ApiError::new(ErrorKind::MalformedRequest, e.to_string())),
+    }
 }
 
 fn parse_eni(raw: &str) -> Result<NetworkInterfaceId, ApiError> {

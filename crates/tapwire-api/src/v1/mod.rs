@@ -28,9 +28,11 @@ pub mod accounts;
 pub mod agents;
 pub mod audit;
 pub mod interfaces;
+pub mod sessions;
+pub mod targets;
 
 use crate::auth::{Identity, Signed};
-use crate::query::Peer;
+use crate::query::{Peer, RequestNote};
 use crate::{Api, ec2};
 
 /// Largest JSON body of an own endpoint.
@@ -142,9 +144,30 @@ fn agent_may_call(method: &axum::http::Method, path: &str) -> bool {
     )
 }
 
-/// The layer in front of every own route: verify, throttle, put the caller on the request.
+/// The layer in front of every own route: verify, throttle, put the caller on the request;
+/// the answer carries a [`RequestNote`] for the request log.
 pub async fn authenticate(State(api): State<Arc<Api>>, Peer(peer): Peer, req: Request, next: Next) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let path =
+        req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().path().to_owned(), |o| o.path().to_owned());
+    let mut note = RequestNote {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        dialect: "tapwire",
+        action: format!("{} {path}", req.method()),
+        ..RequestNote::default()
+    };
+    let mut resp = verify_then(&api, peer, req, next, &mut note).await;
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+async fn verify_then(
+    api: &Arc<Api>,
+    peer: Option<std::net::SocketAddr>,
+    req: Request,
+    next: Next,
+    note: &mut RequestNote,
+) -> Response {
+    let request_id = note.request_id.clone();
     let source = peer.map(|a| a.ip().to_string());
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
@@ -169,10 +192,13 @@ pub async fn authenticate(State(api): State<Arc<Api>>, Peer(peer): Peer, req: Re
     };
     let now = api.control.now();
     let state = api.control.read();
-    let verdict = api
-        .auth
-        .sigv4(&state, &signed, "tapwire", now)
-        .and_then(|(who, _)| api.auth.throttle(&who, crate::query::now_fractional()).map(|()| who));
+    // Reads may also come with Basic credentials (Prometheus, the web view's sign-in).
+    let basic = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).filter(|v| v.starts_with("Basic "));
+    let verdict = match basic {
+        Some(header) if parts.method == axum::http::Method::GET => api.auth.basic(&state, header),
+        _ => api.auth.sigv4(&state, &signed, "tapwire", now).map(|(who, _)| who),
+    }
+    .and_then(|who| api.auth.throttle(&who, crate::query::now_fractional()).map(|()| who));
     let who = match verdict {
         Ok(who) => who,
         Err(e) => {
@@ -182,10 +208,20 @@ pub async fn authenticate(State(api): State<Arc<Api>>, Peer(peer): Peer, req: Re
                 let code = ec2::error_code(&e.kind);
                 crate::query::refusal(&api.control, by, source.as_deref(), "tapwire", &action, code, &request_id);
             }
-            return error_response(&e);
+            let mut resp = error_response(&e);
+            // A scraper or curl told how to sign in. Not for the web view's fetches: the
+            // challenge would open the browser's own password dialog over the page's form.
+            if path == "/metrics" && resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+                resp.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Basic realm=\"tapwire\", charset=\"UTF-8\""),
+                );
+            }
+            return resp;
         }
     };
     drop(state);
+    note.caller(&who);
     if who.agent_host.is_some() && !agent_may_call(&parts.method, &path) {
         let err = ApiError::new(
             ErrorKind::Unauthorized,
