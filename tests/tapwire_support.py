@@ -35,6 +35,18 @@ AWS = str(Path(sys.executable).parent / "aws")
 EC2_REGION = "us-east-1"
 
 
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Polls `predicate` until it is truthy (returned) or `timeout` passes (an assertion)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {last!r})")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,8 +82,14 @@ def read_profile(path, profile="tapwire"):
     return Key(section["aws_access_key_id"], section["aws_secret_access_key"]), section.get("region")
 
 
+# Set by tests/conftest.py when TAPWIRE_TEST_REPLICAS=1: the run's PostgreSQL, on which
+# every plain-HTTP Server becomes two replicas behind a round-robin balancer.
+REPLICA_CLUSTER = None
+
+
 class Server:
-    """One `tapwire server` over one data directory."""
+    """One `tapwire server` over one data directory; with REPLICA_CLUSTER, two replicas
+    on a database of their own, sharing a master key, behind a balancer on the same URL."""
 
     def __init__(self, data_dir, extra_args=(), preexec_fn=None, host="127.0.0.1", port=None, launch=None, tls=False):
         self.data_dir = Path(data_dir)
@@ -88,41 +106,71 @@ class Server:
         self.launch = launch
         self.proc = None
         self.root = None
+        self.replicas = REPLICA_CLUSTER is not None and not tls and launch is None
+        self.procs = []
+        self.balancer = None
+        self.store_url = None
 
     # -- process ---------------------------------------------------------------------
+
+    def replica_argvs(self):
+        """Each replica's command line: the test's, on a port and data directory of its
+        own, on the shared store and master key."""
+        if self.store_url is None:
+            self.store_url = REPLICA_CLUSTER.database()
+            self.replica_ports = [free_port(), free_port()]
+        argvs = []
+        for i, port in enumerate(self.replica_ports):
+            argv = self.argv()
+            argv[argv.index("--listen") + 1] = f"{self.host}:{port}"
+            if i > 0:
+                argv[argv.index("--data-dir") + 1] = f"{self.data_dir}-replica{i}"
+            argvs.append([*argv, "--store", self.store_url, "--master-key", f"{self.data_dir}.master.key"])
+        return argvs
 
     def start(self, timeout=20.0):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        argv = self.argv()
-        log = open(self.log_path, "a")
-        if self.launch:
-            self.proc = self.launch(argv, log)
-        else:
-            self.proc = subprocess.Popen(argv, stderr=log, stdout=subprocess.DEVNULL, preexec_fn=self.preexec_fn)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while "listening on" not in self.log()[offset:]:
-            assert self.proc.poll() is None, f"server exited {self.proc.returncode}: {self.log()[offset:]}"
-            assert time.monotonic() < deadline, f"server did not start: {self.log()[offset:]}"
-            time.sleep(0.02)
+        argvs = self.replica_argvs() if self.replicas else [self.argv()]
+        self.procs = []
+        for argv in argvs:
+            log = open(self.log_path, "a")
+            if self.launch:
+                proc = self.launch(argv, log)
+            else:
+                proc = subprocess.Popen(argv, stderr=log, stdout=subprocess.DEVNULL, preexec_fn=self.preexec_fn)
+            log.close()
+            self.procs.append(proc)
+            # One at a time: the first makes the root key, the others find it.
+            deadline = time.monotonic() + timeout
+            while self.log()[offset:].count("listening on") < len(self.procs):
+                assert proc.poll() is None, f"server exited {proc.returncode}: {self.log()[offset:]}"
+                assert time.monotonic() < deadline, f"server did not start: {self.log()[offset:]}"
+                time.sleep(0.02)
+        self.proc = self.procs[0]
+        if self.replicas and self.balancer is None:
+            from balancer import Balancer
+            self.balancer = Balancer((self.host, self.port), [(self.host, p) for p in self.replica_ports])
         credentials = self.data_dir / "credentials"
         if credentials.exists():
             self.root, _ = read_profile(credentials)
         return self
 
     def argv(self):
-        tls = ["--tls", "auto"] if self.tls else []
+        # TLS from the server's own CA, unless the test hands it a certificate.
+        tls = ["--tls", "auto"] if self.tls and "--tls-cert" not in self.extra_args else []
         return [BIN, "server", "--listen", self.endpoint, "--data-dir", str(self.data_dir), *tls, *self.extra_args]
 
     def ssl_context(self):
         return ssl.create_default_context(cafile=str(self.ca)) if self.tls else None
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                proc.wait(timeout=10)
         self.proc = None
+        self.procs = []
 
     def restart(self, sig=signal.SIGTERM):
         self.stop(sig)

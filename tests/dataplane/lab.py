@@ -21,8 +21,9 @@ import random
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
+
+from tapwire_support import wait_for  # noqa: F401 - the lab's tests take it from here
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -148,12 +149,3 @@ def stale_labs(prefix="tw"):
     return [line.split()[0] for line in out.splitlines() if pattern.match(line)]
 
 
-def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {last!r})")

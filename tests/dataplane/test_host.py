@@ -178,8 +178,8 @@ def test_a_link_flap_and_a_recreated_veth_resume_mirroring(mirror_env):
     resumes(env, 5505, "a link down/up")
     recreate_eth0(env)
     resumes(env, 5505, "eth0 was deleted and made again")
-    counters = env.agent_interface()["counters"]
-    assert counters["reattached"] >= 1, counters
+    # The capture thread publishes its counters in batches: the re-attach shows up shortly.
+    wait_for(lambda: env.agent_interface()["counters"]["reattached"] >= 1, timeout=10, what="the re-attach counted")
     assert env.source_eni() == eni, "the same interface, registered again under its ID"
 
 

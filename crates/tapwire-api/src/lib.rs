@@ -96,6 +96,7 @@ pub fn router(api: Arc<Api>) -> Router {
             get(metrics::metrics).route_layer(axum::middleware::from_fn_with_state(api.clone(), v1::authenticate)),
         )
         .layer(axum::Extension(Arc::new(telemetry::Telemetry::default())))
+        .layer(axum::Extension(Arc::new(v1::config_changes::ConfigChanges::default())))
         .layer(axum::middleware::from_fn(request_log::log_requests))
         .with_state(api)
 }

@@ -171,9 +171,33 @@ pub async fn query_api(
     body: Body,
 ) -> Response {
     let mut note = RequestNote { request_id: request_id(), ..RequestNote::default() };
+    let caught_up = catch_up(&api).await;
     let mut resp = answer(&api, peer, method, uri, headers, body, &mut note).await;
+    mark_stale(&api, caught_up, &mut resp);
     resp.extensions_mut().insert(note);
     resp
+}
+
+/// Read-your-writes across replicas: on a shared store, what other replicas committed is
+/// caught up with before a request is answered (one read of the store's revision when
+/// nothing changed). `false` when the store could not be reached.
+pub async fn catch_up(api: &Arc<Api>) -> bool {
+    if !api.control.shared() {
+        return true;
+    }
+    let api = api.clone();
+    matches!(tokio::task::spawn_blocking(move || api.control.catch_up()).await, Ok(Ok(_)))
+}
+
+/// Says on an answer that it came from the last state this replica had, because its
+/// store was out of reach.
+pub fn mark_stale(api: &Api, caught_up: bool, resp: &mut Response) {
+    if !caught_up {
+        let text = format!("unreachable; answered from revision {}", api.control.read().revision);
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            resp.headers_mut().insert("x-tapwire-store", value);
+        }
+    }
 }
 
 /// What the request log says of a request beyond its method, path, status and time.

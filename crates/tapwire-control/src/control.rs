@@ -6,6 +6,10 @@
 //! - A DryRun request runs every check and writes nothing.
 //! - A ClientToken answer is committed in the same transaction as the change it made, so a
 //!   replay after a crash returns the same resource.
+//! - The published state only moves forward: whoever publishes (the writer after its
+//!   commit, a catch-up after another replica's) replaces it only with a later revision.
+//! - On a shared store (replicas), [`Control::catch_up`] reads only what changed since the
+//!   published revision; a lost commit race catches up the same way, never by a reload.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -39,6 +43,8 @@ pub struct Control {
     revision: tokio::sync::watch::Sender<u64>,
     /// Refusals waiting to be appended to the audit trail.
     audit: AuditBuffer,
+    /// Held while catching up, so two catch-ups do not read the same feed twice.
+    catching_up: Mutex<()>,
 }
 
 /// Refusals held between audit flushes.
@@ -95,6 +101,7 @@ impl Control {
             config,
             revision,
             audit: AuditBuffer::new(AUDIT_BUFFER),
+            catching_up: Mutex::new(()),
         })
     }
 
@@ -172,16 +179,15 @@ impl Control {
             match self.store.commit(&commit) {
                 Ok(revision) => {
                     working.revision = revision;
-                    *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(working);
-                    self.revision.send_replace(revision);
+                    self.publish(working);
                     return answer_all(batch, answers);
                 }
                 Err(e) if e.is_retryable() => {
-                    if let Err(e) = self.reload() {
-                        return fail_writes(batch, answers, &ApiError::internal(e));
+                    if let Err(e) = self.catch_up() {
+                        return fail_writes(batch, answers, &ApiError::from_store(e));
                     }
                 }
-                Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
+                Err(e) => return fail_writes(batch, answers, &ApiError::from_store(e)),
             }
         }
         let err = ApiError::internal("store kept moving under the writer");
@@ -302,13 +308,78 @@ impl Control {
         self.store.prune(audit::KIND, self.clock.now() - retention, keep)
     }
 
-    /// Reloads the state from the store (after another replica wrote).
+    /// Reloads the whole state from the store.
     pub fn reload(&self) -> Result<(), StoreError> {
-        let state = State::from_snapshot(self.store.load()?)?;
-        let revision = state.revision;
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
-        self.revision.send_replace(revision);
+        self.publish(State::from_snapshot(self.store.load()?)?);
         Ok(())
+    }
+
+    /// Whether this replica runs background work now (always, alone on its store). A
+    /// store out of reach means no: another replica may have taken over.
+    pub fn leads(&self) -> bool {
+        self.store.lead().unwrap_or(false)
+    }
+
+    /// Whether other replicas write to the same store.
+    pub fn shared(&self) -> bool {
+        self.store.shared()
+    }
+
+    /// Brings the published state up to the store's revision with what other replicas
+    /// committed since (the change feed; a full load only when the feed does not reach
+    /// back). Returns the revision published. Cheap when nothing changed: one read of
+    /// the store's revision.
+    pub fn catch_up(&self) -> Result<u64, StoreError> {
+        let _one = self.catching_up.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.read();
+        if self.store.revision()? <= current.revision {
+            return Ok(current.revision);
+        }
+        let next = match self.store.changes_since(current.revision)? {
+            Some(set) => {
+                let mut next = State::clone(&current);
+                next.apply_stored(set)?;
+                next
+            }
+            None => State::from_snapshot(self.store.load()?)?,
+        };
+        let revision = next.revision;
+        self.publish(next);
+        Ok(revision)
+    }
+
+    /// Waits for word of other replicas' commits and catches up, until `stop`: what wakes
+    /// the agents' long polls on this replica for a change made on another. A store
+    /// without such word is checked every `every`.
+    pub fn follow(&self, every: std::time::Duration, stop: &std::sync::atomic::AtomicBool) {
+        let mut failing = false;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match self.store.wait_for_change(every).and_then(|_| self.catch_up()) {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("the store is reachable again; caught up");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot follow the store; answering from the last state");
+                    }
+                    failing = true;
+                    std::thread::sleep(every);
+                }
+            }
+        }
+    }
+
+    /// Publishes `state` if it is later than the published one.
+    fn publish(&self, state: State) {
+        let revision = state.revision;
+        let mut published = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if revision > published.revision {
+            *published = Arc::new(state);
+            drop(published);
+            self.revision.send_replace(revision);
+        }
     }
 }
 

@@ -121,6 +121,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// The key sent more requests than its rate allows.
     Throttled,
+    /// The store cannot be reached: a write was refused and changed nothing.
+    Unavailable,
     /// Something broke inside the server.
     Internal,
 }
@@ -203,6 +205,18 @@ impl ApiError {
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");
         Self::new(ErrorKind::Internal, "An internal error has occurred.")
+    }
+
+    /// A store failure: `Unavailable` when the database cannot be reached (try again
+    /// later), else internal.
+    pub fn from_store(err: tapwire_store::StoreError) -> Self {
+        match err {
+            tapwire_store::StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                Self::new(ErrorKind::Unavailable, "The service cannot reach its store; nothing was changed. Try again.")
+            }
+            other => Self::internal(other),
+        }
     }
 }
 

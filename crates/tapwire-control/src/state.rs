@@ -16,7 +16,7 @@ use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, Sessio
 use tapwire_model::resource::{
     Filter, FilterRule, NetworkInterface, Scope, Session, SessionTarget, Target, TargetDestination,
 };
-use tapwire_store::{Commit, Document, Snapshot, StoreError};
+use tapwire_store::{ChangeSet, Commit, Document, Snapshot, StoreError, StoredDocument};
 
 use crate::index::Index;
 use crate::ops::{FilterView, Output, ResourceRef, Task};
@@ -143,6 +143,42 @@ fn encode<T: Serialize>(kind: &'static str, id: String, value: &T) -> Result<Doc
     Ok(Document { kind, id, body })
 }
 
+/// The change that puts a stored document (the inverse of [`State::commit_for`]'s puts).
+fn put_of(d: &StoredDocument) -> Result<Change, StoreError> {
+    let (k, id, body) = (d.kind.as_str(), d.id.as_str(), d.body.as_str());
+    Ok(match k {
+        kind::FILTER => Change::PutFilter(decode(k, id, body)?),
+        kind::RULE => Change::PutRule(decode(k, id, body)?),
+        kind::SESSION => Change::PutSession(decode(k, id, body)?),
+        kind::TARGET => Change::PutTarget(decode(k, id, body)?),
+        kind::INTERFACE => Change::PutInterface(decode(k, id, body)?),
+        kind::IDEMPOTENCY => Change::PutIdempotency(id.to_owned(), decode(k, id, body)?),
+        kind::SERVICE => Change::PutService(decode(k, id, body)?),
+        kind::ACCOUNT => Change::PutAccount(decode(k, id, body)?),
+        kind::ACCESS_KEY => Change::PutAccessKey(decode(k, id, body)?),
+        kind::JOIN_TOKEN => Change::PutJoinToken(decode(k, id, body)?),
+        other => return Err(StoreError::Backend(format!("unknown document kind {other:?}"))),
+    })
+}
+
+/// The change that deletes a document, from its kind and ID.
+fn deletion_of(k: &str, id: &str) -> Result<Change, StoreError> {
+    fn parsed<T: std::str::FromStr>(k: &str, id: &str) -> Result<T, StoreError> {
+        id.parse().map_err(|_| StoreError::Backend(format!("deleted document {k}/{id} has an unreadable ID")))
+    }
+    Ok(match k {
+        kind::FILTER => Change::DeleteFilter(parsed(k, id)?),
+        kind::RULE => Change::DeleteRule(parsed(k, id)?),
+        kind::SESSION => Change::DeleteSession(parsed(k, id)?),
+        kind::TARGET => Change::DeleteTarget(parsed(k, id)?),
+        kind::INTERFACE => Change::DeleteInterface(parsed(k, id)?),
+        kind::IDEMPOTENCY => Change::DeleteIdempotency(id.to_owned()),
+        kind::ACCESS_KEY => Change::DeleteAccessKey(id.to_owned()),
+        kind::JOIN_TOKEN => Change::DeleteJoinToken(id.to_owned()),
+        other => return Err(StoreError::Backend(format!("documents of kind {other:?} are never deleted"))),
+    })
+}
+
 /// The idempotency key of a ClientToken: tokens are scoped by account and region.
 pub fn idempotency_key(scope: &Scope, action: &str, token: &str) -> String {
     format!("{}/{}/{action}/{token}", scope.account, scope.region)
@@ -151,56 +187,22 @@ pub fn idempotency_key(scope: &Scope, action: &str, token: &str) -> String {
 impl State {
     /// Rebuilds the state from a store snapshot.
     pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, StoreError> {
-        let mut state = State { revision: snapshot.revision, ..State::default() };
-        for d in snapshot.documents {
-            let (k, id, body) = (d.kind.as_str(), d.id.as_str(), d.body.as_str());
-            match k {
-                kind::FILTER => {
-                    let v: Filter = decode(k, id, body)?;
-                    state.filters.insert(v.id, v);
-                }
-                kind::RULE => {
-                    let v: FilterRule = decode(k, id, body)?;
-                    state.rules.insert(v.id, v);
-                }
-                kind::SESSION => {
-                    let v: Session = decode(k, id, body)?;
-                    state.sessions.insert(v.id, v);
-                }
-                kind::TARGET => {
-                    let v: Target = decode(k, id, body)?;
-                    state.targets.insert(v.id, v);
-                }
-                kind::INTERFACE => {
-                    let v: NetworkInterface = decode(k, id, body)?;
-                    state.interfaces.insert(v.id, v);
-                }
-                kind::IDEMPOTENCY => {
-                    let v: IdempotencyRecord = decode(k, id, body)?;
-                    state.idempotency_by_age.insert((v.created_at, d.id.clone()));
-                    state.idempotency.insert(d.id.clone(), v);
-                }
-                kind::ACCOUNT => {
-                    let v: Account = decode(k, id, body)?;
-                    state.accounts.insert(v.id, v);
-                }
-                kind::ACCESS_KEY => {
-                    let v: AccessKey = decode(k, id, body)?;
-                    state.access_keys.insert(v.id.clone(), v);
-                }
-                kind::JOIN_TOKEN => {
-                    let v: JoinToken = decode(k, id, body)?;
-                    state.join_tokens.insert(v.id.clone(), v);
-                }
-                kind::SERVICE => {
-                    let v: ServiceRecord = decode(k, id, body)?;
-                    state.services.insert(ServiceRecord::key(&v.scope), v);
-                }
-                other => return Err(StoreError::Backend(format!("unknown document kind {other:?}"))),
-            }
-        }
+        let mut state = State::default();
+        let changes = snapshot.documents.iter().map(put_of).collect::<Result<Vec<_>, _>>()?;
+        state.apply(changes, snapshot.revision);
+        // The whole index at once, as a load defines it.
         state.index = Index::rebuild(&state.filters, &state.rules, &state.sessions, &state.targets, &state.interfaces);
         Ok(state)
+    }
+
+    /// Brings the state up to `set.revision` with what another replica committed.
+    pub fn apply_stored(&mut self, set: ChangeSet) -> Result<(), StoreError> {
+        let mut changes = set.puts.iter().map(put_of).collect::<Result<Vec<_>, _>>()?;
+        for (kind, id) in &set.deletes {
+            changes.push(deletion_of(kind, id)?);
+        }
+        self.apply(changes, set.revision);
+        Ok(())
     }
 
     /// The store commit that persists `changes` on top of `base_revision`.

@@ -10,7 +10,7 @@ use tapwire_control::ops::{IdempotencyKey, NewRule, Operation, Output, RequestCo
 use tapwire_control::{Control, ControlConfig, Dialect, ErrorKind, SystemClock};
 use tapwire_model::AccountId;
 use tapwire_model::rule::{Direction, RuleAction, RuleMatch};
-use tapwire_store::{Commit, Record, RecordQuery, Snapshot, SqliteStore, Store, StoreError, StoredRecord};
+use tapwire_store::{ChangeSet, Commit, Record, RecordQuery, Snapshot, SqliteStore, Store, StoreError, StoredRecord};
 
 /// Counts commits so the test can show how many writes shared one.
 struct CountingStore {
@@ -28,6 +28,9 @@ impl Store for CountingStore {
     }
     fn revision(&self) -> Result<u64, StoreError> {
         self.inner.revision()
+    }
+    fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
+        self.inner.changes_since(after)
     }
     fn append(&self, records: &[Record]) -> Result<(), StoreError> {
         self.inner.append(records)
@@ -131,4 +134,48 @@ fn concurrent_writes_all_land_and_see_each_other() {
     control.reload().unwrap();
     assert_eq!(control.read().filters.len(), 322);
     println!("{} writes landed in {} commits", 1 + 8 * 42, commits.load(Ordering::Relaxed));
+}
+
+/// A second replica on the same store: it catches up from the change feed alone, to the
+/// state a full load gives, and a write it loses the race for lands after its catch-up.
+#[test]
+fn a_replica_catches_up_from_the_change_feed_to_what_a_load_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |seed| {
+        Control::open(
+            Box::new(SqliteStore::open_dir(dir.path()).unwrap()),
+            Box::new(SystemClock),
+            Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            ControlConfig::default(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (open(1), open(2));
+    let mut filters = Vec::new();
+    for _ in 0..5 {
+        let Output::Filter(v) = a.execute(&ctx(None), Dialect::Ec2, create_filter()).unwrap() else { panic!() };
+        filters.push(v.filter.id);
+    }
+    a.execute(&ctx(Some("token")), Dialect::Ec2, create_filter()).unwrap();
+    a.execute(&ctx(None), Dialect::Ec2, Operation::DeleteFilter(filters[0])).unwrap();
+    assert_eq!(b.read().filters.len(), 0, "b has not looked yet");
+
+    let revision = b.catch_up().unwrap();
+    let (caught, loaded) = (
+        b.read(),
+        tapwire_control::State::from_snapshot(SqliteStore::open_dir(dir.path()).unwrap().load().unwrap()).unwrap(),
+    );
+    assert_eq!(revision, loaded.revision);
+    assert_eq!(caught.filters, loaded.filters);
+    assert_eq!(caught.idempotency, loaded.idempotency);
+    assert_eq!(caught.index, loaded.index);
+    assert!(!caught.filters.contains_key(&filters[0]));
+
+    // a moves on; b's next write loses the race, catches up and lands on top.
+    a.execute(&ctx(None), Dialect::Ec2, create_filter()).unwrap();
+    let Output::Filter(v) = b.execute(&ctx(None), Dialect::Ec2, create_filter()).unwrap() else { panic!() };
+    a.catch_up().unwrap();
+    assert!(a.read().filters.contains_key(&v.filter.id));
+    assert_eq!(a.read().filters.len(), 7);
+    assert_eq!(a.read().revision, b.read().revision);
 }

@@ -3,9 +3,12 @@
 //! The control plane keeps its working state in memory and persists it here as
 //! *documents*: `(kind, id) → JSON body`. A [`Commit`] is a set of puts and deletes that
 //! lands in one transaction and bumps the store's revision by one. That is the whole
-//! contract, so a backend is small: the embedded SQLite one ([`SqliteStore`]) and an
-//! in-memory one for tests ([`MemoryStore`]) implement the three methods of [`Store`]; a
-//! PostgreSQL backend would implement the same three, with no change to control logic.
+//! contract, so a backend is small: the embedded SQLite one ([`SqliteStore`]), the shared
+//! PostgreSQL one for several replicas ([`PostgresStore`]) and an in-memory one for tests
+//! ([`MemoryStore`]) implement [`Store`], with no change to control logic.
+//!
+//! Every commit also records which documents it touched (the change feed), so a replica
+//! that fell behind reads only what changed since its revision ([`Store::changes_since`]).
 //!
 //! Beside the documents, a store keeps an append-only log of [`Record`]s (the audit
 //! trail), appended with a commit or alone, read newest first, pruned by age and count.
@@ -15,12 +18,30 @@
 //!   survives `kill -9` (SQLite WAL with `synchronous=FULL`).
 //! - Commits are optimistic: each names the revision it was computed against, and fails
 //!   with [`StoreError::Conflict`] if another writer (another replica) got there first.
+//! - The change feed is complete from its start revision on: a reader behind that (the
+//!   feed keeps [`FEED_REVISIONS`] revisions) gets `None` and loads everything.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// How many revisions of the change feed a store keeps.
+pub const FEED_REVISIONS: u64 = 100_000;
+
+/// What changed after a revision: each touched document as it is now (or gone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// The revision these changes bring a reader to.
+    pub revision: u64,
+    /// Documents put (their bodies as of `revision`).
+    pub puts: Vec<StoredDocument>,
+    /// `(kind, id)` of documents deleted.
+    pub deletes: Vec<(String, String)>,
+}
 
 /// One stored document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +143,10 @@ pub enum StoreError {
     /// The database is busy or locked; retrying may succeed.
     #[error("store busy: {0}")]
     Busy(String),
+    /// The database cannot be reached (a shared store's server is down or the connection
+    /// was lost); it is tried again on the next call.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// Anything else: I/O, corruption, a failed migration.
     #[error("store failure: {0}")]
     Backend(String),
@@ -142,6 +167,26 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, commit: &Commit) -> Result<u64, StoreError>;
     /// The current revision (cheap; lets a replica notice another's writes).
     fn revision(&self) -> Result<u64, StoreError>;
+    /// What changed after revision `after`, or `None` when the feed no longer reaches back
+    /// that far (load everything instead).
+    fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError>;
+    /// Whether other processes write to this store (replicas): readers then check the
+    /// revision before answering, and follow [`Store::wait_for_change`].
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Waits up to `timeout` for word of another writer's commit; `true` when one came.
+    /// A store without such word sleeps the timeout and says `true`, so callers check.
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        std::thread::sleep(timeout);
+        Ok(true)
+    }
+    /// Whether this process is the one among the store's writers that runs background
+    /// work (Alibaba lifecycle tasks, expiry). Held until the process or its connection
+    /// goes, then taken by the next to ask. A store of one process always leads.
+    fn lead(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Appends records in one transaction, outside any commit (the revision stays).
     fn append(&self, records: &[Record]) -> Result<(), StoreError>;
     /// Reads records, newest first.

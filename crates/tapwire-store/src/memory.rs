@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::{Commit, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord};
+use crate::{ChangeSet, Commit, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord};
 
 /// Documents in a map; commits are atomic and optimistic like every backend's.
 #[derive(Debug, Default)]
@@ -18,6 +18,8 @@ struct Inner {
     documents: BTreeMap<(String, String), String>,
     records: Vec<(u64, Record)>,
     next_record: u64,
+    /// `(revision, kind, id)` of every document each commit touched.
+    changes: Vec<(u64, String, String)>,
 }
 
 impl Inner {
@@ -66,12 +68,32 @@ impl Store for MemoryStore {
             }
             inner.push(&commit.records);
             inner.revision += 1;
-            Ok(inner.revision)
+            let revision = inner.revision;
+            let touched =
+                commit.puts.iter().map(|d| (d.kind, &d.id)).chain(commit.deletes.iter().map(|(k, id)| (*k, id)));
+            let touched: Vec<_> = touched.map(|(k, id)| (revision, k.to_owned(), id.clone())).collect();
+            inner.changes.extend(touched);
+            Ok(revision)
         })
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
         self.with(|inner| Ok(inner.revision))
+    }
+
+    fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
+        self.with(|inner| {
+            let touched: std::collections::BTreeSet<(String, String)> =
+                inner.changes.iter().filter(|(r, _, _)| *r > after).map(|(_, k, id)| (k.clone(), id.clone())).collect();
+            let mut set = ChangeSet { revision: inner.revision, ..ChangeSet::default() };
+            for (kind, id) in touched {
+                match inner.documents.get(&(kind.clone(), id.clone())) {
+                    Some(body) => set.puts.push(StoredDocument { kind, id, body: body.clone() }),
+                    None => set.deletes.push((kind, id)),
+                }
+            }
+            Ok(Some(set))
+        })
     }
 
     fn append(&self, records: &[Record]) -> Result<(), StoreError> {

@@ -5,11 +5,16 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Commit, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord};
+use crate::{
+    ChangeSet, Commit, FEED_REVISIONS, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord,
+};
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/sqlite/0001_documents.sql"), include_str!("../migrations/sqlite/0002_records.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_documents.sql"),
+    include_str!("../migrations/sqlite/0002_records.sql"),
+    include_str!("../migrations/sqlite/0003_changes.sql"),
+];
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -77,12 +82,18 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 fn read_revision(conn: &Connection) -> Result<u64, StoreError> {
-    let value: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get(0))
-        .optional()
-        .map_err(backend)?;
-    let value = value.ok_or_else(|| StoreError::Backend("meta.revision missing".into()))?;
-    u64::try_from(value).map_err(|_| StoreError::Backend("negative revision".into()))
+    read_meta(conn, "revision")
+}
+
+fn read_meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    let value: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(backend)?;
+    let value = value.ok_or_else(|| StoreError::Backend(format!("meta.{key} missing")))?;
+    u64::try_from(value).map_err(|_| StoreError::Backend(format!("negative meta.{key}")))
+}
+
+fn sql_int(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Backend("revision overflow".into()))
 }
 
 impl Store for SqliteStore {
@@ -124,7 +135,23 @@ impl Store for SqliteStore {
             }
             insert_records(&tx, &commit.records)?;
             let next = actual + 1;
-            let next_sql = i64::try_from(next).map_err(|_| StoreError::Backend("revision overflow".into()))?;
+            let next_sql = sql_int(next)?;
+            {
+                let mut touched = tx
+                    .prepare_cached("INSERT INTO changes (revision, kind, id) VALUES (?1, ?2, ?3)")
+                    .map_err(backend)?;
+                for (kind, id) in
+                    commit.puts.iter().map(|d| (d.kind, &d.id)).chain(commit.deletes.iter().map(|(k, id)| (*k, id)))
+                {
+                    touched.execute(params![next_sql, kind, id]).map_err(backend)?;
+                }
+            }
+            if next % 1_000 == 0 && next > FEED_REVISIONS {
+                let start = sql_int(next - FEED_REVISIONS)?;
+                tx.execute("DELETE FROM changes WHERE revision <= ?1", [start]).map_err(backend)?;
+                tx.execute("UPDATE meta SET value = MAX(value, ?1) WHERE key = 'feed_start'", [start])
+                    .map_err(backend)?;
+            }
             tx.execute("UPDATE meta SET value = ?1 WHERE key = 'revision'", params![next_sql]).map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(next)
@@ -133,6 +160,36 @@ impl Store for SqliteStore {
 
     fn revision(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| read_revision(conn))
+    }
+
+    fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let revision = read_revision(&tx)?;
+            if after < read_meta(&tx, "feed_start")? {
+                return Ok(None);
+            }
+            let mut set = ChangeSet { revision, ..ChangeSet::default() };
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT c.kind, c.id, d.body FROM (SELECT DISTINCT kind, id FROM changes WHERE revision > ?1) c \
+                         LEFT JOIN documents d ON d.kind = c.kind AND d.id = c.id",
+                    )
+                    .map_err(backend)?;
+                let mut rows = stmt.query([sql_int(after)?]).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    let (kind, id, body): (String, String, Option<String>) =
+                        (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?, row.get(2).map_err(backend)?);
+                    match body {
+                        Some(body) => set.puts.push(StoredDocument { kind, id, body }),
+                        None => set.deletes.push((kind, id)),
+                    }
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Some(set))
+        })
     }
 
     fn append(&self, records: &[Record]) -> Result<(), StoreError> {
@@ -292,5 +349,29 @@ mod tests {
             b.commit(&Commit { base_revision: 0, puts: vec![], deletes: vec![], ..Commit::default() }),
             Err(StoreError::Conflict { .. })
         ));
+    }
+
+    #[test]
+    fn the_change_feed_names_what_changed_since_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let put = |base, puts: Vec<Document>, deletes: Vec<(&'static str, String)>| {
+            store.commit(&Commit { base_revision: base, puts, deletes, ..Commit::default() }).unwrap()
+        };
+        put(0, vec![doc("k", "a", "1"), doc("k", "b", "1")], vec![]);
+        put(1, vec![doc("k", "a", "2")], vec![]);
+        put(2, vec![], vec![("k", "b".into())]);
+        let since = |after| store.changes_since(after).unwrap().unwrap();
+        let set = since(1);
+        assert_eq!(set.revision, 3);
+        assert_eq!(set.puts, vec![StoredDocument { kind: "k".into(), id: "a".into(), body: "2".into() }]);
+        assert_eq!(set.deletes, vec![("k".to_owned(), "b".to_owned())]);
+        assert_eq!(since(3), ChangeSet { revision: 3, ..ChangeSet::default() });
+        // A store older than the feed starts it where it was: earlier readers load everything.
+        let conn = store.conn.lock().unwrap();
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'feed_start'", []).unwrap();
+        drop(conn);
+        assert!(store.changes_since(1).unwrap().is_none());
+        assert!(store.changes_since(2).unwrap().is_some());
     }
 }

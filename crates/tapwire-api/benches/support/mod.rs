@@ -55,20 +55,45 @@ fn make_certificates(dir: &std::path::Path) -> String {
 pub fn start(verify: bool, tls: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = tapwire_store::SqliteStore::open_dir(dir.path()).unwrap();
+    start_on(Box::new(store), dir, verify, tls, None)
+}
+
+/// Starts a server on `store`; `root` is the root key another replica of the same store
+/// made (the first makes it). A shared store is followed, as `tapwire server` does.
+pub fn start_on(
+    store: Box<dyn tapwire_store::Store>,
+    dir: tempfile::TempDir,
+    verify: bool,
+    tls: bool,
+    root: Option<(String, String)>,
+) -> Server {
     let control = Control::open(
-        Box::new(store),
+        store,
         Box::new(SystemClock),
         Box::new(rand::rngs::StdRng::seed_from_u64(1)),
-        // The benchmarks create more filters than the default per-account quota allows.
+        // The benchmarks create more filters, sessions per target and interfaces than the
+        // default quotas allow.
         ControlConfig {
-            quotas: Quotas { filters_per_account: usize::MAX, ..Quotas::default() },
+            quotas: Quotas {
+                filters_per_account: usize::MAX,
+                sources_per_interface_target: usize::MAX,
+                interfaces_per_account: usize::MAX,
+                ..Quotas::default()
+            },
             ..ControlConfig::default()
         },
     )
     .unwrap();
     let mode = if verify { Mode::Verify(Box::new(SecretBox::new(&[7; 32]))) } else { Mode::Open };
     let api = Arc::new(Api { control, config: ApiConfig::default(), auth: Authenticator::new(mode, UNLIMITED) });
-    let key = if verify { tapwire_api::v1::accounts::ensure_root(&api).unwrap() } else { None };
+    let made = if verify { tapwire_api::v1::accounts::ensure_root(&api).unwrap() } else { None };
+    let key = made.or(root);
+    if api.control.shared() {
+        let follower = api.clone();
+        std::thread::spawn(move || {
+            follower.control.follow(std::time::Duration::from_secs(1), &std::sync::atomic::AtomicBool::new(false));
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let host = listener.local_addr().unwrap().to_string();

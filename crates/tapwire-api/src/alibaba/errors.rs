@@ -78,12 +78,13 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::Unauthorized => "Forbidden.RAM",
         ErrorKind::Throttled => "Throttling.User",
         ErrorKind::RequestCancelled => "RequestCancelled",
+        ErrorKind::Unavailable => "ServiceUnavailable",
         ErrorKind::Internal => "InternalError",
     }
 }
 
 /// Alibaba's HTTP status for an error kind: 404 for what does not exist, 500 for our own
-/// failures, 400 for everything else (DryRunOperation included).
+/// failures, 503 when the store is out of reach, 400 for everything else (DryRunOperation included).
 pub fn error_status(kind: &ErrorKind) -> u16 {
     match kind {
         ErrorKind::NotFound(_)
@@ -92,6 +93,7 @@ pub fn error_status(kind: &ErrorKind) -> u16 {
         | ErrorKind::InvalidAction => 404,
         ErrorKind::AuthFailure => 404,
         ErrorKind::Unauthorized => 403,
+        ErrorKind::Unavailable => 503,
         ErrorKind::Internal => 500,
         _ => 400,
     }

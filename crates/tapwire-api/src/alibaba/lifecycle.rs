@@ -6,7 +6,9 @@
 //! stays finished. Pending tasks live only in the state, so after a restart the worker
 //! finds them on its first look and finishes them a delay later.
 //!
-//! The worker never waits on agents: whether a source's agent has applied a change is
+//! On a shared store only the replica that leads ([`Control::leads`]) finishes tasks; the
+//! others look again each delay, so a survivor takes over within seconds of the leader's
+//! death. The worker never waits on agents: whether a source's agent has applied a change is
 //! reported separately (its applied revision).
 
 use std::collections::HashMap;
@@ -45,7 +47,12 @@ pub async fn run(api: Arc<Api>, delay: Duration) {
             .into_iter()
             .filter(|(task, _)| first_seen.get(task).is_some_and(|seen| *seen + delay <= now))
             .collect();
-        if !due.is_empty() {
+        if !due.is_empty() && !leads(&api).await {
+            // Another replica runs the tasks; look again a delay later, in case it went.
+            for (task, _) in &due {
+                first_seen.insert(*task, Instant::now());
+            }
+        } else if !due.is_empty() {
             let worker = api.clone();
             let finished = tokio::task::spawn_blocking(move || {
                 due.into_iter()
@@ -83,6 +90,13 @@ pub async fn run(api: Arc<Api>, delay: Duration) {
             () = sleep_until(next_due) => {}
         }
     }
+}
+
+/// Whether this replica runs background work (asked off the async threads: a shared
+/// store answers over the network).
+pub async fn leads(api: &Arc<Api>) -> bool {
+    let api = api.clone();
+    tokio::task::spawn_blocking(move || api.control.leads()).await.unwrap_or(false)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -73,6 +73,7 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::NonceUsed => "InvalidParameterValue",
         ErrorKind::Unauthorized => "UnauthorizedOperation",
         ErrorKind::Throttled => "RequestLimitExceeded",
+        ErrorKind::Unavailable => "Unavailable",
         ErrorKind::Internal => "InternalError",
     }
 }
@@ -84,7 +85,7 @@ pub fn error_status(kind: &ErrorKind) -> u16 {
         ErrorKind::UnsupportedMediaType => 415,
         ErrorKind::MissingAuthentication | ErrorKind::AuthFailure => 401,
         ErrorKind::SignatureDoesNotMatch | ErrorKind::Unauthorized => 403,
-        ErrorKind::Throttled => 503,
+        ErrorKind::Throttled | ErrorKind::Unavailable => 503,
         ErrorKind::Internal => 500,
         _ => 400,
     }

@@ -5,8 +5,9 @@
 //! GET    /tapwire/v1/network-interfaces                 list
 //! DELETE /tapwire/v1/network-interfaces/{eni}           deregister (its sessions go too)
 //! GET    /tapwire/v1/network-interfaces/{eni}/config    the interface's config document;
-//!        ?after=R&wait=S  long poll: answer as soon as the revision passes R, or after S
-//!        seconds (max 60) with 304 Not Modified
+//!        its `revision` is when its content last changed ([`ConfigChanges`]);
+//!        ?after=R&wait=S  long poll: answer as soon as a write changes the document past
+//!        R, or after S seconds (max 60) with 304 Not Modified
 //! POST   /tapwire/v1/network-interfaces/{eni}/status    an agent's report: {"applied_revision":
 //!        R, …counters…}; kept in [`crate::telemetry`] (in memory, not in the store: it is
 //!        the agent's state, re-sent within its report interval) and shown by the list as
@@ -23,12 +24,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use tapwire_control::ops::{InterfaceRegistration, Operation, Output};
-use tapwire_control::{ApiError, Dialect, ErrorKind, ResourceKind, render};
+use tapwire_control::{ApiError, Dialect, ErrorKind, ResourceKind};
 use tapwire_model::NetworkInterfaceId;
 
 use super::{Caller, JsonBody, error_response};
 use crate::Api;
 use crate::telemetry::Telemetry;
+use crate::v1::config_changes::ConfigChanges;
 
 /// Longest long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -201,6 +203,7 @@ pub struct ConfigQuery {
 pub async fn config(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
+    Extension(configs): Extension<Arc<ConfigChanges>>,
     Path(eni): Path<String>,
     Query(q): Query<ConfigQuery>,
 ) -> Response {
@@ -212,25 +215,29 @@ pub async fn config(
         Err(e) => return error_response(&e),
     };
     let mut changes = api.control.subscribe();
-    if let Some(after) = q.after {
-        let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
-        let reached = tokio::time::timeout(wait, changes.wait_for(|rev| *rev > after)).await;
-        if !matches!(reached, Ok(Ok(_))) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
+    loop {
+        changes.borrow_and_update();
+        let state = api.control.read();
+        // A key deleted or an agent revoked while the poll waited: its answer is a refusal
+        // (revoking commits, which is what woke this poll).
+        if let Some(key) = &caller.who.key_id
+            && !state.access_keys.contains_key(key)
+        {
+            let err = ApiError::new(ErrorKind::AuthFailure, "The credential has been revoked.");
+            caller.note(&api, "GetConfig", &err);
+            return error_response(&err);
+        }
+        let Some(config) = configs.render(&state, eni, &api.config.dns_resolvers) else {
+            return error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string()));
+        };
+        // Without `after`, or past it: answer. Else wait for a write that changes it.
+        if q.after.is_none_or(|after| config.revision > after) {
+            return Json(config).into_response();
+        }
+        drop(state);
+        if !matches!(tokio::time::timeout_at(deadline, changes.changed()).await, Ok(Ok(()))) {
             return StatusCode::NOT_MODIFIED.into_response();
         }
-    }
-    let state = api.control.read();
-    // A key deleted or an agent revoked while the poll waited: its answer is a refusal
-    // (revoking commits, which is what woke this poll).
-    if let Some(key) = &caller.who.key_id
-        && !state.access_keys.contains_key(key)
-    {
-        let err = ApiError::new(ErrorKind::AuthFailure, "The credential has been revoked.");
-        caller.note(&api, "GetConfig", &err);
-        return error_response(&err);
-    }
-    match render::interface_config(&state, eni, &api.config.dns_resolvers) {
-        Some(cfg) => Json(cfg).into_response(),
-        None => error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string())),
     }
 }

@@ -27,6 +27,7 @@ pub mod access_keys;
 pub mod accounts;
 pub mod agents;
 pub mod audit;
+pub mod config_changes;
 pub mod interfaces;
 pub mod sessions;
 pub mod targets;
@@ -155,7 +156,9 @@ pub async fn authenticate(State(api): State<Arc<Api>>, Peer(peer): Peer, req: Re
         action: format!("{} {path}", req.method()),
         ..RequestNote::default()
     };
+    let caught_up = crate::query::catch_up(&api).await;
     let mut resp = verify_then(&api, peer, req, next, &mut note).await;
+    crate::query::mark_stale(&api, caught_up, &mut resp);
     resp.extensions_mut().insert(note);
     resp
 }

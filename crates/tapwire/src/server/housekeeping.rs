@@ -54,7 +54,14 @@ pub fn start(api: &Arc<Api>, retention: Retention) {
         TOKENS_EVERY,
         "client tokens",
         api.clone(),
-        |api| api.control.expire_client_tokens(TOKENS_BATCH).map_err(|e| e.to_string()),
+        // Expiry is the leading replica's (every replica on its own store leads).
+        |api| {
+            if api.control.leads() {
+                api.control.expire_client_tokens(TOKENS_BATCH).map_err(|e| e.to_string())
+            } else {
+                Ok(0)
+            }
+        },
         |n| (*n > 0).then(|| format!("forgot {n} expired")),
     ));
     tokio::spawn(every(
@@ -75,8 +82,10 @@ pub fn start(api: &Arc<Api>, retention: Retention) {
         loop {
             tick.tick().await;
             let api = api.clone();
-            let pruned =
-                tokio::task::spawn_blocking(move || api.control.prune_audit(retention.age, retention.count)).await;
+            let pruned = tokio::task::spawn_blocking(move || {
+                if api.control.leads() { api.control.prune_audit(retention.age, retention.count) } else { Ok(0) }
+            })
+            .await;
             match pruned {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::info!("audit trail: pruned {n} records"),

@@ -30,9 +30,15 @@ pub struct Args {
     /// Address to serve the APIs on.
     #[arg(long, default_value = "127.0.0.1:8787", env = "TAPWIRE_LISTEN")]
     listen: SocketAddr,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store, the master key, the TLS files and the root
+    /// credentials.
     #[arg(long, default_value = "./tapwire-data", env = "TAPWIRE_DATA_DIR")]
     data_dir: PathBuf,
+    /// The store: `sqlite:DIR` (default: the data directory) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, shared by several replicas (give
+    /// them all the same --master-key).
+    #[arg(long, env = "TAPWIRE_STORE", value_name = "URL")]
+    store: Option<String>,
     /// Region for requests that name none.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -107,6 +113,32 @@ pub struct Args {
     audit_max_records: usize,
 }
 
+/// How often a replica checks a shared store's revision when no notification came.
+const STORE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The store `--store` names (the data directory's SQLite file by default).
+fn open_store(url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Box<dyn tapwire_store::Store>> {
+    match url {
+        None => Ok(Box::new(
+            SqliteStore::open_dir(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        )),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // The URL may carry a password: errors name the database's host only.
+            let host = url.split('@').next_back().unwrap_or_default();
+            Ok(Box::new(
+                tapwire_store::PostgresStore::connect(url).with_context(|| format!("opening the store at {host}"))?,
+            ))
+        }
+        Some(url) => {
+            let dir =
+                url.strip_prefix("sqlite:").context("--store takes sqlite:DIR or postgres://USER@HOST/DATABASE")?;
+            let store = SqliteStore::open_dir(std::path::Path::new(dir))
+                .with_context(|| format!("opening the store in {dir}"))?;
+            Ok(Box::new(store))
+        }
+    }
+}
+
 /// Runs the control plane until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let quotas: Quotas = match &args.quotas {
@@ -126,11 +158,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bootstrap::data_dir(&args.data_dir)?;
     let (tls, certs) = listener_tls(&args)?;
     let open_files = tapwire_api::serve::raise_open_file_limit().context("raising the open-file limit")?;
-    let store = SqliteStore::open_dir(&args.data_dir)
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = open_store(args.store.as_deref(), &args.data_dir)?;
     let client_token_ttl = i64::try_from(args.client_token_ttl.as_secs()).context("--client-token-ttl is too long")?;
     let control = Control::open(
-        Box::new(store),
+        store,
         Box::new(SystemClock),
         Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_os_rng()),
         ControlConfig { quotas, client_token_ttl },
@@ -199,6 +230,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Duration::from_millis(args.alibaba_task_delay_ms),
         ));
         housekeeping::start(&api, retention);
+        if api.control.shared() {
+            // Other replicas' commits reach this one's long polls as soon as they land.
+            let follower = api.clone();
+            std::thread::Builder::new()
+                .name("store-follower".into())
+                .spawn(move || follower.control.follow(STORE_CHECK_EVERY, &std::sync::atomic::AtomicBool::new(false)))
+                .context("starting the store follower")?;
+        }
         if let Some(certs) = certs {
             tokio::spawn(reload_on_sighup(certs));
         }
