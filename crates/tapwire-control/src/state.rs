@@ -195,6 +195,13 @@ impl State {
         Ok(state)
     }
 
+    /// One commit that writes every document of `snapshot` into an empty store (each
+    /// read and checked on the way: an unreadable document stops the move).
+    pub fn commit_of_snapshot(snapshot: &Snapshot) -> Result<Commit, StoreError> {
+        let changes = snapshot.documents.iter().map(put_of).collect::<Result<Vec<_>, _>>()?;
+        Self::commit_for(0, &changes)
+    }
+
     /// Brings the state up to `set.revision` with what another replica committed.
     pub fn apply_stored(&mut self, set: ChangeSet) -> Result<(), StoreError> {
         let mut changes = set.puts.iter().map(put_of).collect::<Result<Vec<_>, _>>()?;

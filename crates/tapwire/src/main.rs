@@ -20,6 +20,7 @@ mod output;
 mod server;
 mod sessions;
 mod simulate;
+mod store;
 mod top;
 
 /// Cloud-style traffic mirroring for Linux hosts you run yourself.
@@ -58,6 +59,8 @@ enum Command {
     Session(sessions::Args),
     /// A live view of the sessions, busiest first.
     Top(top::Args),
+    /// Move an installation's store into another (SQLite to PostgreSQL).
+    Store(store::Args),
     /// Replay a capture file through the mirroring rules of one interface.
     Simulate(simulate::Args),
     /// Receive VXLAN mirror copies and write them to pcapng/pcap.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Session(args) => sessions::run(args),
         Command::Top(args) => top::run(args),
+        Command::Store(args) => store::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Receive(args) => tapwire_receive::run(args),
         Command::Agent(args) => agent::run(args),

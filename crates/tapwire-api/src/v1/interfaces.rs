@@ -231,8 +231,10 @@ pub async fn config(
         let Some(config) = configs.render(&state, eni, &api.config.dns_resolvers) else {
             return error_response(&ApiError::not_found(ResourceKind::NetworkInterface, &eni.to_string()));
         };
-        // Without `after`, or past it: answer. Else wait for a write that changes it.
-        if q.after.is_none_or(|after| config.revision > after) {
+        // Without `after`, or past it: answer. An `after` ahead of the whole store is from
+        // before a restore or a move to another store: answer too. Else wait for a write
+        // that changes the document.
+        if q.after.is_none_or(|after| config.revision > after || after > state.revision) {
             return Json(config).into_response();
         }
         drop(state);

@@ -22,7 +22,6 @@ use tapwire_api::{Api, ApiConfig};
 use tapwire_auth::bucket::Rate;
 use tapwire_control::{Control, ControlConfig, SystemClock};
 use tapwire_model::limits::Quotas;
-use tapwire_store::SqliteStore;
 
 /// Arguments of `tapwire server`.
 #[derive(Debug, clap::Args)]
@@ -116,29 +115,6 @@ pub struct Args {
 /// How often a replica checks a shared store's revision when no notification came.
 const STORE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The store `--store` names (the data directory's SQLite file by default).
-fn open_store(url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Box<dyn tapwire_store::Store>> {
-    match url {
-        None => Ok(Box::new(
-            SqliteStore::open_dir(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        )),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            // The URL may carry a password: errors name the database's host only.
-            let host = url.split('@').next_back().unwrap_or_default();
-            Ok(Box::new(
-                tapwire_store::PostgresStore::connect(url).with_context(|| format!("opening the store at {host}"))?,
-            ))
-        }
-        Some(url) => {
-            let dir =
-                url.strip_prefix("sqlite:").context("--store takes sqlite:DIR or postgres://USER@HOST/DATABASE")?;
-            let store = SqliteStore::open_dir(std::path::Path::new(dir))
-                .with_context(|| format!("opening the store in {dir}"))?;
-            Ok(Box::new(store))
-        }
-    }
-}
-
 /// Runs the control plane until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let quotas: Quotas = match &args.quotas {
@@ -158,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bootstrap::data_dir(&args.data_dir)?;
     let (tls, certs) = listener_tls(&args)?;
     let open_files = tapwire_api::serve::raise_open_file_limit().context("raising the open-file limit")?;
-    let store = open_store(args.store.as_deref(), &args.data_dir)?;
+    let store = crate::store::open(args.store.as_deref(), &args.data_dir)?;
     let client_token_ttl = i64::try_from(args.client_token_ttl.as_secs()).context("--client-token-ttl is too long")?;
     let control = Control::open(
         store,
