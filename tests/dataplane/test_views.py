@@ -81,6 +81,12 @@ def test_session_status_and_metrics_count_what_the_sensor_received(mirror_env):
     env.udp("peer", env.lab.ip["src"], 5601, count=10)
     wait_for(lambda: status(env, sid)["Counters"]["mirrored_packets"] == 60, timeout=15,
              what="the totals to carry over an agent restart")
+    # Full-size frames do not fit the 1500-byte path to the sensor with 50 bytes of
+    # headers: each copy is cut, and the views' CUT column counts them; nothing is lost.
+    assert status(env, sid)["CutPackets"] == 0
+    env.udp("peer", env.lab.ip["src"], 5602, count=5, size=1460)
+    s = wait_for(lambda: (x := status(env, sid))["CutPackets"] == 5 and x, timeout=15, what="5 cut copies counted")
+    assert s["Counters"]["truncated_path_mtu"] == 5 and s["DroppedPackets"] == 0
 
 
 def read_screen(fd, seconds):

@@ -8,6 +8,7 @@ import uuid
 
 from botocore.exceptions import ClientError
 
+from replica_support import Replicas
 from tapwire_support import wait_for
 
 
@@ -165,7 +166,6 @@ def alibaba(server, action, **params):
 
 
 def test_the_survivor_finishes_the_lifecycle_tasks_of_a_killed_replica(postgres, tmp_path):
-    from conftest import Replicas
     replicas = Replicas(postgres, tmp_path)
     for server in replicas.servers:
         server.extra_args += ["--alibaba-task-delay-ms", "1500"]

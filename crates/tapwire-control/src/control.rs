@@ -308,12 +308,6 @@ impl Control {
         self.store.prune(audit::KIND, self.clock.now() - retention, keep)
     }
 
-    /// Reloads the whole state from the store.
-    pub fn reload(&self) -> Result<(), StoreError> {
-        self.publish(State::from_snapshot(self.store.load()?)?);
-        Ok(())
-    }
-
     /// Whether this replica runs background work now (always, alone on its store). A
     /// store out of reach means no: another replica may have taken over.
     pub fn leads(&self) -> bool {

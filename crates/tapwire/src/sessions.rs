@@ -42,12 +42,9 @@ pub fn fetch(client: &Client, session: Option<&str>) -> anyhow::Result<Vec<Value
     client.get(&path)
 }
 
-/// Copies a session lost, by any reason.
+/// Copies a session lost, by any reason (the server sums them).
 pub fn dropped(s: &Value) -> u64 {
-    ["dropped_send_busy", "dropped_send_error", "dropped_no_route"]
-        .iter()
-        .map(|k| s["Counters"][k].as_u64().unwrap_or(0))
-        .sum()
+    s["DroppedPackets"].as_u64().unwrap_or(0)
 }
 
 /// One line per session (and its sources' states); `highlight` marks drops and stale
@@ -85,7 +82,7 @@ pub fn table(sessions: &[Value], highlight: bool) -> String {
             n("matched_packets"),
             n("mirrored_packets"),
             human(n("mirrored_bytes") as f64),
-            n("truncated_path_mtu") + n("truncated_packet_length"),
+            s["CutPackets"].as_u64().unwrap_or(0),
             n("fragmented"),
             human(s["PacketsPerSecond"].as_f64().unwrap_or(0.0)),
             sources.join(" ")

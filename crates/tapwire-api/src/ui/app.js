@@ -62,12 +62,12 @@ async function refresh() {
     ]);
     fill("sessions", sessions.map((s) => {
       const c = s.Counters;
-      const dropped = c.dropped_send_busy + c.dropped_send_error + c.dropped_no_route;
+      const dropped = s.DroppedPackets;
       const sources = s.Sources.map((x) => x.NetworkInterfaceId + " " + x.State).join(", ");
       const bad = s.Sources.some((x) => x.State !== "active");
       return row([s.TrafficMirrorSessionId, s.SessionNumber, s.VirtualNetworkId, s.Target,
         cell(sources, bad ? "warn" : ""), cell(c.matched_packets, "n"),
-        cell(c.mirrored_packets, "n mirrored"), cell(c.truncated_path_mtu + c.truncated_packet_length, "n"),
+        cell(c.mirrored_packets, "n mirrored"), cell(s.CutPackets, "n"),
         cell(dropped, dropped > 0 ? "n bad" : "n"), cell(s.PacketsPerSecond.toFixed(1), "n"),
         chart(s.TrafficMirrorSessionId, s.PacketsPerSecond)]);
     }));

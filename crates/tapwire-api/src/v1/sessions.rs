@@ -89,6 +89,12 @@ pub fn session_status(
         .collect();
     let counters: serde_json::Map<String, Value> =
         SESSION_COUNTERS.iter().zip(&totals).map(|(n, v)| ((*n).to_owned(), Value::from(*v))).collect();
+    // What every view shows of them: copies cut by either limit, and lost by any reason.
+    let sum_of = |names: &[&str]| -> u64 {
+        names.iter().filter_map(|n| SESSION_COUNTERS.iter().position(|c| c == n)).map(|i| totals[i]).sum()
+    };
+    let cut = sum_of(&["truncated_path_mtu", "truncated_packet_length"]);
+    let dropped = sum_of(&["dropped_send_busy", "dropped_send_error", "dropped_no_route"]);
     let rules: Vec<Value> = state
         .rules_of(session.filter_id)
         .iter()
@@ -119,6 +125,8 @@ pub fn session_status(
         "Target": target_text(&session.target),
         "Sources": sources,
         "Counters": counters,
+        "CutPackets": cut,
+        "DroppedPackets": dropped,
         "PacketsPerSecond": pps,
         "BytesPerSecond": bps,
         "Rules": rules,
