@@ -117,7 +117,7 @@ class Server:
         """Each replica's command line: the test's, on a port and data directory of its
         own, on the shared store and master key."""
         if self.store_url is None:
-            self.store_url = REPLICA_CLUSTER.database()
+            self.store_url = REPLICA_CLUSTER.database(tls=True)
             self.replica_ports = [free_port(), free_port()]
         argvs = []
         for i, port in enumerate(self.replica_ports):

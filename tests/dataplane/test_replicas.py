@@ -1,5 +1,6 @@
 """An agent enrolled with and long-polling replica B mirrors a session created through
-replica A: both replicas on one PostgreSQL, sharing the master key and the certificate."""
+replica A: both replicas on one PostgreSQL, sharing the master key and the certificate.
+What the agent reports to B, A shows too."""
 from conftest import MirrorEnv
 from lab import Lab, wait_for
 from test_mirroring import applied
@@ -38,5 +39,12 @@ def test_an_agent_on_one_replica_mirrors_a_session_made_on_the_other(postgres, t
         assert env.vxlan_rx("vx77") == 25
         (row,) = [s for s in b.cli("session", "status") if s["TrafficMirrorSessionId"] == sid]
         assert row["Sources"][0]["State"] == "active"
+
+        def seen_by_a():
+            (row,) = [s for s in a.cli("session", "status") if s["TrafficMirrorSessionId"] == sid]
+            return row if row["Counters"].get("mirrored_packets") == 25 else None
+        # A never hears from the agent: its view comes through the store.
+        row = wait_for(seen_by_a, timeout=20, what="the agent's counters on replica A")
+        assert row["Sources"][0]["State"] == "active" and row["Sources"][0]["Host"], row
     finally:
         lab.close()

@@ -1,11 +1,11 @@
 """Two `tapwire server` replicas on a fresh database of the run's PostgreSQL
-(tests/conftest.py), sharing one master key."""
+(tests/conftest.py) reached over verified TLS, sharing one master key."""
 from tapwire_support import Server
 
 
 class Replicas:
     def __init__(self, postgres, tmp_path):
-        self.url = postgres.database()
+        self.url = postgres.database(tls=True)
         self.master_key = tmp_path / "master.key"
         self.servers = [self.make(tmp_path / name) for name in ("a", "b")]
         self.a, self.b = self.servers

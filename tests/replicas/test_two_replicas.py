@@ -31,12 +31,19 @@ def test_each_write_on_one_replica_is_seen_by_the_other_at_once(replicas):
     assert made[0] not in filter_ids(b)
 
 
+def mirror_parts(first, second, n):
+    """A source interface and a target (made on `first`), a sensor and a filter (on
+    `second`), addressed from 198.18.`n`.0/24."""
+    source = first.register(f"198.18.{n}.1", host=f"web{n}")
+    sensor = second.register(f"198.18.{n}.2", host=f"ids{n}")
+    target = first.ec2().create_traffic_mirror_target(NetworkInterfaceId=sensor)["TrafficMirrorTarget"]
+    fid = second.ec2().create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    return source, target["TrafficMirrorTargetId"], fid
+
+
 def test_writers_on_both_replicas_never_exceed_a_quota(replicas):
     a, b = replicas.a, replicas.b
-    source = a.register("198.18.80.1", host="web1")
-    sensor = b.register("198.18.80.2", host="ids1")
-    target = a.ec2().create_traffic_mirror_target(NetworkInterfaceId=sensor)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
-    fid = b.ec2().create_traffic_mirror_filter()["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    source, target, fid = mirror_parts(a, b, 80)
     outcomes = []
 
     def create(n):
@@ -135,6 +142,37 @@ def test_a_long_poll_on_one_replica_hears_of_a_change_made_on_the_other(replicas
         status, config = b.v1("GET", f"/tapwire/v1/network-interfaces/{source}/config?after={config['revision']}&wait=20")
         assert status == 200
     assert any(s["session_id"] == sid for s in config["sessions"])
+
+
+def test_what_an_agent_reports_to_either_replica_every_replica_shows(replicas):
+    a, b = replicas.a, replicas.b
+    source, target, fid = mirror_parts(a, a, 82)
+    sid = a.ec2().create_traffic_mirror_session(NetworkInterfaceId=source, TrafficMirrorTargetId=target,
+                                                TrafficMirrorFilterId=fid, SessionNumber=1)
+    sid = sid["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+
+    def report(server, mirrored):
+        body = {"applied_revision": 1, "host": "web82",
+                "interface": {"name": "eth0", "applied_revision": 1, "rules": [],
+                              "sessions": [{"session_id": sid, "active": True, "mirrored_packets": mirrored,
+                                            "mirrored_bytes": mirrored * 100}]}}
+        status, _ = server.v1("POST", f"/tapwire/v1/network-interfaces/{source}/status", body)
+        assert status in (200, 204), status
+
+    def mirrored_on(server, want):
+        (row,) = [s for s in server.cli("session", "status") if s["TrafficMirrorSessionId"] == sid]
+        return row if row["Counters"]["mirrored_packets"] == want else None
+
+    report(a, 100)
+    row = wait_for(lambda: mirrored_on(b, 100), timeout=10, what="A's report on B")
+    assert row["Sources"][0]["State"] == "active" and row["Sources"][0]["LastReport"], row
+    (listed,) = [i for i in b.cli("interface", "list") if i["NetworkInterfaceId"] == source]
+    assert listed["Agent"]["ReportedAt"], listed
+    # The agent restarted (counting from zero) and its next report went to B: B goes on
+    # from the total A kept, and A shows B's.
+    report(b, 30)
+    assert mirrored_on(b, 130)
+    wait_for(lambda: mirrored_on(a, 130), timeout=10, what="B's report on A")
 
 
 def test_a_replica_without_its_database_answers_reads_and_refuses_writes(replicas, postgres):

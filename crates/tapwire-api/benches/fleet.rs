@@ -4,9 +4,13 @@
 //! interfaces' sessions use) changes those 1,000 configs. Measured: the time from the
 //! call leaving the client until each affected agent holds its new config (p50, p99,
 //! max; the agents often have it before the caller has its acknowledgement),
-//! how many unaffected agents were woken (goal: none), and what parked polls cost in
-//! memory (the process's RSS growth per poll, servers and clients together: an upper
-//! bound for the server) and CPU.
+//! how many unaffected agents were woken (goal: none), and what parked polls cost the
+//! servers in memory (their process's RSS growth per poll) and CPU.
+//!
+//! The agents run in a child process (this benchmark run again as `TAPWIRE_FLEET_ROLE=
+//! agents`), so the servers' figures are theirs alone and each process has room for
+//! 10,000 sockets under a 20,000 open-file limit. Times are `CLOCK_MONOTONIC`, which
+//! both processes share.
 //!
 //! Run twice in one go: SQLite with one replica, and PostgreSQL with two replicas (agents
 //! split between them, the change made on the first). PostgreSQL comes from
@@ -20,11 +24,12 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{Server, post, start_on};
+use support::postgres::Databases;
+use support::{Server, post, sign_get, start_on, start_postgres};
 use tapwire_control::Dialect;
 use tapwire_control::ops::{InterfaceRegistration, Operation, RequestContext};
 use tapwire_model::AccountId;
@@ -50,14 +55,20 @@ fn cpu() -> Duration {
     tv(usage.user_time()) + tv(usage.system_time())
 }
 
-/// Room for every client and server socket; returns how many agents fit.
+/// Nanoseconds of `CLOCK_MONOTONIC`, the same in every process.
+fn monotonic_ns() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+/// Room for one socket per agent and some; returns how many agents fit.
 fn make_room(agents: usize) -> usize {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let want = (agents as u64) * 2 + 1024;
+    let want = agents as u64 + 1024;
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     if setrlimit(Resource::RLIMIT_NOFILE, want.max(hard), want.max(hard)).is_err() {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-        let fit = usize::try_from(hard.saturating_sub(1024) / 2).unwrap();
+        let fit = usize::try_from(hard.saturating_sub(1024)).unwrap();
         if fit < agents {
             println!("fleet: the open-file limit ({hard}) fits {fit} agents, not {agents}");
             return fit;
@@ -93,16 +104,16 @@ fn field(xml: &str, name: &str) -> String {
 
 /// One signed GET on `stream`; the status and the body's `revision`.
 async fn get(
-    server: &Server,
+    endpoint: &Endpoint,
     stream: &mut BufReader<tokio::net::TcpStream>,
     path: &str,
     query: &[(String, String)],
 ) -> (u16, Option<u64>) {
-    let (date, authorization) = server.sign_get(path, query);
+    let (date, authorization) = sign_get(&endpoint.host, &endpoint.key, path, query);
     let qs: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
     let request = format!(
         "GET {path}?{qs} HTTP/1.1\r\nhost: {}\r\nx-amz-date: {date}\r\nauthorization: {authorization}\r\n\r\n",
-        server.host
+        endpoint.host
     );
     stream.get_mut().write_all(request.as_bytes()).await.unwrap();
     let mut line = String::new();
@@ -160,56 +171,59 @@ fn measure(replicas: &[Arc<Server>], agents: usize) -> Outcome {
     for r in replicas {
         r.api.control.catch_up().unwrap();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let answered: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::default();
-    let parked = Arc::new(AtomicUsize::new(0));
     let rss_before = rss();
-    let tasks: Vec<_> = (0..agents)
-        .map(|i| {
-            let (server, eni) = (replicas[i % replicas.len()].clone(), enis[i].clone());
-            let (answered, parked) = (answered.clone(), parked.clone());
-            runtime.spawn(async move {
-                let tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
-                let mut stream = BufReader::new(tcp);
-                let path = format!("/tapwire/v1/network-interfaces/{eni}/config");
-                let (status, revision) = get(&server, &mut stream, &path, &[]).await;
-                assert_eq!(status, 200);
-                let query = [("after".to_owned(), revision.unwrap().to_string()), ("wait".to_owned(), "30".to_owned())];
-                parked.fetch_add(1, Ordering::Relaxed);
-                let (status, _) = get(&server, &mut stream, &path, &query).await;
-                if status == 200 {
-                    answered.lock().unwrap().push((i, Instant::now()));
+    let spec = Spec {
+        endpoints: replicas.iter().map(|r| Endpoint { host: r.host.clone(), key: r.key.clone().unwrap() }).collect(),
+        enis: enis[..agents].to_vec(),
+    };
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("TAPWIRE_FLEET_ROLE", "agents")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), &spec).unwrap();
+    let answered: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
+    let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let reader = {
+        let answered = answered.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines() {
+                let line = line.unwrap();
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words[..] {
+                    ["parked"] => parked_tx.send(()).unwrap(),
+                    ["answered", i, at] => answered.lock().unwrap().push((i.parse().unwrap(), at.parse().unwrap())),
+                    _ => panic!("the agents said {line:?}"),
                 }
-            })
+            }
         })
-        .collect();
-    while parked.load(Ordering::Relaxed) < agents {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    parked_rx.recv_timeout(Duration::from_secs(300)).expect("every agent parked");
     std::thread::sleep(Duration::from_secs(2)); // the last requests reach their replica
     let rss_parked = rss();
     let cpu_before = cpu();
     // From the call leaving the client: its answer and the agents' race each other.
-    let sent = Instant::now();
+    let sent = monotonic_ns();
+    let clock = Instant::now();
     post_form(&format!(
         "Action=CreateTrafficMirrorFilterRule&Version=2016-11-15&TrafficMirrorFilterId={filter}&TrafficDirection=ingress\
          &RuleNumber=1&RuleAction=accept&SourceCidrBlock=0.0.0.0/0&DestinationCidrBlock=0.0.0.0/0"
     ));
-    let acked = sent.elapsed();
+    let acked = clock.elapsed();
     let deadline = Instant::now() + Duration::from_secs(20);
     while answered.lock().unwrap().len() < affected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_secs(2)); // time for a wrongly woken poll to show
     let cpu_change = cpu() - cpu_before;
-    for task in tasks {
-        task.abort();
-    }
-    // The tasks' clones of the servers go with the runtime, before the caller's do.
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
     let got = answered.lock().unwrap().clone();
     let mut times: Vec<Duration> =
-        got.iter().filter(|(i, _)| *i < affected).map(|(_, at)| at.duration_since(sent)).collect();
+        got.iter().filter(|(i, _)| *i < affected).map(|(_, at)| Duration::from_nanos(at - sent)).collect();
     assert_eq!(times.len(), affected, "every affected agent got its new config");
     times.sort();
     Outcome {
@@ -228,7 +242,7 @@ fn measure(replicas: &[Arc<Server>], agents: usize) -> Outcome {
 fn report(what: &str, agents: usize, o: &Outcome) {
     println!(
         "fleet {what}: {agents} agents parked, a change to {} (acknowledged in {:.1?}), from the call: p50 {:.1?} p99 {:.1?} max {:.1?}; unaffected woken {}; \
-         RSS {:.1} KiB per parked poll (servers and clients), {:.0} MiB in all; CPU for the change {:.0?}",
+         servers' RSS {:.1} KiB per parked poll, {:.0} MiB in all; servers' CPU for the change {:.0?}",
         o.affected,
         o.acked,
         o.p50,
@@ -241,73 +255,59 @@ fn report(what: &str, agents: usize, o: &Outcome) {
     );
 }
 
-/// A PostgreSQL cluster the bench made (as the `postgres` user, in a temporary
-/// directory); stopped and removed on drop.
-struct Cluster {
-    bin: std::path::PathBuf,
-    dir: tempfile::TempDir,
+/// What the agents' process is told: where to poll, with which key, for which interfaces
+/// (agent `i` polls endpoint `i % endpoints.len()` for `enis[i]`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Spec {
+    endpoints: Vec<Endpoint>,
+    enis: Vec<String>,
 }
 
-impl Cluster {
-    fn as_postgres(&self, program: &str, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-            .arg(self.bin.join(program))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    /// Starts one, if this is root on a machine with Debian's PostgreSQL server; a URL.
-    fn start() -> Option<(Self, String)> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("bin"))
-            .max()?;
-        use std::os::unix::fs::MetadataExt;
-        // /proc/self belongs to the process's effective user.
-        if std::fs::metadata("/proc/self").ok()?.uid() != 0 || !bin.join("initdb").exists() {
-            return None;
-        }
-        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-        let entry: Vec<&str> = passwd.lines().find(|l| l.starts_with("postgres:"))?.split(':').collect();
-        let (uid, gid) = (entry[2].parse().ok()?, entry[3].parse().ok()?);
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        let cluster = Cluster { bin, dir };
-        let data = cluster.dir.path().join("data");
-        let data = data.to_str().unwrap();
-        assert!(
-            cluster.as_postgres("initdb", &["-D", data, "-U", "tapwire", "-A", "trust", "--no-sync"]).status.success()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=100",
-            cluster.dir.path().display()
-        );
-        let log = cluster.dir.path().join("log");
-        let started =
-            cluster.as_postgres("pg_ctl", &["-D", data, "-l", log.to_str().unwrap(), "-o", &options, "-w", "start"]);
-        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
-        let made = cluster.as_postgres(
-            "psql",
-            &["-h", "127.0.0.1", "-p", &port, "-U", "tapwire", "-d", "postgres", "-c", "CREATE DATABASE fleet"],
-        );
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        Some((cluster, format!("postgres://tapwire@127.0.0.1:{port}/fleet")))
-    }
+/// One replica as an agent reaches it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Endpoint {
+    host: String,
+    key: (String, String),
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        self.as_postgres("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+/// The agents' process: parks every poll, says `parked`, then `answered I NS` for each
+/// poll answered 200 (NS of `CLOCK_MONOTONIC`), until killed.
+fn run_agents() {
+    let spec: Spec = serde_json::from_reader(std::io::stdin()).unwrap();
+    make_room(spec.enis.len());
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let parked = Arc::new(tokio::sync::Semaphore::new(0));
+    let endpoints: Vec<Arc<Endpoint>> = spec.endpoints.into_iter().map(Arc::new).collect();
+    for (i, eni) in spec.enis.iter().enumerate() {
+        let (endpoint, eni) = (endpoints[i % endpoints.len()].clone(), eni.clone());
+        let (out, parked) = (out.clone(), parked.clone());
+        runtime.spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(&endpoint.host).await.unwrap();
+            let mut stream = BufReader::new(tcp);
+            let path = format!("/tapwire/v1/network-interfaces/{eni}/config");
+            let (status, revision) = get(&endpoint, &mut stream, &path, &[]).await;
+            assert_eq!(status, 200);
+            let query = [("after".to_owned(), revision.unwrap().to_string()), ("wait".to_owned(), "30".to_owned())];
+            parked.add_permits(1);
+            let (status, _) = get(&endpoint, &mut stream, &path, &query).await;
+            if status == 200 {
+                let at = monotonic_ns();
+                writeln!(out.lock().unwrap(), "answered {i} {at}").unwrap();
+            }
+        });
     }
+    let all = u32::try_from(spec.enis.len()).unwrap();
+    runtime.block_on(async { drop(parked.acquire_many(all).await.unwrap()) });
+    writeln!(out.lock().unwrap(), "parked").unwrap();
+    out.lock().unwrap().flush().unwrap();
+    runtime.block_on(std::future::pending::<()>());
 }
 
 fn main() {
+    if std::env::var("TAPWIRE_FLEET_ROLE").as_deref() == Ok("agents") {
+        return run_agents();
+    }
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
@@ -317,24 +317,10 @@ fn main() {
     let one = measure(&[Arc::new(sqlite)], agents);
     report("SQLite, 1 replica", agents, &one);
 
-    let (_cluster, url) = match std::env::var("TAPWIRE_BENCH_POSTGRES") {
-        Ok(url) => (None, url),
-        Err(_) => match Cluster::start() {
-            Some((cluster, url)) => (Some(cluster), url),
-            None => {
-                println!(
-                    "fleet PostgreSQL: not run (set TAPWIRE_BENCH_POSTGRES, or run as root with postgresql installed)"
-                );
-                return;
-            }
-        },
-    };
-    let replica = |root| {
-        let store = tapwire_store::PostgresStore::connect(&url).unwrap();
-        Arc::new(start_on(Box::new(store), tempfile::tempdir().unwrap(), true, false, root))
-    };
-    let a = replica(None);
-    let b = replica(a.key.clone());
+    let Some(databases) = Databases::find("fleet") else { return };
+    let url = databases.database();
+    let a = Arc::new(start_postgres(&url, None));
+    let b = Arc::new(start_postgres(&url, a.key.clone()));
     let two = measure(&[a, b], agents);
     report("PostgreSQL, 2 replicas", agents, &two);
     println!(

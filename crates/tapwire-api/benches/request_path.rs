@@ -10,6 +10,10 @@
 //!   prints mixed requests per second and p50/p99 latency, and the verified mode's
 //!   throughput as a ratio of the unverified one's.
 //!
+//! - the same load, verified, on PostgreSQL (one replica, and two replicas sharing one
+//!   database with the clients split between them) beside SQLite, as a ratio; the
+//!   database is `TAPWIRE_BENCH_POSTGRES` or, as root, a cluster of the bench's own.
+//!
 //! Targets: at least 3,000 mixed requests/s on 2 cores with p99 under 5 ms (issue 2);
 //! verification costs under 10 % of throughput (ratio ≥ 0.90, issue 12).
 
@@ -21,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use support::{Server, created_id, post, start_server};
+use support::postgres::Databases;
+use support::{Server, created_id, post, start_postgres, start_server};
 
 const CLIENTS: [usize; 3] = [2, 4, 8];
 const PAIRS: usize = 1500;
@@ -52,17 +57,20 @@ fn bench_latency(c: &mut Criterion) {
     group.finish();
 }
 
-/// Requests per second of `clients` clients against a fresh server.
-fn load(server: &Server, clients: usize) -> f64 {
+/// Requests per second of `clients` clients against fresh replicas of one store (client
+/// `i` on replica `i % replicas.len()`; `what` names the setup).
+fn load(replicas: &[&Server], clients: usize, what: &str) -> f64 {
     let agent = ureq::Agent::new_with_defaults();
-    let create = server.form(CREATE);
-    let id = created_id(&post(&agent, &server.url, &create));
-    let describe = server.form(&describe_body(&id));
-    let url = Arc::new(server.url.clone());
+    let mut work = Vec::new();
+    for server in replicas {
+        let create = server.form(CREATE);
+        let id = created_id(&post(&agent, &server.url, &create));
+        work.push((Arc::new(server.url.clone()), create, server.form(&describe_body(&id))));
+    }
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
-        .map(|_| {
-            let (url, create, describe) = (url.clone(), create.clone(), describe.clone());
+        .map(|i| {
+            let (url, create, describe) = work[i % work.len()].clone();
             std::thread::spawn(move || {
                 let agent = ureq::Agent::new_with_defaults();
                 let mut latencies = Vec::with_capacity(PAIRS * 2);
@@ -84,8 +92,7 @@ fn load(server: &Server, clients: usize) -> f64 {
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     let rate = all.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "request_path load [{}]: {} mixed requests (create+describe) from {clients} keep-alive clients in {:.2?}: {rate:.0} req/s, p50 {:.2?}, p99 {:.2?} (target: >= 3000 req/s, p99 < 5ms)",
-        if server.key.is_some() { "sigv4" } else { "auth none" },
+        "request_path load [{what}]: {} mixed requests (create+describe) from {clients} keep-alive clients in {:.2?}: {rate:.0} req/s, p50 {:.2?}, p99 {:.2?} (target: >= 3000 req/s, p99 < 5ms)",
         all.len(),
         elapsed,
         pct(0.50),
@@ -98,12 +105,24 @@ criterion_group!(benches, bench_latency);
 
 fn main() {
     benches();
+    let databases = Databases::find("request_path");
     for clients in CLIENTS {
-        let open = load(&start_server(false), clients);
-        let verified = load(&start_server(true), clients);
+        let open = load(&[&start_server(false)], clients, "SQLite, auth none");
+        let verified = load(&[&start_server(true)], clients, "SQLite, sigv4");
         println!(
             "request_path verification cost at {clients} clients: sigv4 {verified:.0} req/s vs auth none {open:.0} req/s = {:.2}x (goal: >= 0.90x)",
             verified / open
+        );
+        let Some(databases) = &databases else { continue };
+        let one = load(&[&start_postgres(&databases.database(), None)], clients, "PostgreSQL, 1 replica, sigv4");
+        let url = databases.database();
+        let a = start_postgres(&url, None);
+        let b = start_postgres(&url, a.key.clone());
+        let two = load(&[&a, &b], clients, "PostgreSQL, 2 replicas, sigv4");
+        println!(
+            "request_path PostgreSQL vs SQLite at {clients} clients (sigv4): 1 replica {:.2}x, 2 replicas {:.2}x of SQLite's {verified:.0} req/s",
+            one / verified,
+            two / verified
         );
     }
     Criterion::default().configure_from_args().final_summary();

@@ -65,13 +65,20 @@ pub struct Api {
     pub config: ApiConfig,
     /// Who may call.
     pub auth: auth::Authenticator,
+    /// What agents report.
+    pub telemetry: Arc<telemetry::Telemetry>,
 }
 
 impl Api {
     /// An API with authentication off (every caller is the root account): for tests and
     /// tools that run in-process, never for a listener.
     pub fn unauthenticated(control: Control, config: ApiConfig) -> Self {
-        Self { control, config, auth: auth::Authenticator::new(auth::Mode::Open, auth::UNLIMITED) }
+        Self {
+            control,
+            config,
+            auth: auth::Authenticator::new(auth::Mode::Open, auth::UNLIMITED),
+            telemetry: Arc::default(),
+        }
     }
 }
 
@@ -95,7 +102,7 @@ pub fn router(api: Arc<Api>) -> Router {
             "/metrics",
             get(metrics::metrics).route_layer(axum::middleware::from_fn_with_state(api.clone(), v1::authenticate)),
         )
-        .layer(axum::Extension(Arc::new(telemetry::Telemetry::default())))
+        .layer(axum::Extension(api.telemetry.clone()))
         .layer(axum::Extension(Arc::new(v1::config_changes::ConfigChanges::default())))
         .layer(axum::middleware::from_fn(request_log::log_requests))
         .with_state(api)

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tapwire_model::identity::AuditRecord;
-use tapwire_store::{Record, RecordQuery, Store, StoreError};
+use tapwire_store::{Record, RecordQuery, Store, StoreError, TelemetryRow};
 
 use crate::audit::{self, AuditBuffer};
 use crate::clock::Clock;
@@ -147,6 +147,17 @@ impl Control {
     }
 
     fn run_batch(&self, batch: &[Arc<PendingWrite>], entropy: &mut dyn Entropy) {
+        let _turn = if self.store.shared() {
+            // Other replicas' commits wait while this one plans against the latest state.
+            let turn = WriterTurn::take(&*self.store);
+            if let Err(e) = self.catch_up() {
+                let err = ApiError::from_store(e);
+                return batch.iter().for_each(|write| write.set_answer(Err(err.clone())));
+            }
+            turn
+        } else {
+            None
+        };
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let base = self.read();
             let mut working = State::clone(&base);
@@ -319,6 +330,21 @@ impl Control {
         self.store.shared()
     }
 
+    /// Hands agents' telemetry to the other replicas (a shared store only).
+    pub fn share_telemetry(&self, rows: &[TelemetryRow]) -> Result<(), StoreError> {
+        self.store.put_telemetry(rows)
+    }
+
+    /// The telemetry replicas wrote after `cursor`, and the cursor to ask from next.
+    pub fn shared_telemetry_since(&self, cursor: u64) -> Result<(Vec<TelemetryRow>, u64), StoreError> {
+        self.store.telemetry_since(cursor)
+    }
+
+    /// Forgets shared telemetry of interfaces not in `keep`.
+    pub fn retain_telemetry(&self, keep: &[String]) -> Result<usize, StoreError> {
+        self.store.retain_telemetry(keep)
+    }
+
     /// Brings the published state up to the store's revision with what other replicas
     /// committed since (the change feed; a full load only when the feed does not reach
     /// back). Returns the revision published. Cheap when nothing changed: one read of
@@ -374,6 +400,28 @@ impl Control {
             drop(published);
             self.revision.send_replace(revision);
         }
+    }
+}
+
+/// The store's writer lock, held while a batch is planned and committed; given back on
+/// drop. Not taken (the batch runs optimistically) when the store cannot give it.
+struct WriterTurn<'a>(&'a dyn Store);
+
+impl<'a> WriterTurn<'a> {
+    fn take(store: &'a dyn Store) -> Option<Self> {
+        match store.begin_writes() {
+            Ok(()) => Some(Self(store)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the store's writer lock was not taken; committing without it");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        self.0.end_writes();
     }
 }
 

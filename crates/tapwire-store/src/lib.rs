@@ -10,6 +10,9 @@
 //! Every commit also records which documents it touched (the change feed), so a replica
 //! that fell behind reads only what changed since its revision ([`Store::changes_since`]).
 //!
+//! A shared store also carries agents' telemetry between replicas ([`TelemetryRow`]):
+//! the latest state per interface, outside the revision, last report wins.
+//!
 //! Beside the documents, a store keeps an append-only log of [`Record`]s (the audit
 //! trail), appended with a commit or alone, read newest first, pruned by age and count.
 //!
@@ -129,6 +132,21 @@ pub struct RecordQuery {
     pub limit: usize,
 }
 
+/// The latest telemetry of one agent's interface, as replicas share it: last report wins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryRow {
+    /// The interface.
+    pub key: String,
+    /// When the report it holds arrived (seconds since the epoch): a row never replaces
+    /// a later one.
+    pub at: f64,
+    /// JSON body.
+    pub body: String,
+}
+
+/// How many telemetry rows one [`Store::telemetry_since`] returns at most.
+pub const TELEMETRY_PAGE: usize = 1_000;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -181,11 +199,36 @@ pub trait Store: Send + Sync + 'static {
         std::thread::sleep(timeout);
         Ok(true)
     }
+    /// Takes the store's writer lock, held until [`Store::end_writes`]: while one replica
+    /// holds it, the others' commits wait, so a replica that caught up under it commits
+    /// without a conflict (the revision check stays, as a safety net). A store of one
+    /// process has nothing to take.
+    fn begin_writes(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Gives the writer lock back.
+    fn end_writes(&self) {}
     /// Whether this process is the one among the store's writers that runs background
     /// work (Alibaba lifecycle tasks, expiry). Held until the process or its connection
     /// goes, then taken by the next to ask. A store of one process always leads.
     fn lead(&self) -> Result<bool, StoreError> {
         Ok(true)
+    }
+    /// Writes telemetry rows in one transaction, each unless the store holds a later one
+    /// for its key. Only a shared store keeps them (one process has them in memory).
+    fn put_telemetry(&self, rows: &[TelemetryRow]) -> Result<(), StoreError> {
+        let _ = rows;
+        Ok(())
+    }
+    /// Telemetry rows written after position `cursor`, at most [`TELEMETRY_PAGE`], and the
+    /// position to ask from next.
+    fn telemetry_since(&self, cursor: u64) -> Result<(Vec<TelemetryRow>, u64), StoreError> {
+        Ok((Vec::new(), cursor))
+    }
+    /// Drops the telemetry of every key not in `keep`; returns how many went.
+    fn retain_telemetry(&self, keep: &[String]) -> Result<usize, StoreError> {
+        let _ = keep;
+        Ok(0)
     }
     /// Appends records in one transaction, outside any commit (the revision stays).
     fn append(&self, records: &[Record]) -> Result<(), StoreError>;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each benchmark uses part of it")]
 
+pub mod postgres;
+
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -85,7 +87,12 @@ pub fn start_on(
     )
     .unwrap();
     let mode = if verify { Mode::Verify(Box::new(SecretBox::new(&[7; 32]))) } else { Mode::Open };
-    let api = Arc::new(Api { control, config: ApiConfig::default(), auth: Authenticator::new(mode, UNLIMITED) });
+    let api = Arc::new(Api {
+        control,
+        config: ApiConfig::default(),
+        auth: Authenticator::new(mode, UNLIMITED),
+        telemetry: Arc::default(),
+    });
     let made = if verify { tapwire_api::v1::accounts::ensure_root(&api).unwrap() } else { None };
     let key = made.or(root);
     if api.control.shared() {
@@ -134,11 +141,7 @@ impl Server {
 
     /// The `x-amz-date` and `Authorization` of a signed `GET path?query` (service `tapwire`).
     pub fn sign_get(&self, path: &str, query: &[(String, String)]) -> (String, String) {
-        let (key_id, secret) = self.key.as_ref().unwrap();
-        let signer = sigv4::Signer { access_key: key_id.clone(), secret: secret.clone(), region: "us-east-1".into() };
-        let amz_date = sigv4::amz_date(time::OffsetDateTime::now_utc());
-        let authorization = signer.authorization("tapwire", &amz_date, &self.host, ("GET", path, query), b"");
-        (amz_date, authorization)
+        sign_get(&self.host, self.key.as_ref().unwrap(), path, query)
     }
 
     /// `body` as the server's clients send it: signed with SigV4 (service `ec2`) now, when
@@ -151,6 +154,23 @@ impl Server {
         let authorization = signer.authorization("ec2", &amz_date, &self.host, ("POST", "/", &[]), body.as_bytes());
         Form { body: body.to_owned(), signature: Some((amz_date, authorization)) }
     }
+}
+
+/// The `x-amz-date` and `Authorization` of a `GET path?query` to `host` signed with `key`
+/// (service `tapwire`).
+pub fn sign_get(host: &str, key: &(String, String), path: &str, query: &[(String, String)]) -> (String, String) {
+    let (key_id, secret) = key;
+    let signer = sigv4::Signer { access_key: key_id.clone(), secret: secret.clone(), region: "us-east-1".into() };
+    let amz_date = sigv4::amz_date(time::OffsetDateTime::now_utc());
+    let authorization = signer.authorization("tapwire", &amz_date, host, ("GET", path, query), b"");
+    (amz_date, authorization)
+}
+
+/// Starts a verifying server on the PostgreSQL database `url`, with `root` the key an
+/// earlier replica made.
+pub fn start_postgres(url: &str, root: Option<(String, String)>) -> Server {
+    let store = tapwire_store::PostgresStore::connect(url).unwrap();
+    start_on(Box::new(store), tempfile::tempdir().unwrap(), true, false, root)
 }
 
 /// Posts `form` to `url`; the answer must be 200.

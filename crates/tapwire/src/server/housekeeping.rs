@@ -1,5 +1,7 @@
 //! The server's background chores, each on its own timer: forget expired ClientTokens,
-//! append the audit trail's pending refusals, prune the audit trail.
+//! append the audit trail's pending refusals, prune the audit trail, and on a shared
+//! store trade agents' telemetry with the other replicas. A chore that fails is logged
+//! once, and again when it works again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,9 @@ const TOKENS_BATCH: usize = 10_000;
 const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the audit trail is pruned.
 const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the shared store's telemetry of deregistered interfaces is dropped.
+const TELEMETRY_RETAIN_EVERY: Duration = Duration::from_secs(60);
 
 /// How long audit records are kept, and how many at most.
 #[derive(Debug, Clone, Copy)]
@@ -33,16 +38,24 @@ async fn every<T: Send + 'static>(
     report: fn(&T) -> Option<String>,
 ) {
     let mut tick = tokio::time::interval(every);
+    let mut failing = false;
     loop {
         tick.tick().await;
         let api = api.clone();
         match tokio::task::spawn_blocking(move || chore(&api)).await {
             Ok(Ok(out)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("{what}: working again");
+                }
                 if let Some(line) = report(&out) {
                     tracing::info!("{what}: {line}");
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed"),
+            Ok(Err(e)) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "{what} failed; trying again every {every:?}");
+            }
+            Ok(Err(_)) => {}
             Err(e) => tracing::warn!(error = %e, "{what} stopped"),
         }
     }
@@ -76,6 +89,28 @@ pub fn start(api: &Arc<Api>, retention: Retention) {
         },
         |(_, new)| (*new > 0).then(|| format!("{new} refusals could not be recorded (the buffer was full)")),
     ));
+    if api.control.shared() {
+        tokio::spawn(every(
+            tapwire_api::telemetry::sharing::SHARE_EVERY,
+            "sharing telemetry",
+            api.clone(),
+            |api| api.telemetry.exchange(&api.control).map_err(|e| e.to_string()),
+            |_| None,
+        ));
+        tokio::spawn(every(
+            TELEMETRY_RETAIN_EVERY,
+            "shared telemetry",
+            api.clone(),
+            |api| {
+                if !api.control.leads() {
+                    return Ok(0);
+                }
+                let keep: Vec<String> = api.control.read().interfaces.keys().map(ToString::to_string).collect();
+                api.control.retain_telemetry(&keep).map_err(|e| e.to_string())
+            },
+            |n| (*n > 0).then(|| format!("forgot {n} deregistered interfaces")),
+        ));
+    }
     let api = api.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(AUDIT_PRUNE_EVERY);

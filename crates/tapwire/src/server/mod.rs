@@ -175,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             body_timeout: args.body_timeout,
         },
         auth: Authenticator::new(mode, rate).started_at(control_now),
+        telemetry: Arc::default(),
     });
     api.auth.check_master_key(&api.control.read()).map_err(anyhow::Error::msg)?;
     if api.auth.verifies()

@@ -4,38 +4,60 @@
 //! - A commit locks the revision row (`FOR UPDATE`), so commits of all replicas are
 //!   serialised on it: the one computed against an old revision sees the new one and
 //!   conflicts. It is durable when PostgreSQL acknowledges it (`synchronous_commit`).
+//! - A replica plans and commits a batch under a writer lock (an advisory lock on a
+//!   connection of its own), so replicas writing at once take turns instead of losing
+//!   races over and over; the revision check stays.
 //! - Each commit notifies `tapwire_revision` in its own transaction: replicas that LISTEN
 //!   hear of it once it is visible, never before.
 //! - Reads (`load`, `changes_since`) run in one REPEATABLE READ transaction, so the
 //!   documents and the revision they return belong together.
-//! - A lost connection is made again on the next use; until then calls fail with
+//! - Calls share a small pool of connections ([`connect`]: TLS, bounds); the listener has
+//!   its own. A lost connection is made again on the next use; until then calls fail with
 //!   [`StoreError::Unavailable`]. The URL (which may hold a password) is never logged.
+//! - Agents' telemetry lives beside the documents, outside the revision
+//!   ([`Store::put_telemetry`]).
+
+pub mod connect;
+mod telemetry;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use connect::{Connector, Pool};
+
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use std::collections::BTreeMap;
+
+use postgres::{Client, GenericClient, IsolationLevel, SimpleQueryMessage, Transaction};
 
 use crate::{
     ChangeSet, Commit, FEED_REVISIONS, Record, RecordQuery, Snapshot, Store, StoreError, StoredDocument, StoredRecord,
+    TelemetryRow,
 };
 
 /// Schema migrations, applied in order; `tapwire_meta.schema` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../migrations/postgres/0002_telemetry.sql"),
+];
 /// The channel each commit notifies with its revision.
 const CHANNEL: &str = "tapwire_revision";
 /// Serialises replicas migrating the same database at once.
 const MIGRATION_LOCK: i64 = 0x7461_7077_6972_6501;
 /// Held (for its session) by the replica that runs background work.
 const LEADER_LOCK: i64 = 0x7461_7077_6972_6502;
+/// Held by the replica planning and committing a batch of writes.
+const WRITER_LOCK: i64 = 0x7461_7077_6972_6503;
+/// Longest a replica waits for the writer lock before committing without it.
+const WRITER_LOCK_WAIT: &str = "5s";
 
 /// A store in a PostgreSQL database, shared by replicas.
 pub struct PostgresStore {
-    url: String,
-    conn: Mutex<Option<Client>>,
+    pool: Pool,
     /// LISTENs, and holds the leader lock once taken: both end with its session.
     listener: Mutex<Option<Client>>,
+    /// Holds the writer lock between [`Store::begin_writes`] and [`Store::end_writes`].
+    writer: Mutex<Option<Client>>,
     leading: std::sync::atomic::AtomicBool,
 }
 
@@ -50,10 +72,9 @@ impl Drop for PostgresStore {
         // A client closes its connection with a blocking call, which panics on a thread
         // that drives async tasks (where the last owner may drop the store): close them
         // on a thread of their own.
-        let clients: Vec<Client> = [&mut self.conn, &mut self.listener]
-            .into_iter()
-            .filter_map(|m| m.get_mut().ok().and_then(Option::take))
-            .collect();
+        let mut clients = self.pool.drain();
+        clients.extend(self.listener.get_mut().ok().and_then(Option::take));
+        clients.extend(self.writer.get_mut().ok().and_then(Option::take));
         if !clients.is_empty() {
             let _ = std::thread::spawn(move || drop(clients)).join();
         }
@@ -84,43 +105,24 @@ fn unsigned(v: i64) -> Result<u64, StoreError> {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`), runs pending
-    /// migrations and starts listening for other replicas' commits.
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, TLS as
+    /// [`connect`] reads it), runs pending migrations and starts listening for other
+    /// replicas' commits.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: postgres::Config =
-            url.parse().map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
-        if matches!(config.get_ssl_mode(), postgres::config::SslMode::Require) {
-            return Err(StoreError::Backend(
-                "sslmode=require: TLS to PostgreSQL is not built in yet; reach the database over a trusted \
-                 network or a local socket"
-                    .into(),
-            ));
-        }
         let store = Self {
-            url: url.to_owned(),
-            conn: Mutex::new(None),
+            pool: Pool::new(Connector::from_url(url)?),
             listener: Mutex::new(None),
+            writer: Mutex::new(None),
             leading: std::sync::atomic::AtomicBool::new(false),
         };
-        {
-            let mut conn = store.conn()?;
-            migrate(conn.as_mut().ok_or_else(|| StoreError::Unavailable("no connection".into()))?)?;
-        }
+        store.with_conn(migrate)?;
         drop(store.listener()?);
         Ok(store)
     }
 
-    fn open(&self) -> Result<Client, StoreError> {
-        Client::connect(&self.url, NoTls).map_err(|e| StoreError::Unavailable(format!("connecting to PostgreSQL: {e}")))
-    }
-
-    /// The working connection, made again if it was lost.
-    fn conn(&self) -> Result<MutexGuard<'_, Option<Client>>, StoreError> {
-        let mut guard = self.conn.lock().map_err(|_| StoreError::Backend("store mutex poisoned".into()))?;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(self.open()?);
-        }
-        Ok(guard)
+    /// Whether the connections to the database are encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.pool.connector().encrypted()
     }
 
     /// The listening connection, made again (and LISTENing) if it was lost.
@@ -129,29 +131,28 @@ impl PostgresStore {
         if guard.as_ref().is_none_or(Client::is_closed) {
             // A new session holds no leader lock.
             self.leading.store(false, std::sync::atomic::Ordering::Relaxed);
-            let mut client = self.open()?;
+            let mut client = self.pool.connector().connect()?;
             client.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(backend)?;
             *guard = Some(client);
         }
         Ok(guard)
     }
 
+    /// `f` on a pooled connection; one that fails for want of the database is dropped.
     fn with_conn<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut guard = self.conn()?;
-        let client = guard.as_mut().ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
-        f(client)
+        let mut conn = self.pool.get()?;
+        let out = f(&mut conn);
+        if matches!(out, Err(StoreError::Unavailable(_))) {
+            conn.discard();
+        }
+        out
     }
 
     /// A read: on a connection found broken (the database restarted), once more on a new
     /// one. Writes are not retried here: a commit whose answer was lost may have landed.
     fn reading<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
         match self.with_conn(&mut f) {
-            Err(StoreError::Unavailable(_)) => {
-                if let Ok(mut guard) = self.conn.lock() {
-                    *guard = None;
-                }
-                self.with_conn(f)
-            }
+            Err(StoreError::Unavailable(_)) => self.with_conn(f),
             other => other,
         }
     }
@@ -199,15 +200,47 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.commit().map_err(backend)
 }
 
-fn read_meta(tx: &mut Transaction<'_>, key: &str, lock: bool) -> Result<u64, StoreError> {
-    let sql = if lock {
-        "SELECT value FROM tapwire_meta WHERE key = $1 FOR UPDATE"
-    } else {
-        "SELECT value FROM tapwire_meta WHERE key = $1"
-    };
-    let row = tx.query_opt(sql, &[&key]).map_err(backend)?;
-    unsigned(row.ok_or_else(|| StoreError::Backend(format!("tapwire_meta.{key} missing")))?.get(0))
+/// A value of `tapwire_meta`, in one round trip (a simple query: `key` is one of ours,
+/// never input); `lock` holds its row to the end of the transaction.
+fn read_meta(client: &mut impl GenericClient, key: &'static str, lock: bool) -> Result<u64, StoreError> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let messages =
+        client.simple_query(&format!("SELECT value FROM tapwire_meta WHERE key = '{key}'{lock}")).map_err(backend)?;
+    let value = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0),
+        _ => None,
+    });
+    let value = value.ok_or_else(|| StoreError::Backend(format!("tapwire_meta.{key} missing")))?;
+    value.parse().map_err(|_| StoreError::Backend(format!("tapwire_meta.{key} is not a number: {value}")))
 }
+
+/// One commit's documents as they end: each `(kind, id)` once, put (its last body) or
+/// deleted (a delete after a put wins, as the commit lists them in that order).
+fn final_documents(commit: &Commit) -> BTreeMap<(&str, &str), Option<&str>> {
+    let mut out = BTreeMap::new();
+    for d in &commit.puts {
+        out.insert((d.kind, d.id.as_str()), Some(d.body.as_str()));
+    }
+    for (kind, id) in &commit.deletes {
+        out.insert((*kind, id.as_str()), None);
+    }
+    out
+}
+
+/// A commit's writes in one statement: documents, the change feed, records, the
+/// revision and the notification.
+const COMMIT_SQL: &str = "\
+    WITH put AS (INSERT INTO tapwire_documents (kind, id, body) \
+            SELECT * FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) \
+            ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body), \
+        gone AS (DELETE FROM tapwire_documents d USING unnest($5::TEXT[], $6::TEXT[]) AS x (kind, id) \
+            WHERE d.kind = x.kind AND d.id = x.id), \
+        touched AS (INSERT INTO tapwire_changes (revision, kind, id) \
+            SELECT $1, * FROM unnest($7::TEXT[], $8::TEXT[])), \
+        logged AS (INSERT INTO tapwire_records (kind, at, account, action, body) \
+            SELECT * FROM unnest($9::TEXT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[])), \
+        moved AS (UPDATE tapwire_meta SET value = $1 WHERE key = 'revision') \
+    SELECT pg_notify($14, $15)";
 
 /// `*` and `?` wildcards as a LIKE pattern (`\` escapes LIKE's own `%` and `_`).
 fn like_pattern(wildcard: &str) -> String {
@@ -251,6 +284,30 @@ impl Store for PostgresStore {
     }
 
     fn commit(&self, commit: &Commit) -> Result<u64, StoreError> {
+        let documents = final_documents(commit);
+        let (mut put_kinds, mut put_ids, mut put_bodies) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut gone_kinds, mut gone_ids) = (Vec::new(), Vec::new());
+        for ((kind, id), body) in &documents {
+            match body {
+                Some(body) => {
+                    put_kinds.push(*kind);
+                    put_ids.push(*id);
+                    put_bodies.push(*body);
+                }
+                None => {
+                    gone_kinds.push(*kind);
+                    gone_ids.push(*id);
+                }
+            }
+        }
+        let touched_kinds: Vec<&str> = documents.keys().map(|(k, _)| *k).collect();
+        let touched_ids: Vec<&str> = documents.keys().map(|(_, i)| *i).collect();
+        let r = &commit.records;
+        let record_kinds: Vec<&str> = r.iter().map(|r| r.kind).collect();
+        let record_at: Vec<i64> = r.iter().map(|r| r.at).collect();
+        let record_accounts: Vec<Option<&str>> = r.iter().map(|r| r.account.as_deref()).collect();
+        let record_actions: Vec<&str> = r.iter().map(|r| r.action.as_str()).collect();
+        let record_bodies: Vec<&str> = r.iter().map(|r| r.body.as_str()).collect();
         self.with_conn(|client| {
             let mut tx = client.transaction().map_err(backend)?;
             let actual = read_meta(&mut tx, "revision", true)?;
@@ -259,43 +316,41 @@ impl Store for PostgresStore {
             }
             let next = actual + 1;
             let next_sql = sql_int(next)?;
-            let put = tx
-                .prepare(
-                    "INSERT INTO tapwire_documents (kind, id, body) VALUES ($1, $2, $3) \
-                     ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body",
-                )
-                .map_err(backend)?;
-            let delete = tx.prepare("DELETE FROM tapwire_documents WHERE kind = $1 AND id = $2").map_err(backend)?;
-            let touched =
-                tx.prepare("INSERT INTO tapwire_changes (revision, kind, id) VALUES ($1, $2, $3)").map_err(backend)?;
-            for d in &commit.puts {
-                tx.execute(&put, &[&d.kind, &d.id, &d.body]).map_err(backend)?;
-                tx.execute(&touched, &[&next_sql, &d.kind, &d.id]).map_err(backend)?;
-            }
-            for (kind, id) in &commit.deletes {
-                tx.execute(&delete, &[kind, id]).map_err(backend)?;
-                tx.execute(&touched, &[&next_sql, kind, id]).map_err(backend)?;
-            }
-            insert_records(&mut tx, &commit.records)?;
+            let next_text = next.to_string();
+            tx.execute(
+                COMMIT_SQL,
+                &[
+                    &next_sql,
+                    &put_kinds,
+                    &put_ids,
+                    &put_bodies,
+                    &gone_kinds,
+                    &gone_ids,
+                    &touched_kinds,
+                    &touched_ids,
+                    &record_kinds,
+                    &record_at,
+                    &record_accounts,
+                    &record_actions,
+                    &record_bodies,
+                    &CHANNEL,
+                    &next_text,
+                ],
+            )
+            .map_err(backend)?;
             if next % 1_000 == 0 && next > FEED_REVISIONS {
                 let start = sql_int(next - FEED_REVISIONS)?;
                 tx.execute("DELETE FROM tapwire_changes WHERE revision <= $1", &[&start]).map_err(backend)?;
                 tx.execute("UPDATE tapwire_meta SET value = GREATEST(value, $1) WHERE key = 'feed_start'", &[&start])
                     .map_err(backend)?;
             }
-            tx.execute("UPDATE tapwire_meta SET value = $1 WHERE key = 'revision'", &[&next_sql]).map_err(backend)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &next.to_string()]).map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(next)
         })
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        self.reading(|client| {
-            let row =
-                client.query_one("SELECT value FROM tapwire_meta WHERE key = 'revision'", &[]).map_err(backend)?;
-            unsigned(row.get(0))
-        })
+        self.reading(|client| read_meta(client, "revision", false))
     }
 
     fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
@@ -327,6 +382,30 @@ impl Store for PostgresStore {
         true
     }
 
+    fn begin_writes(&self) -> Result<(), StoreError> {
+        let mut guard = self.writer.lock().map_err(|_| StoreError::Backend("store mutex poisoned".into()))?;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            let mut client = self.pool.connector().connect()?;
+            client.batch_execute(&format!("SET lock_timeout = '{WRITER_LOCK_WAIT}'")).map_err(backend)?;
+            *guard = Some(client);
+        }
+        let client = guard.as_mut().ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
+        let taken = client.batch_execute(&format!("SELECT pg_advisory_lock({WRITER_LOCK})")).map_err(backend);
+        if matches!(taken, Err(StoreError::Unavailable(_))) {
+            *guard = None;
+        }
+        taken
+    }
+
+    fn end_writes(&self) {
+        let Ok(mut guard) = self.writer.lock() else { return };
+        let Some(client) = guard.as_mut() else { return };
+        // A connection that cannot say so is dropped: its session's end frees the lock.
+        if client.batch_execute(&format!("SELECT pg_advisory_unlock({WRITER_LOCK})")).is_err() {
+            *guard = None;
+        }
+    }
+
     fn lead(&self) -> Result<bool, StoreError> {
         use std::sync::atomic::Ordering;
         let mut guard = self.listener()?;
@@ -347,6 +426,21 @@ impl Store for PostgresStore {
         // Commits that came together are one catch-up.
         while notifications.iter().next().map_err(backend)?.is_some() {}
         Ok(heard)
+    }
+
+    fn put_telemetry(&self, rows: &[TelemetryRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(|client| telemetry::put(client, rows))
+    }
+
+    fn telemetry_since(&self, cursor: u64) -> Result<(Vec<TelemetryRow>, u64), StoreError> {
+        self.reading(|client| telemetry::since(client, cursor))
+    }
+
+    fn retain_telemetry(&self, keep: &[String]) -> Result<usize, StoreError> {
+        self.with_conn(|client| telemetry::retain(client, keep))
     }
 
     fn append(&self, records: &[Record]) -> Result<(), StoreError> {
@@ -394,5 +488,23 @@ impl Store for PostgresStore {
             tx.commit().map_err(backend)?;
             Ok(usize::try_from(gone).unwrap_or(usize::MAX))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Document;
+
+    #[test]
+    fn a_commit_writes_each_document_once_as_it_ends() {
+        let put = |id: &str, body: &str| Document { kind: "filter", id: id.into(), body: body.into() };
+        let commit = Commit {
+            puts: vec![put("a", "1"), put("b", "1"), put("a", "2")],
+            deletes: vec![("filter", "b".into()), ("filter", "c".into())],
+            ..Commit::default()
+        };
+        let out: Vec<_> = final_documents(&commit).into_iter().collect();
+        assert_eq!(out, [(("filter", "a"), Some("2")), (("filter", "b"), None), (("filter", "c"), None)]);
     }
 }

@@ -8,13 +8,17 @@
 //! - Bounded: a report carries at most [`MAX_SESSIONS`] sessions and [`MAX_RULES`] rules
 //!   (more is refused), one entry per registered interface; entries of interfaces that
 //!   are gone are dropped when the views are read.
-//! - Memory only: an agent re-reports within its report interval after a server restart,
-//!   and the totals start again from what it says.
+//! - In memory, and on a shared store also shared between replicas ([`sharing`]): an
+//!   agent may report to any replica, and every replica shows the same. Alone on its
+//!   store, a server restarted hears again within an agent's report interval, and the
+//!   totals start again from what it says.
 
-use std::collections::{BTreeMap, HashMap};
+pub mod sharing;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tapwire_model::{AccountId, NetworkInterfaceId};
 
@@ -57,7 +61,7 @@ pub const INTERFACE_COUNTERS: &[&str] = &[
 ];
 
 /// A total fed by values that restart from zero.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Monotonic {
     base: u64,
     last: u64,
@@ -79,7 +83,7 @@ impl Monotonic {
 }
 
 /// Totals of one set of counters, and the rate of the first two (packets, bytes).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Series {
     totals: Vec<Monotonic>,
     previous: Option<(f64, u64, u64)>,
@@ -119,7 +123,7 @@ impl Series {
 }
 
 /// One session as one interface's agent reported it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionSeen {
     /// Counters.
     pub series: Series,
@@ -130,7 +134,7 @@ pub struct SessionSeen {
 }
 
 /// What the control plane knows of one interface's agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InterfaceTelemetry {
     /// Owner.
     pub account: AccountId,
@@ -161,7 +165,13 @@ pub struct AgentReport {
 
 /// Every interface's telemetry.
 #[derive(Debug, Default)]
-pub struct Telemetry(Mutex<HashMap<NetworkInterfaceId, InterfaceTelemetry>>);
+pub struct Telemetry {
+    all: Mutex<HashMap<NetworkInterfaceId, InterfaceTelemetry>>,
+    /// Interfaces reported to this replica since the last [`sharing`] pass.
+    dirty: Mutex<HashSet<NetworkInterfaceId>>,
+    /// How far this replica has read the other replicas' telemetry.
+    cursor: std::sync::atomic::AtomicU64,
+}
 
 /// Why a report is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,7 +196,7 @@ impl Telemetry {
                 "A report carries at most {MAX_SESSIONS} sessions and {MAX_RULES} rules."
             )));
         }
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = all.entry(eni).or_insert_with(|| InterfaceTelemetry {
             account,
             applied_revision,
@@ -212,12 +222,14 @@ impl Telemetry {
             entry.rules.entry(id.to_owned()).or_default().observe(RULE_COUNTERS, r, at, (0, 1));
         }
         entry.report = report;
+        drop(all);
+        self.dirty.lock().unwrap_or_else(PoisonError::into_inner).insert(eni);
         Ok(())
     }
 
     /// The latest report of `eni`.
     pub fn latest(&self, eni: NetworkInterfaceId) -> Option<AgentReport> {
-        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
         all.get(&eni).map(|t| AgentReport {
             applied_revision: t.applied_revision,
             reported_at: t.reported_at as u64,
@@ -228,7 +240,7 @@ impl Telemetry {
     /// A copy of the telemetry of every interface `keep` says still exists; the others
     /// are forgotten.
     pub fn snapshot(&self, keep: impl Fn(NetworkInterfaceId) -> bool) -> Vec<(NetworkInterfaceId, InterfaceTelemetry)> {
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
         all.retain(|eni, _| keep(*eni));
         let mut out: Vec<_> = all.iter().map(|(k, v)| (*k, v.clone())).collect();
         out.sort_by_key(|(k, _)| *k);
