@@ -487,6 +487,16 @@ def test_tags_and_resource_groups(tea, lab):
                     Tag=[{"Key": "acs:reserved", "Value": "v"}]) == ("InvalidTagKey", 400)
     assert error_of(tea, "TagResources", ResourceType="TRAFFICMIRRORFILTER", ResourceId=[fid],
                     Tag=[{"Key": f"k{n}", "Value": "v"} for n in range(21)])[0] == "InvalidParameter"
+    # tapwire's reserved keys: a session's sampling and caps, checked (Alibaba's code for a
+    # bad value is InvalidParameter); refused elsewhere.
+    tea("TagResources", ResourceType="TRAFFICMIRRORSESSION", ResourceId=[sid],
+        Tag=[{"Key": "tapwire:sample-packets", "Value": "4"}])
+    assert error_of(tea, "TagResources", ResourceType="TRAFFICMIRRORSESSION", ResourceId=[sid],
+                    Tag=[{"Key": "tapwire:max-pps", "Value": "lots"}]) == ("InvalidParameter", 400)
+    assert error_of(tea, "TagResources", ResourceType="TRAFFICMIRRORFILTER", ResourceId=[fid],
+                    Tag=[{"Key": "tapwire:max-pps", "Value": "10"}]) == ("InvalidParameter", 400)
+    keys = {t["Key"] for t in sessions(tea, TrafficMirrorSessionIds=[sid])[0]["Tags"]}
+    assert "tapwire:sample-packets" in keys and "tapwire:max-pps" not in keys
     # Resource groups.
     tea("MoveResourceGroup", ResourceType="TrafficMirrorFilter", ResourceId=fid, NewResourceGroupId="rg-new")
     tea("MoveResourceGroup", ResourceType="TrafficMirrorSession", ResourceId=sid, NewResourceGroupId="rg-new")

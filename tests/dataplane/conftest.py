@@ -163,8 +163,12 @@ class MirrorEnv:
 
     # -- traffic and what the sensor saw ---------------------------------------------
 
+    def traffic_args(self, mode, *args):
+        """The command line of `traffic.py MODE ARGS` (run it with `lab.run`)."""
+        return [PYTHON, str(HERE / "traffic.py"), mode, *map(str, args)]
+
     def udp(self, frm, to_ip, port, count, size=64, interval=0.0):
-        args = [PYTHON, str(HERE / "traffic.py"), "udp", to_ip, str(port), str(count), str(size)]
+        args = self.traffic_args("udp", to_ip, port, count, size)
         if interval:
             args.append(str(interval))
         self.lab.run(frm, *args)

@@ -113,8 +113,10 @@ def test_top_shows_the_session_and_its_rate_in_a_terminal(mirror_env):
     try:
         def busy():
             screen = read_screen(controller, 1.5).split("tapwire top")[-1]
-            line = next((l for l in screen.splitlines() if l.startswith(sid)), "")
-            rate = line.split()[9] if len(line.split()) > 9 else "0"
+            header = next((l.split() for l in screen.splitlines() if l.startswith("SESSION")), ["PKT/S"])
+            line = next((l for l in screen.splitlines() if l.startswith(sid)), "").split()
+            column = header.index("PKT/S")
+            rate = line[column] if len(line) > column else "0"
             return rate not in ("0", "-") and screen
         screen = wait_for(busy, timeout=30, what="a non-zero rate on the screen")
         assert "SESSION" in screen and sid in screen

@@ -4,6 +4,10 @@
     traffic.py udp-forever DST PORT SIZE INTERVAL   until killed
     traffic.py tcp-sink PORT                        accept TCP connections, discard data
     traffic.py tcp-send DST PORT BYTES              one connection carrying BYTES
+    traffic.py udp-flows DST PORT FLOWS PER [GAP]   PER datagrams on each of FLOWS flows
+                                                    (source ports 20000 + i), GAP s apart
+    traffic.py udp-rate DST PORT RATE SECONDS       RATE datagrams a second for SECONDS,
+                                                    in bursts every 10 ms
 DST may be IPv4 or IPv6. Prints the number of datagrams or bytes sent.
 """
 import socket
@@ -32,6 +36,30 @@ def main():
             sent += 1
             if interval:
                 time.sleep(interval)
+        print(sent)
+    elif mode == "udp-flows":
+        dst, port, flows, per = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        gap = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+        sent = 0
+        for i in range(flows):
+            s = socket.socket(family(dst), socket.SOCK_DGRAM)
+            s.bind(("", 20000 + i))
+            for _ in range(per):
+                s.sendto(b"flow", (dst, port))
+                sent += 1
+            s.close()
+            if gap:
+                time.sleep(gap)
+        print(sent)
+    elif mode == "udp-rate":
+        dst, port, rate, seconds = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+        s = socket.socket(family(dst), socket.SOCK_DGRAM)
+        start, sent = time.monotonic(), 0
+        while (elapsed := time.monotonic() - start) < seconds:
+            while sent < rate * elapsed:
+                s.sendto(b"burst", (dst, port))
+                sent += 1
+            time.sleep(0.01)
         print(sent)
     elif mode == "tcp-sink":
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -9,6 +9,9 @@ import subprocess
 import urllib.parse
 from pathlib import Path
 
+import pytest
+from botocore.exceptions import ClientError
+
 from ec2_support import env, error_code, lab, rule
 
 JS = Path(__file__).resolve().parents[1] / "js"
@@ -78,6 +81,33 @@ def test_terraform_aws_ec2_tag_on_a_session_and_an_interface(server, ec2):
         assert len(find()) == 1
         ec2.delete_tags(Resources=[resource], Tags=[{"Key": "Name", "Value": "mirror-2"}])
         assert find() == []
+
+
+def test_reserved_tapwire_tags_set_a_sessions_limits_and_bad_ones_change_nothing(server, ec2):
+    src, _, flt, tgt = lab(server, ec2)
+    sid = ec2.create_traffic_mirror_session(
+        NetworkInterfaceId=src, TrafficMirrorTargetId=tgt, TrafficMirrorFilterId=flt, SessionNumber=1,
+        TagSpecifications=[{"ResourceType": "traffic-mirror-session",
+                            "Tags": [{"Key": "tapwire:max-bps", "Value": "1000000"}]}])["TrafficMirrorSession"]
+    sid = sid["TrafficMirrorSessionId"]
+    server.aws("create-tags", "--resources", sid, "--tags", "Key=tapwire:sample-flows,Value=0.25")
+    for key, value in (("tapwire:sample-flows", "2"), ("tapwire:max-pps", "-1"), ("tapwire:sampleflows", "0.1")):
+        code, err = server.aws("create-tags", "--resources", sid, "--tags", f"Key={key},Value={value}", check=False)
+        assert code != 0 and "InvalidParameterValue" in err and key in err, (key, err)
+    code, err = server.aws("create-tags", "--resources", flt, "--tags", "Key=tapwire:max-pps,Value=5", check=False)
+    assert code != 0 and "traffic mirror sessions only" in err, err
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_traffic_mirror_sessions(
+        TrafficMirrorSessionIds=[sid])["TrafficMirrorSessions"][0]["Tags"]}
+    assert tags == {"tapwire:max-bps": "1000000", "tapwire:sample-flows": "0.25"}
+    (status,) = server.cli("session", "status", sid)
+    assert status["Limits"] == {"SampleFlows": 0.25, "MaxBps": 1000000}
+    with pytest.raises(ClientError) as e:
+        ec2.create_traffic_mirror_session(
+            NetworkInterfaceId=src, TrafficMirrorTargetId=tgt, TrafficMirrorFilterId=flt, SessionNumber=2,
+            TagSpecifications=[{"ResourceType": "traffic-mirror-session",
+                                "Tags": [{"Key": "tapwire:sample-packets", "Value": "0"}]}])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert len(ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]) == 1
 
 
 def test_interfaces_take_tags_and_filters(server, ec2):

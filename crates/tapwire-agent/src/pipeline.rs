@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tapwire_mirror::sampling::{Gate, Verdict};
 use tapwire_mirror::{Counters, Decision, RAW_IPV6_HEADERS_LEN, raw_headers, raw_headers_len};
 use tapwire_model::Direction;
 use tapwire_wire::{FlowError, FlowKey};
@@ -79,6 +80,10 @@ pub struct Pipeline<T: Transmit> {
     config: Option<Arc<AppliedConfig>>,
     engine: Counters,
     delivery: Vec<DeliveryCounters>,
+    /// Each session's sampling and caps, by classifier index.
+    gates: Vec<Gate>,
+    /// What the caps' buckets are refilled by.
+    started: std::time::Instant,
     interface: InterfaceCounters,
     retired_sessions: BTreeMap<String, SessionReport>,
     retired_rules: BTreeMap<String, RuleReport>,
@@ -99,6 +104,8 @@ impl<T: Transmit> Pipeline<T> {
             config: None,
             engine: Counters::default(),
             delivery: Vec::new(),
+            gates: Vec::new(),
+            started: std::time::Instant::now(),
             interface: InterfaceCounters::default(),
             retired_sessions: BTreeMap::new(),
             retired_rules: BTreeMap::new(),
@@ -130,6 +137,7 @@ impl<T: Transmit> Pipeline<T> {
         self.transmit.prepare(&config.paths);
         self.engine = config.classifier.new_counters();
         self.delivery = vec![DeliveryCounters::default(); config.classifier.sessions().len()];
+        self.gates = config.classifier.sessions().iter().map(|s| Gate::new(&s.limits)).collect();
         self.config = Some(Arc::clone(&config));
         self.generation = generation;
         self.slot.mark_applied(generation);
@@ -206,6 +214,14 @@ impl<T: Transmit> Pipeline<T> {
             return;
         };
         let target = Target { decision, path };
+        if let Some(gate) = self.gates.get_mut(session) {
+            let now_ns = if gate.capped() { self.started.elapsed().as_nanos() as u64 } else { 0 };
+            match gate.admit(decision.flow_hash, decision.inner_len(logical_len), now_ns) {
+                Verdict::Pass => {}
+                Verdict::SampledOut => return self.delivery[session].sampled_out += 1,
+                Verdict::RateLimited => return self.delivery[session].rate_limited += 1,
+            }
+        }
 
         let interface_mtu = config.interface_mtu.unwrap_or(self.settings.interface_mtu);
         // A super-frame: the kernel says it is one (a segment size), or it is longer than

@@ -35,6 +35,12 @@ pub struct DeliveryCounters {
     pub dropped_send_error: u64,
     /// Copies dropped: no outer source address or an unsupported target family.
     pub dropped_no_route: u64,
+    /// Copies left out by the session's sampling (`tapwire:sample-flows`, `-packets`).
+    #[serde(default)]
+    pub sampled_out: u64,
+    /// Copies dropped by the session's caps (`tapwire:max-pps`, `max-bps`).
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl DeliveryCounters {
@@ -51,11 +57,13 @@ impl DeliveryCounters {
         self.dropped_send_busy += o.dropped_send_busy;
         self.dropped_send_error += o.dropped_send_error;
         self.dropped_no_route += o.dropped_no_route;
+        self.sampled_out += o.sampled_out;
+        self.rate_limited += o.rate_limited;
     }
 
-    /// Copies dropped for any reason.
+    /// Copies dropped for any reason (a cap included; sampling is not a drop).
     pub fn dropped(&self) -> u64 {
-        self.dropped_send_busy + self.dropped_send_error + self.dropped_no_route
+        self.dropped_send_busy + self.dropped_send_error + self.dropped_no_route + self.rate_limited
     }
 }
 
@@ -243,7 +251,7 @@ pub fn prometheus(status: &AgentStatus) -> String {
         }
     }
 
-    let session_fields: [Field<SessionReport>; 11] = [
+    let session_fields: [Field<SessionReport>; 12] = [
         ("tapwire_session_matched_packets_total", "Packets the session's filter accepted.", |s| s.matched_packets),
         ("tapwire_session_matched_bytes_total", "Bytes of frames the session's filter accepted.", |s| s.matched_bytes),
         ("tapwire_session_mirrored_packets_total", "VXLAN copies sent.", |s| s.delivery.mirrored_packets),
@@ -269,6 +277,9 @@ pub fn prometheus(status: &AgentStatus) -> String {
         ("tapwire_session_checksums_completed_total", "Partial checksums completed in copies.", |s| {
             s.delivery.checksums_completed
         }),
+        ("tapwire_session_sampled_out_packets_total", "Copies left out by the session's sampling.", |s| {
+            s.delivery.sampled_out
+        }),
     ];
     for (name, help, get) in session_fields {
         m.family(name, "counter", help);
@@ -286,6 +297,7 @@ pub fn prometheus(status: &AgentStatus) -> String {
                 ("send_busy", s.delivery.dropped_send_busy),
                 ("send_error", s.delivery.dropped_send_error),
                 ("no_route", s.delivery.dropped_no_route),
+                ("rate_limited", s.delivery.rate_limited),
             ] {
                 m.sample(
                     "tapwire_session_dropped_packets_total",

@@ -6,6 +6,7 @@
 //! IPv4 when both ends have one, else IPv6 when both do, else the target's first);
 //! load-balancer targets have no address in a self-hosted fleet and are listed as
 //! `unsupported`, with the reason, so the agent reports them failed rather than silent.
+//! A session's `tapwire:` tags become its sampling and caps ([`SessionLimits`]).
 
 use std::net::IpAddr;
 
@@ -15,6 +16,7 @@ use tapwire_model::config::{
 };
 use tapwire_model::ids::NetworkInterfaceId;
 use tapwire_model::rule::Direction;
+use tapwire_model::sampling::SessionLimits;
 
 use crate::state::State;
 
@@ -35,6 +37,14 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
                             .into(),
                 });
                 return None;
+            };
+            let limits = match SessionLimits::from_tags(&s.tags) {
+                Ok(limits) => limits,
+                Err(reason) => {
+                    // Only tags stored before the keys were checked can get here.
+                    unsupported.push(UnsupportedSession { session_id: s.id, number: s.number, reason });
+                    return None;
+                }
             };
             let address = target_address(&iface.addresses, &destination.addresses)?;
             let filter = state.filters.get(&s.filter_id)?;
@@ -58,6 +68,7 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
                 packet_length: s.packet_length,
                 enabled: s.enabled,
                 target: TargetEndpoint { address, port: VXLAN_PORT },
+                limits,
                 filter: FilterConfig {
                     filter_id: filter.id,
                     network_services: filter.network_services.clone(),

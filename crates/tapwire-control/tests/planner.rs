@@ -194,3 +194,21 @@ fn alibaba_changes_wait_for_their_task() {
     assert!(w.control.read().pending_tasks().is_empty());
     assert_index_consistent(&w);
 }
+
+#[test]
+fn a_sessions_tapwire_tags_become_its_sampling_and_caps_in_the_agents_document() {
+    use tapwire_model::resource::Tag;
+    let mut w = World::new();
+    let m = w.mirrored();
+    let tag = |k: &str, v: &str| Tag { key: k.into(), value: v.into() };
+    let tags = vec![tag("tapwire:sample-flows", "0.25"), tag("tapwire:max-pps", "1000"), tag("team", "ids")];
+    w.ec2(Operation::CreateTags { resources: vec![ResourceRef::Session(m.session)], tags });
+    let document = tapwire_control::render::interface_config(&w.control.read(), m.source, &[]).unwrap();
+    let limits = document.sessions[0].limits;
+    assert_eq!((limits.sample_flows_ppm, limits.max_pps, limits.max_bps), (Some(250_000), Some(1000), None));
+    // Taking the tag off lifts the cap.
+    let selectors = vec![TagSelector { key: "tapwire:max-pps".into(), value: None }];
+    w.ec2(Operation::DeleteTags { resources: vec![ResourceRef::Session(m.session)], tags: selectors });
+    let document = tapwire_control::render::interface_config(&w.control.read(), m.source, &[]).unwrap();
+    assert_eq!(document.sessions[0].limits.max_pps, None);
+}

@@ -135,6 +135,7 @@ fn config(rules_per_direction: usize) -> InterfaceConfig {
                     ingress,
                     egress,
                 },
+                limits: Default::default(),
             }
         })
         .collect();

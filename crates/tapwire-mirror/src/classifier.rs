@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use tapwire_model::config::{ConfigError, InterfaceConfig, TargetEndpoint};
 use tapwire_model::resource::NetworkService;
 use tapwire_model::rule::protocol;
+use tapwire_model::sampling::SessionLimits;
 use tapwire_model::{Direction, FilterId, RuleAction, RuleId, RuleMatch, SessionId};
 use tapwire_wire::{Addresses, CompactKey, FlowKey};
 
@@ -57,6 +58,8 @@ pub struct SessionInfo {
     pub filter_id: FilterId,
     /// Whether the filter's `amazon-dns` network service is on.
     pub amazon_dns: bool,
+    /// Sampling and caps ([`crate::sampling::Gate`]).
+    pub limits: SessionLimits,
 }
 
 /// One rule as compiled.
@@ -92,6 +95,8 @@ pub struct Decision {
     pub target: TargetEndpoint,
     /// Outer UDP source port: a hash of the inner flow in 49152..=65535.
     pub outer_source_port: u16,
+    /// The inner flow's hash, the same both ways ([`crate::encap::flow_hash`]).
+    pub flow_hash: u64,
 }
 
 impl Decision {
@@ -197,6 +202,7 @@ impl Classifier {
                 target: s.target,
                 filter_id: s.filter.filter_id,
                 amazon_dns: s.filter.network_services.contains(&NetworkService::AmazonDns),
+                limits: s.limits,
             });
             for (direction, list) in [(Direction::Ingress, &s.filter.ingress), (Direction::Egress, &s.filter.egress)] {
                 let mut sorted: Vec<_> = list.iter().collect();
@@ -413,13 +419,15 @@ impl Classifier {
             None => return None,
         };
         let s = self.sessions.get(usize::from(session))?;
+        let flow_hash = encap::flow_hash(source.into(), destination.into(), protocol, (sp, dp));
         Some(Decision {
             session,
             rule,
             vni: s.vni,
             packet_length: s.packet_length,
             target: s.target,
-            outer_source_port: encap::source_port_of(source.into(), destination.into(), protocol, (sp, dp)),
+            outer_source_port: encap::source_port_of_hash(flow_hash),
+            flow_hash,
         })
     }
 }

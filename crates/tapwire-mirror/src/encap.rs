@@ -87,7 +87,20 @@ pub fn outer_source_port(flow: &FlowKey) -> u16 {
 /// [`outer_source_port`] from the addresses as integers (IPv4 zero-extended) and the
 /// ports (`(0, 0)` for none), so callers without a [`FlowKey`] get the same port.
 #[inline(always)]
-pub(crate) fn source_port_of(source: u128, destination: u128, protocol: u8, (sp, dp): (u16, u16)) -> u16 {
+pub(crate) fn source_port_of(source: u128, destination: u128, protocol: u8, ports: (u16, u16)) -> u16 {
+    source_port_of_hash(flow_hash(source, destination, protocol, ports))
+}
+
+/// The outer source port of a flow of [`flow_hash`] `hash`.
+#[inline(always)]
+pub(crate) fn source_port_of_hash(hash: u64) -> u16 {
+    SOURCE_PORT_BASE + (hash >> 50) as u16
+}
+
+/// A hash of the inner flow that is the same for both its directions: the addresses as
+/// integers (IPv4 zero-extended), the protocol and the ports (`(0, 0)` for none).
+#[inline(always)]
+pub fn flow_hash(source: u128, destination: u128, protocol: u8, (sp, dp): (u16, u16)) -> u64 {
     let a = (source, sp);
     let b = (destination, dp);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -98,7 +111,7 @@ pub(crate) fn source_port_of(source: u128, destination: u128, protocol: u8, (sp,
         h = (h ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         h ^= h >> 29;
     }
-    SOURCE_PORT_BASE + (h >> 50) as u16
+    h
 }
 
 fn ip_bits(a: IpAddr) -> u128 {

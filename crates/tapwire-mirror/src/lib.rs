@@ -19,6 +19,8 @@
 //!   UDP whose source and destination ports are both in {67, 68} (IPv4) or {546, 547}
 //!   (DHCPv6). 802.1Q and QinQ frames are classified on their inner IP header and copied
 //!   with their tags.
+//! - A session's sampling and caps (its `tapwire:` tags) apply after it was chosen
+//!   ([`sampling::Gate`]): a copy left out or capped is not offered to a later session.
 //!
 //! # The `amazon-dns` network service on a self-hosted host
 //!
@@ -65,6 +67,7 @@ pub mod counters;
 pub mod encap;
 mod index;
 mod ruleset;
+pub mod sampling;
 mod scan;
 
 pub use bpf::{Prefilter, SockFilter};

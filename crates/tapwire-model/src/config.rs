@@ -33,6 +33,7 @@ use crate::ids::{FilterId, NetworkInterfaceId, RuleId, SessionId};
 use crate::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use crate::resource::NetworkService;
 use crate::rule::{RuleAction, RuleMatch};
+use crate::sampling::SessionLimits;
 
 /// The schema version this build writes and reads.
 pub const CONFIG_SCHEMA: u32 = 1;
@@ -94,6 +95,9 @@ pub struct SessionConfig {
     pub target: TargetEndpoint,
     /// What is copied.
     pub filter: FilterConfig,
+    /// Sampling and rate caps (from the session's `tapwire:` tags).
+    #[serde(default, skip_serializing_if = "SessionLimits::is_none")]
+    pub limits: SessionLimits,
 }
 
 impl SessionConfig {

@@ -8,6 +8,7 @@
 //! - the matching vocabulary of filter rules ([`rule`]), shared with the data plane,
 //! - every validation range and quota ([`limits`]), kept in one place, and the validated
 //!   numbers whose range both dialects share ([`numbers`]),
+//! - a session's sampling and rate caps, set through reserved tag keys ([`sampling`]),
 //! - `*`/`?` patterns as EC2 filters and IAM policies have them ([`wildcard`]),
 //! - the versioned per-interface configuration document the control plane hands to
 //!   agents and `tapwire simulate` reads ([`config`]).
@@ -23,6 +24,7 @@ pub mod numbers;
 pub mod prometheus;
 pub mod resource;
 pub mod rule;
+pub mod sampling;
 pub mod wildcard;
 
 pub use ids::{AccountId, FilterId, IdParseError, NetworkInterfaceId, RuleId, SessionId, TargetId};

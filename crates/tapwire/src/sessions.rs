@@ -54,8 +54,8 @@ pub fn table(sessions: &[Value], highlight: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:>5} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9}  SOURCES",
-        "SESSION", "NUM", "VNI", "MATCHED", "MIRRORED", "BYTES", "CUT", "FRAG", "DROPPED", "PKT/S"
+        "{:<22} {:>5} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9}  {:<10} SOURCES",
+        "SESSION", "NUM", "VNI", "MATCHED", "MIRRORED", "BYTES", "CUT", "FRAG", "SAMPLED", "DROPPED", "PKT/S", "LIMITS"
     );
     for s in sessions {
         let c = &s["Counters"];
@@ -75,7 +75,7 @@ pub fn table(sessions: &[Value], highlight: bool) -> String {
             if highlight && lost > 0 { format!("\x1b[31m{lost:>8}\x1b[0m") } else { format!("{lost:>8}") };
         let _ = writeln!(
             out,
-            "{:<22} {:>5} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {dropped_text} {:>9}  {}",
+            "{:<22} {:>5} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {dropped_text} {:>9}  {:<10} {}",
             s["TrafficMirrorSessionId"].as_str().unwrap_or("?"),
             s["SessionNumber"].as_u64().unwrap_or(0),
             s["VirtualNetworkId"].as_u64().unwrap_or(0),
@@ -84,11 +84,32 @@ pub fn table(sessions: &[Value], highlight: bool) -> String {
             human(n("mirrored_bytes") as f64),
             s["CutPackets"].as_u64().unwrap_or(0),
             n("fragmented"),
+            n("sampled_out"),
             human(s["PacketsPerSecond"].as_f64().unwrap_or(0.0)),
+            limits_text(&s["Limits"]),
             sources.join(" ")
         );
     }
     out
+}
+
+/// A session's sampling and caps in a few characters: `flows=0.1,1/4,1000pps,8000bps`,
+/// or `-`.
+fn limits_text(limits: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = limits["SampleFlows"].as_f64() {
+        parts.push(format!("flows={f}"));
+    }
+    if let Some(n) = limits["SamplePackets"].as_u64() {
+        parts.push(format!("1/{n}"));
+    }
+    if let Some(pps) = limits["MaxPps"].as_u64() {
+        parts.push(format!("{pps}pps"));
+    }
+    if let Some(bps) = limits["MaxBps"].as_u64() {
+        parts.push(format!("{bps}bps"));
+    }
+    if parts.is_empty() { "-".to_owned() } else { parts.join(",") }
 }
 
 fn rules_table(s: &Value) -> String {

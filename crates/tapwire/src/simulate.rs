@@ -8,6 +8,8 @@
 //! packet length and written as a complete Ethernet / IP / UDP / VXLAN frame, in input
 //! order with the input timestamp, using the fixed outer MACs documented in
 //! [`tapwire_mirror::encap`]. The output is classic pcap with nanosecond timestamps.
+//! A session's sampling and caps apply as in the agent, the caps timed by the capture's
+//! own timestamps; what they leave out is counted per session.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -21,6 +23,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use tapwire_mirror::encap::{OVERHEAD_V6, OuterMacs};
+use tapwire_mirror::sampling::{Gate, Verdict};
 use tapwire_mirror::{Classifier, Counters};
 use tapwire_model::config::InterfaceConfig;
 use tapwire_model::{Direction, NetworkInterfaceId, RuleAction};
@@ -71,6 +74,9 @@ struct Totals {
     not_mirrored: u64,
     mirrored: u64,
     truncated: u64,
+    /// Per session: copies left out by sampling, and dropped by a cap.
+    sampled_out: Vec<u64>,
+    rate_limited: Vec<u64>,
 }
 
 impl Totals {
@@ -84,7 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     let classifier = Classifier::compile(&config).context("compiling the configuration")?;
     let mut counters = classifier.new_counters();
-    let mut totals = Totals::default();
+    let sessions = classifier.sessions().len();
+    let mut totals = Totals { sampled_out: vec![0; sessions], rate_limited: vec![0; sessions], ..Totals::default() };
+    let mut gates: Vec<Gate> = classifier.sessions().iter().map(|s| Gate::new(&s.limits)).collect();
 
     let out_file = File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let header = PcapHeader {
@@ -118,6 +126,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             totals.not_mirrored += 1;
             return Ok(());
         };
+        let session = usize::from(decision.session);
+        let now_ns = u64::try_from(timestamp.as_nanos()).unwrap_or(u64::MAX);
+        match gates[session].admit(decision.flow_hash, decision.inner_len(frame.len()), now_ns) {
+            Verdict::Pass => {}
+            Verdict::SampledOut => {
+                totals.sampled_out[session] += 1;
+                return Ok(());
+            }
+            Verdict::RateLimited => {
+                totals.rate_limited[session] += 1;
+                return Ok(());
+            }
+        }
         totals.mirrored += 1;
         totals.truncated += u64::from(decision.truncates(frame.len()));
         let len = classifier
@@ -297,21 +318,23 @@ fn print_report(
     writeln!(out)?;
     writeln!(
         out,
-        "{:<22} {:>6} {:>9} {:>10} {:>12} {:>12} {:>10}",
-        "SESSION", "NUMBER", "VNI", "MIRRORED", "BYTES", "COPIED", "TRUNCATED"
+        "{:<22} {:>6} {:>9} {:>10} {:>12} {:>12} {:>10} {:>12} {:>12}",
+        "SESSION", "NUMBER", "VNI", "MATCHED", "BYTES", "COPIED", "TRUNCATED", "SAMPLED-OUT", "RATE-LIMITED"
     )?;
     for (index, session) in classifier.sessions().iter().enumerate() {
         let s = counters.sessions[index];
         writeln!(
             out,
-            "{:<22} {:>6} {:>9} {:>10} {:>12} {:>12} {:>10}",
+            "{:<22} {:>6} {:>9} {:>10} {:>12} {:>12} {:>10} {:>12} {:>12}",
             session.session_id.to_string(),
             session.number,
             session.vni,
             s.mirrored_packets,
             s.mirrored_bytes,
             s.copied_bytes,
-            s.truncated_packets
+            s.truncated_packets,
+            totals.sampled_out[index],
+            totals.rate_limited[index]
         )?;
     }
     writeln!(out)?;
@@ -326,6 +349,8 @@ fn print_report(
     )?;
     writeln!(out, "not mirrored:  {}", totals.not_mirrored)?;
     writeln!(out, "mirrored:      {}", totals.mirrored)?;
+    writeln!(out, "sampled out:   {}", totals.sampled_out.iter().sum::<u64>())?;
+    writeln!(out, "rate limited:  {}", totals.rate_limited.iter().sum::<u64>())?;
     writeln!(out, "truncated:     {}", totals.truncated)?;
     Ok(())
 }

@@ -200,6 +200,12 @@ fn run_simulate(args: &[&str]) -> String {
     stdout
 }
 
+/// `tapwire simulate --pcap INPUT --out OUT --config CONFIG`; its report.
+fn simulate_with_config(input: &Path, out: &Path, config: &Path) -> String {
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    run_simulate(&["--pcap", &path(input), "--out", &path(out), "--config", &path(config)])
+}
+
 fn tshark(pcap: &Path, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.args(["-n", "-r"]).arg(pcap).args(["-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"]);
@@ -297,14 +303,7 @@ fn simulate_mirrors_by_the_rules_and_tshark_agrees() {
     let (input, config, out) = (dir.join("in.pcap"), dir.join("config.json"), dir.join("out.pcap"));
     write_pcap(&input, &frames);
     std::fs::write(&config, CONFIG).unwrap();
-    let report = run_simulate(&[
-        "--pcap",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let report = simulate_with_config(&input, &out, &config);
     check_output(&out, &cases);
 
     // The report: totals, and per-rule hits (reject rules count the packets they passed on).
@@ -340,14 +339,7 @@ fn pcapng_input_gives_the_same_copies() {
     let (input, config, out) = (dir.join("in.pcapng"), dir.join("config.json"), dir.join("out.pcap"));
     write_pcapng(&input, &frames);
     std::fs::write(&config, CONFIG).unwrap();
-    run_simulate(&[
-        "--pcap",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    simulate_with_config(&input, &out, &config);
     check_output(&out, &cases);
 }
 
@@ -422,4 +414,54 @@ fn config_and_server_are_exclusive_and_bad_input_fails() {
     let mut stderr = String::new();
     out.stderr.as_slice().read_to_string(&mut stderr).unwrap();
     assert!(stderr.contains("garbage.pcap"), "{stderr}");
+}
+
+#[test]
+fn simulate_honours_a_sessions_sampling_and_cap_by_the_captures_clock() {
+    let dir = scratch("limits");
+    let config = r#"{
+      "schema": 1, "revision": 1, "network_interface_id": "eni-0000000000000000a", "addresses": ["198.18.0.2"],
+      "sessions": [
+        { "session_id": "tms-0000000000000000a", "number": 1, "vni": 1, "enabled": true,
+          "target": { "address": "198.18.1.2", "port": 4789 }, "limits": { "max_pps": 1000 },
+          "filter": { "filter_id": "tmf-0000000000000000a",
+            "ingress": [ { "rule_id": "tmfr-000000000000000a1", "number": 1, "action": "accept", "protocol": 17,
+                           "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                           "destination_ports": { "from": 1000, "to": 1000 } } ] } },
+        { "session_id": "tms-0000000000000000b", "number": 2, "vni": 2, "enabled": true,
+          "target": { "address": "198.18.1.2", "port": 4789 }, "limits": { "sample_packets": 2 },
+          "filter": { "filter_id": "tmf-0000000000000000b",
+            "ingress": [ { "rule_id": "tmfr-000000000000000b1", "number": 1, "action": "accept", "protocol": 17,
+                           "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                           "destination_ports": { "from": 2000, "to": 2000 } } ] } } ] }"#;
+    // 10,000 packets a second for 2 s to the capped session, then 100 to the sampled one.
+    let (input, config_path, out) = (dir.join("in.pcap"), dir.join("config.json"), dir.join("out.pcap"));
+    let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
+    for i in 0..20_000u64 {
+        let f = udp("198.18.0.9", "198.18.0.2", 5000, 1000, 10);
+        w.write_packet(&PcapPacket::new(Duration::from_micros(1_700_000_000_000_000 + i * 100), f.len() as u32, &f))
+            .unwrap();
+    }
+    for i in 0..100u64 {
+        let f = udp("198.18.0.9", "198.18.0.2", 5000 + i as u16, 2000, 10);
+        w.write_packet(&PcapPacket::new(Duration::from_secs(1_700_000_003), f.len() as u32, &f)).unwrap();
+    }
+    drop(w);
+    std::fs::write(&config_path, config).unwrap();
+    let report = simulate_with_config(&input, &out, &config_path);
+    let columns = |session: &str| -> Vec<u64> {
+        let row = report.lines().rfind(|l| l.starts_with(session)).unwrap().to_owned();
+        row.split_whitespace().skip(3).map(|c| c.parse().unwrap()).collect()
+    };
+    // MATCHED, BYTES, COPIED, TRUNCATED, SAMPLED-OUT, RATE-LIMITED.
+    let capped = columns("tms-0000000000000000a");
+    let passed = 20_000 - capped[5];
+    // 2 s of traffic at 1,000 a second, plus the bucket's one second.
+    assert!((2_000..=3_000).contains(&passed), "{passed} passed the cap\n{report}");
+    assert_eq!(capped[4], 0);
+    let sampled = columns("tms-0000000000000000b");
+    assert_eq!((sampled[0], sampled[4], sampled[5]), (100, 50, 0), "{report}");
+    assert!(report.contains(&format!("mirrored:      {}", passed + 50)), "{report}");
+    assert!(report.contains(&format!("rate limited:  {}", capped[5])), "{report}");
+    assert_eq!(read_output(&out).len() as u64, passed + 50);
 }

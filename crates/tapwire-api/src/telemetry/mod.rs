@@ -43,6 +43,8 @@ pub const SESSION_COUNTERS: &[&str] = &[
     "dropped_send_busy",
     "dropped_send_error",
     "dropped_no_route",
+    "sampled_out",
+    "rate_limited",
 ];
 /// The rule counters.
 pub const RULE_COUNTERS: &[&str] = &["matched_packets", "matched_bytes"];

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tapwire_control::State;
 use tapwire_model::NetworkInterfaceId;
 use tapwire_model::resource::{Session, SessionTarget};
+use tapwire_model::sampling::{ALL_FLOWS_PPM, SessionLimits};
 
 use super::{Caller, error_response};
 use crate::Api;
@@ -53,6 +54,25 @@ pub fn target_text(target: &SessionTarget) -> String {
         SessionTarget::NetworkInterface(eni) => eni.to_string(),
         SessionTarget::LoadBalancer(arn) => arn.clone(),
     }
+}
+
+/// The session's sampling and caps (its `tapwire:` tags) as status shows them.
+fn limits_json(session: &Session) -> Value {
+    let limits = SessionLimits::from_tags(&session.tags).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    if let Some(ppm) = limits.sample_flows_ppm {
+        out.insert("SampleFlows".into(), json!(f64::from(ppm) / f64::from(ALL_FLOWS_PPM)));
+    }
+    if let Some(n) = limits.sample_packets {
+        out.insert("SamplePackets".into(), json!(n));
+    }
+    if let Some(pps) = limits.max_pps {
+        out.insert("MaxPps".into(), json!(pps));
+    }
+    if let Some(bps) = limits.max_bps {
+        out.insert("MaxBps".into(), json!(bps));
+    }
+    Value::Object(out)
 }
 
 /// One session's status.
@@ -94,7 +114,7 @@ pub fn session_status(
         names.iter().filter_map(|n| SESSION_COUNTERS.iter().position(|c| c == n)).map(|i| totals[i]).sum()
     };
     let cut = sum_of(&["truncated_path_mtu", "truncated_packet_length"]);
-    let dropped = sum_of(&["dropped_send_busy", "dropped_send_error", "dropped_no_route"]);
+    let dropped = sum_of(&["dropped_send_busy", "dropped_send_error", "dropped_no_route", "rate_limited"]);
     let rules: Vec<Value> = state
         .rules_of(session.filter_id)
         .iter()
@@ -127,6 +147,7 @@ pub fn session_status(
         "Counters": counters,
         "CutPackets": cut,
         "DroppedPackets": dropped,
+        "Limits": limits_json(session),
         "PacketsPerSecond": pps,
         "BytesPerSecond": bps,
         "Rules": rules,

@@ -11,6 +11,7 @@ use tapwire_model::ids::{FilterId, RuleId};
 use tapwire_model::resource::{Filter, FilterRule, NetworkService, ResourceStatus, Tag};
 use tapwire_model::rule::{RuleMatch, protocol};
 
+use super::tags::Tagged;
 use super::{Planner, quota};
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind, Quota, ResourceKind};
@@ -29,7 +30,7 @@ impl Planner<'_> {
         if self.state.index.filters_in(&self.scope()) >= self.config.quotas.filters_per_account {
             return Err(quota(Quota::Filters, "The maximum number of traffic mirror filters has been reached."));
         }
-        let tags = self.merged_tags(Vec::new(), tags)?;
+        let tags = self.merged_tags(Vec::new(), tags, Tagged::Other)?;
         let id = self.fresh_id(&self.state.filters, FilterId::from_suffix);
         let filter = Filter {
             id,
@@ -229,7 +230,7 @@ impl Planner<'_> {
         let mut created = Vec::with_capacity(new.len());
         for n in new {
             check_rule_match(&n.matches)?;
-            let tags = self.merged_tags(Vec::new(), n.tags)?;
+            let tags = self.merged_tags(Vec::new(), n.tags, Tagged::Other)?;
             let id = self.fresh_id(&self.state.rules, RuleId::from_suffix);
             let rule = FilterRule {
                 id,

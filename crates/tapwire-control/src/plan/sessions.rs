@@ -12,6 +12,7 @@ use tapwire_model::limits;
 use tapwire_model::numbers::{PacketLength, Vni};
 use tapwire_model::resource::{ResourceStatus, Session, SessionTarget, TargetDestination};
 
+use super::tags::Tagged;
 use super::{Planner, quota};
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind, Quota, ResourceKind};
@@ -26,7 +27,7 @@ impl Planner<'_> {
         if new.sources.is_empty() {
             return Err(ApiError::missing("NetworkInterfaceId"));
         }
-        let tags = self.merged_tags(Vec::new(), new.tags)?;
+        let tags = self.merged_tags(Vec::new(), new.tags, Tagged::Session)?;
         let id = self.fresh_id(&self.state.sessions, SessionId::from_suffix);
         let vni = match new.vni {
             Some(v) => v,

@@ -2,12 +2,14 @@
 //!
 //! Tag rules are the caller's dialect's: EC2 allows 50 tags, keys of 127 characters and
 //! reserves `aws:`; Alibaba allows 20, keys and values of 128 characters, reserves
-//! `aliyun` and `acs:`, and forbids URL schemes in keys and values.
+//! `aliyun` and `acs:`, and forbids URL schemes in keys and values. Keys under
+//! `tapwire:` are tapwire's own: a session's sampling and caps, checked here.
 
 use std::collections::BTreeSet;
 
 use tapwire_model::limits::{alibaba_tags, ec2_tags};
 use tapwire_model::resource::{Filter, FilterRule, NetworkInterface, Session, Tag, Tags, Target, upsert_tag};
+use tapwire_model::sampling::{self, SessionLimits};
 
 use super::Planner;
 use crate::dialect::Dialect;
@@ -50,7 +52,8 @@ impl Planner<'_> {
     pub(super) fn create_tags(&mut self, resources: Vec<ResourceRef>, tags: Vec<Tag>) -> Result<Output, ApiError> {
         let mut planned = Vec::with_capacity(resources.len());
         for r in dedup(resources) {
-            planned.push((r, self.merged_tags(self.tags_of(r)?, tags.clone())?));
+            let tagged = if matches!(r, ResourceRef::Session(_)) { Tagged::Session } else { Tagged::Other };
+            planned.push((r, self.merged_tags(self.tags_of(r)?, tags.clone(), tagged)?));
         }
         for (r, t) in planned {
             self.put_tags(r, t)?;
@@ -125,9 +128,12 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// `existing` with `new` upserted, checked against the caller's dialect's tag rules.
-    pub(super) fn merged_tags(&self, mut existing: Tags, new: Vec<Tag>) -> Result<Tags, ApiError> {
+    /// `existing` with `new` upserted, checked against the caller's dialect's tag rules
+    /// and tapwire's reserved keys.
+    pub(super) fn merged_tags(&self, mut existing: Tags, new: Vec<Tag>, tagged: Tagged) -> Result<Tags, ApiError> {
         let rules = TagRules::of(self.dialect);
+        let reserved_new: Vec<Tag> =
+            new.iter().filter(|t| t.key.starts_with(sampling::RESERVED_PREFIX)).cloned().collect();
         let has_url = |s: &str| rules.forbid_urls && (s.contains("http://") || s.contains("https://"));
         for t in new {
             if t.key.is_empty() || t.key.chars().count() > rules.key_max_chars {
@@ -159,7 +165,29 @@ impl Planner<'_> {
                 format!("A resource can have at most {} tags.", rules.per_resource),
             ));
         }
+        check_reserved(tagged, &reserved_new, &existing)?;
         Ok(existing)
+    }
+}
+
+/// What a set of tags belongs to, for tapwire's reserved keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tagged {
+    /// A session: its `tapwire:` keys are its sampling and caps.
+    Session,
+    /// Anything else: `tapwire:` keys are refused.
+    Other,
+}
+
+/// tapwire's reserved keys (`tapwire:`): on a session, its sampling and caps, whose
+/// values must parse ([`SessionLimits`]); on any other resource, refused.
+fn check_reserved(tagged: Tagged, new: &[Tag], merged: &Tags) -> Result<(), ApiError> {
+    if tagged == Tagged::Session {
+        return SessionLimits::from_tags(merged).map(drop).map_err(ApiError::invalid);
+    }
+    match new.iter().find(|t| t.key.starts_with(sampling::RESERVED_PREFIX)) {
+        Some(t) => Err(ApiError::invalid(format!("The tag key {} applies to traffic mirror sessions only.", t.key))),
+        None => Ok(()),
     }
 }
 

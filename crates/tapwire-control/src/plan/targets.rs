@@ -3,6 +3,7 @@
 use tapwire_model::ids::TargetId;
 use tapwire_model::resource::{SessionTarget, Tag, Target, TargetDestination};
 
+use super::tags::Tagged;
 use super::{Planner, quota};
 use crate::error::{ApiError, ErrorKind, Quota};
 use crate::ops::Output;
@@ -43,7 +44,7 @@ impl Planner<'_> {
                 }
             }
         }
-        let tags = self.merged_tags(Vec::new(), tags)?;
+        let tags = self.merged_tags(Vec::new(), tags, Tagged::Other)?;
         let id = self.fresh_id(&self.state.targets, TargetId::from_suffix);
         let target = Target { id, scope: self.scope(), destination, description, tags, created_at: self.now };
         self.changes.push(Change::PutTarget(target.clone()));

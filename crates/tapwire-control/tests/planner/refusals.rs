@@ -263,6 +263,26 @@ pub const REFUSALS: &[Refusal] = &[
         resources: vec![ResourceRef::Filter(w.filter())],
         tags: vec![tag("aws:owner", "x")],
     }),
+    refusal!("a sampled share of flows above 1", Ec2, K::InvalidParameterValue, |w| Operation::CreateTags {
+        resources: vec![ResourceRef::Session(w.mirrored().session)],
+        tags: vec![tag("tapwire:sample-flows", "1.5")],
+    }),
+    refusal!("a tapwire key that does not exist", Ec2, K::InvalidParameterValue, |w| Operation::CreateTags {
+        resources: vec![ResourceRef::Session(w.mirrored().session)],
+        tags: vec![tag("tapwire:max-ppm", "100")],
+    }),
+    refusal!("a cap on a filter", Ec2, K::InvalidParameterValue, |w| Operation::CreateTags {
+        resources: vec![ResourceRef::Filter(w.filter())],
+        tags: vec![tag("tapwire:max-pps", "100")],
+    }),
+    refusal!("alibaba: a cap of zero", Alibaba, K::InvalidParameterValue, |w| {
+        w.open_alibaba();
+        let session = w.mirrored().session;
+        Operation::CreateTags {
+            resources: vec![ResourceRef::Session(session)],
+            tags: vec![tag("tapwire:max-pps", "0")],
+        }
+    }),
     refusal!("empty tag key", Ec2, K::InvalidTagKey, |w| Operation::CreateTags {
         resources: vec![ResourceRef::Filter(w.filter())],
         tags: vec![tag("", "x")],

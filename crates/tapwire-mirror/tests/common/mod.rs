@@ -194,6 +194,7 @@ pub fn config(rng: &mut Rng) -> InterfaceConfig {
                     ingress: rules(rng, alibaba),
                     egress: rules(rng, alibaba),
                 },
+                limits: Default::default(),
             }
         })
         .collect();
