@@ -3,6 +3,7 @@
 //! Layout, pure parts first:
 //! - [`decap`]: VXLAN datagram → (VNI, inner Ethernet frame), with a named reason for
 //!   every datagram skipped.
+//! - [`dedup`]: `--dedup`, the copies of one packet mirrored at both ends dropped but one.
 //! - [`encode`]: pcapng/pcap encoding and [`encode::CaptureWriter`], one stream with its
 //!   own interface table (one pcapng interface per (outer source, VNI)).
 //! - [`rotate`]: split keys, file names, the size/time rotation policy.
@@ -15,6 +16,7 @@
 //! the command exits 0. A second SIGINT/SIGTERM exits at once with status 1.
 
 pub mod decap;
+pub mod dedup;
 pub mod encode;
 pub mod receiver;
 pub mod rotate;
@@ -84,6 +86,12 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = rotate::parse_size)]
     pub rcvbuf: u64,
 
+    /// Drop a copy identical to one received within WINDOW (e.g. 2ms) from any source or
+    /// VNI: the IP packet compared without its TTL or hop limit, IPv4 header checksum,
+    /// Ethernet header and VLAN tags, as when both ends of a flow are mirrored. Counted.
+    #[arg(long, value_name = "WINDOW", value_parser = rotate::parse_duration)]
+    pub dedup: Option<Duration>,
+
     /// Exit 0 after writing N frames.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
@@ -111,13 +119,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let receiver =
         Receiver::bind(args.listen, usize::from(args.workers), usize::try_from(args.rcvbuf).unwrap_or(usize::MAX))?;
-    let output = Output::new(
+    let mut output = Output::new(
         args.target()?,
         args.format,
         rotate::Rotation { max_bytes: args.rotate, max_age: args.rotate_interval },
         args.count,
     )
     .context("cannot open output")?;
+    if let Some(window) = args.dedup {
+        output = output.with_dedup(window);
+    }
     // Tests and scripts wait for this line before sending.
     eprintln!(
         "tapwire receive: listening on {} ({} worker{}, rcvbuf {} bytes)",
@@ -140,7 +151,7 @@ pub fn summary_line(summary: &Summary) -> String {
     let s = &summary.stats;
     format!(
         "tapwire receive: received={} written={} malformed={} (short={} no_i_flag={} runt={} truncated={}) \
-         bytes={} files={} over_count={} batches={} elapsed={:.3}s",
+         duplicates={} (evicted_early={}) bytes={} files={} over_count={} batches={} elapsed={:.3}s",
         s.received,
         s.written,
         s.malformed(),
@@ -148,6 +159,8 @@ pub fn summary_line(summary: &Summary) -> String {
         s.no_i_flag,
         s.runt,
         s.truncated,
+        s.duplicates,
+        s.dedup_evicted,
         s.written_bytes,
         s.files,
         s.over_limit,

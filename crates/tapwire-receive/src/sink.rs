@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::decap::{Malformed, decap};
+use crate::dedup::{Dedup, Seen};
 use crate::encode::{CaptureWriter, Format};
 use crate::rotate::{Rotation, SplitBy, SplitKey, rotated_path};
 
@@ -73,6 +74,10 @@ pub struct Stats {
     pub batches: u64,
     /// Per-VNI counts of written frames.
     pub per_vni: HashMap<u32, VniCount>,
+    /// Copies dropped by `--dedup` as identical to one within the window.
+    pub duplicates: u64,
+    /// `--dedup` keys forgotten before their window ended, for room.
+    pub dedup_evicted: u64,
 }
 
 impl Stats {
@@ -118,6 +123,7 @@ pub struct Output {
     streams: HashMap<SplitKey, Stream>,
     stats: Stats,
     closed: bool,
+    dedup: Option<Dedup>,
 }
 
 impl Output {
@@ -125,8 +131,16 @@ impl Output {
     /// their file header) at once, so a reader sees a valid stream before any packet;
     /// `--write-dir` files are opened on their first frame.
     pub fn new(target: Target, format: Format, rotation: Rotation, limit: Option<u64>) -> io::Result<Self> {
-        let mut out =
-            Self { target, format, rotation, limit, streams: HashMap::new(), stats: Stats::default(), closed: false };
+        let mut out = Self {
+            target,
+            format,
+            rotation,
+            limit,
+            streams: HashMap::new(),
+            stats: Stats::default(),
+            closed: false,
+            dedup: None,
+        };
         match &out.target {
             Target::Dir { dir, .. } => fs::create_dir_all(dir)?,
             Target::File(_) | Target::Stdout => {
@@ -135,6 +149,12 @@ impl Output {
             }
         }
         Ok(out)
+    }
+
+    /// Drops copies identical to one received within `window` ([`Dedup`]).
+    pub fn with_dedup(mut self, window: Duration) -> Self {
+        self.dedup = Some(Dedup::new(window));
+        self
     }
 
     fn split(&self) -> Option<SplitBy> {
@@ -171,6 +191,16 @@ impl Output {
         self.stats.received += 1;
         self.stats.received_bytes += datagram.len() as u64;
         match decap(datagram) {
+            Ok((_, frame))
+                if self.dedup.as_mut().is_some_and(|d| {
+                    let seen = d.check(frame, ts);
+                    self.stats.dedup_evicted = d.evicted_early;
+                    seen == Seen::Duplicate
+                }) =>
+            {
+                self.stats.duplicates += 1;
+                Ok(self.flow())
+            }
             Ok((vni, frame)) => self.write(src, vni, frame, ts, now),
             Err(why) => {
                 self.stats.count_malformed(why);

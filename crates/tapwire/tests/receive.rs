@@ -501,3 +501,47 @@ fn rejects_conflicting_destinations() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
+
+/// `frame` one router later: TTL down by one (checksum updated), MACs rewritten.
+fn routed(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[0..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x09, 0x02, 0, 0, 0, 0, 0x08]);
+    f[14 + 8] -= 1;
+    f[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let sum = ip_checksum(&f[14..34]);
+    f[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+#[test]
+fn dedup_drops_the_second_copy_of_a_packet_mirrored_at_both_ends() {
+    let dir = temp_dir("dedup");
+    let file = dir.join("mirror.pcapng");
+    let rx = start(&["--listen", "127.0.0.1:0", "--write", file.to_str().unwrap(), "--dedup", "50ms"], Stdio::null());
+    // Two hosts' agents: one copy as the packet left, one as it arrived a hop later, on
+    // different VNIs.
+    let (near, far) = (sender("127.0.0.1:0", rx.addr), sender("127.0.0.2:0", rx.addr));
+    let mut want = Vec::new();
+    for i in 0..20u16 {
+        let frame = inner_frame(i, 100);
+        near.send(&vxlan_datagram(7, &frame)).unwrap();
+        far.send(&vxlan_datagram(8, &routed(&frame))).unwrap();
+        want.push(frame);
+    }
+    // Distinct packets that look alike are all kept: same addresses, another IP ID.
+    let alike = inner_frame(300, 100);
+    near.send(&vxlan_datagram(7, &alike)).unwrap();
+    want.push(alike);
+    // Past the window the same packet is new again.
+    thread::sleep(Duration::from_millis(200));
+    let again = inner_frame(0, 100);
+    far.send(&vxlan_datagram(8, &again)).unwrap();
+    want.push(again);
+    rx.sigterm();
+    let (ok, lines) = rx.wait();
+    assert!(ok, "{lines:?}");
+    let s = summary(&lines);
+    assert_eq!((s["received"], s["written"], s["duplicates"]), (42, 22, 20), "{lines:?}");
+    assert_eq!(frames(&file), want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
