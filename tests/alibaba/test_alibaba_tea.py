@@ -513,3 +513,26 @@ def test_unknown_action_is_rejected(server):
     status, doc, _ = server.alibaba_v1({"Action": "DescribeVpcs", "Version": "2016-04-28", "RegionId": "cn-hangzhou"},
                                 in_body=False)
     assert doc["Code"] == "InvalidAction.NotFound", (status, doc)
+
+
+def test_a_session_to_an_slb_reaches_the_sensor_group_of_that_name(server, tea, lab):
+    (a, _, _), sensor, fid = lab
+    other = server.register("198.18.1.3", instance_id="i-sensor2")
+    made = server.cli("sensor-group", "create", "--name", "ids", "--member", sensor, "--member", other,
+                      "--mode", "replicate")
+    slb = made["SlbInstanceId"]
+    sid = new_session(tea, [a], slb, fid, 1, TrafficMirrorTargetType="SLB")
+    [s] = sessions(tea, TrafficMirrorSessionIds=[sid])
+    assert (s["TrafficMirrorTargetId"], s["TrafficMirrorTargetType"]) == (slb, "SLB")
+    status, config = server.v1("GET", f"/tapwire/v1/network-interfaces/{a}/config")
+    assert status == 200
+    (rendered,) = [x for x in config["sessions"] if x["session_id"] == sid]
+    assert rendered["group"]["mode"] == "replicate"
+    assert {m["network_interface_id"] for m in rendered["group"]["members"]} == {sensor, other}
+    refused = server.cli("sensor-group", "delete", made["SensorGroupId"], check=False)
+    assert refused.returncode != 0 and "in use" in refused.stderr, refused.stderr
+    # An SLB that names no group is set aside with why, not mirrored silently.
+    lone = new_session(tea, [a], "lb-00000000000000000", fid, 2, TrafficMirrorTargetType="SLB")
+    status, config = server.v1("GET", f"/tapwire/v1/network-interfaces/{a}/config")
+    (aside,) = [x for x in config["unsupported"] if x["session_id"] == lone]
+    assert "names no sensor group" in aside["reason"], aside

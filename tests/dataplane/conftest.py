@@ -151,6 +151,8 @@ class MirrorEnv:
                 args["Protocol"] = r["protocol"]
             if "dport" in r:
                 args["DestinationPortRange"] = {"FromPort": r["dport"], "ToPort": r["dport"]}
+            if "sport" in r:
+                args["SourcePortRange"] = {"FromPort": r["sport"], "ToPort": r["sport"]}
             self.ec2.create_traffic_mirror_filter_rule(**args)
         return fid
 

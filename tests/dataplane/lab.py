@@ -96,13 +96,31 @@ class Lab:
             self.close()
             raise
 
-    def add_vxlan(self, vni, name=None):
-        """A kernel VXLAN device in the sensor namespace that decapsulates VNI `vni`."""
+    def add_vxlan(self, vni, name=None, role="sens"):
+        """A kernel VXLAN device in a sensor namespace that decapsulates VNI `vni`."""
         name = name or f"vx{vni}"
-        sh("ip", "-n", self.ns["sens"], "link", "add", name, "type", "vxlan", "id", str(vni), "dstport", "4789",
+        sh("ip", "-n", self.ns[role], "link", "add", name, "type", "vxlan", "id", str(vni), "dstport", "4789",
            "nolearning")
-        sh("ip", "-n", self.ns["sens"], "link", "set", name, "up")
+        sh("ip", "-n", self.ns[role], "link", "set", name, "up")
         return name
+
+    def add_sensors(self, count):
+        """`count` more sensor namespaces on the shared bridge (roles `sens1`…, addresses
+        198.18.N.11…); returns their roles."""
+        roles = []
+        for i in range(1, count + 1):
+            role = f"sens{i}"
+            self.ns[role] = f"{self.ns['sens']}-{i}"
+            self.ip[role] = f"198.18.{self.n}.{10 + i}"
+            sh("ip", "netns", "add", self.ns[role])
+            sh("ip", "link", "add", "eth0", "netns", self.ns[role], "type", "veth", "peer", "name", f"p-sens{i}",
+               "netns", self.ns["net"])
+            sh("ip", "-n", self.ns["net"], "link", "set", f"p-sens{i}", "master", "br0", "up")
+            for dev in ("lo", "eth0"):
+                sh("ip", "-n", self.ns[role], "link", "set", dev, "up")
+            sh("ip", "-n", self.ns[role], "addr", "add", f"{self.ip[role]}/24", "dev", "eth0")
+            roles.append(role)
+        return roles
 
     def link_stats(self, role, dev):
         out = sh("ip", "-n", self.ns[role], "-s", "-j", "link", "show", dev)

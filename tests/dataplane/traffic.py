@@ -6,6 +6,8 @@
     traffic.py tcp-send DST PORT BYTES              one connection carrying BYTES
     traffic.py udp-flows DST PORT FLOWS PER [GAP]   PER datagrams on each of FLOWS flows
                                                     (source ports 20000 + i), GAP s apart
+    traffic.py udp-replies DST BASE FLOWS SPORT     one datagram from SPORT to each of DST's
+                                                    ports BASE + i (the other way of udp-flows)
     traffic.py udp-rate DST PORT RATE SECONDS       RATE datagrams a second for SECONDS,
                                                     in bursts every 10 ms
 DST may be IPv4 or IPv6. Prints the number of datagrams or bytes sent.
@@ -51,6 +53,13 @@ def main():
             if gap:
                 time.sleep(gap)
         print(sent)
+    elif mode == "udp-replies":
+        dst, base, flows, sport = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        s = socket.socket(family(dst), socket.SOCK_DGRAM)
+        s.bind(("", sport))
+        for i in range(flows):
+            s.sendto(b"reply", (dst, base + i))
+        print(flows)
     elif mode == "udp-rate":
         dst, port, rate, seconds = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
         s = socket.socket(family(dst), socket.SOCK_DGRAM)

@@ -23,6 +23,7 @@ use tapwire_mirror::{Classifier, CompileError, RAW_IPV6_HEADERS_LEN, SockFilter}
 use tapwire_model::SessionId;
 use tapwire_model::config::InterfaceConfig;
 
+use crate::groups::AppliedGroup;
 use crate::offload::OffloadMode;
 
 /// Path MTU assumed when the route to a target cannot be looked up.
@@ -74,6 +75,8 @@ pub struct AppliedConfig {
     pub prefilter_exact: bool,
     /// Per session index of the classifier.
     pub paths: Vec<Path>,
+    /// Per session index of the classifier: its sensor group, when its target is one.
+    pub groups: Vec<Option<AppliedGroup>>,
     /// Sessions set aside, with why.
     pub failed: Vec<FailedSession>,
     /// The captured interface's MTU when the configuration was built (frames longer are
@@ -102,11 +105,18 @@ impl AppliedConfig {
             .collect();
         let mut kept = Vec::new();
         let mut mtus = Vec::new();
+        let mut groups = Vec::new();
         for s in &config.sessions {
             let target = s.target.address;
             let verdict = s.validate().map_err(|e| e.to_string()).and_then(|()| {
                 if !s.enabled {
                     return Ok(DEFAULT_PATH_MTU);
+                }
+                if let Some(group) = &s.group {
+                    let applied = AppliedGroup::build(group, &source_of, route)?;
+                    let mtu = applied.members[0].1.path_mtu;
+                    groups.push((s.session_id, applied));
+                    return Ok(mtu);
                 }
                 if source_of(target).is_none() {
                     return Err(format!(
@@ -150,12 +160,18 @@ impl AppliedConfig {
                 }
             })
             .collect();
+        let groups = classifier
+            .sessions()
+            .iter()
+            .map(|s| groups.iter().find(|(id, _)| *id == s.session_id).map(|(_, g)| g.clone()))
+            .collect();
         Ok(Self {
             config,
             classifier,
             prefilter: prefilter.program,
             prefilter_exact: prefilter.exact,
             paths,
+            groups,
             failed,
             interface_mtu: None,
         })
@@ -169,7 +185,16 @@ impl AppliedConfig {
     /// Whether the host's part (paths, set-aside sessions, interface MTU) differs from
     /// `other`'s: the document being the same, only then is a rebuild worth publishing.
     pub fn host_view_differs(&self, other: &AppliedConfig) -> bool {
-        self.paths != other.paths || self.failed != other.failed || self.interface_mtu != other.interface_mtu
+        self.paths != other.paths
+            || self.groups != other.groups
+            || self.failed != other.failed
+            || self.interface_mtu != other.interface_mtu
+    }
+
+    /// Every path copies may take: the sessions' own and their groups' members'.
+    pub fn every_path(&self) -> Vec<Path> {
+        let members = self.groups.iter().flatten().flat_map(|g| g.members.iter().map(|(_, p)| *p));
+        self.paths.iter().copied().chain(members).collect()
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod applied;
 pub mod capture;
 pub mod follow;
+pub mod groups;
 pub mod host;
 pub mod metrics;
 pub mod offload;

@@ -134,7 +134,7 @@ impl<T: Transmit> Pipeline<T> {
         let config = config?;
         self.flush();
         self.retire_counters();
-        self.transmit.prepare(&config.paths);
+        self.transmit.prepare(&config.every_path());
         self.engine = config.classifier.new_counters();
         self.delivery = vec![DeliveryCounters::default(); config.classifier.sessions().len()];
         self.gates = config.classifier.sessions().iter().map(|s| Gate::new(&s.limits)).collect();
@@ -213,7 +213,6 @@ impl<T: Transmit> Pipeline<T> {
             }
             return;
         };
-        let target = Target { decision, path };
         if let Some(gate) = self.gates.get_mut(session) {
             let now_ns = if gate.capped() { self.started.elapsed().as_nanos() as u64 } else { 0 };
             match gate.admit(decision.flow_hash, decision.inner_len(logical_len), now_ns) {
@@ -222,7 +221,25 @@ impl<T: Transmit> Pipeline<T> {
                 Verdict::RateLimited => return self.delivery[session].rate_limited += 1,
             }
         }
+        match config.groups.get(session).and_then(Option::as_ref) {
+            None => self.copy(Target { decision, path }, frame, &key, &config),
+            Some(group) => {
+                for m in group.chosen(decision.flow_hash) {
+                    let (endpoint, path) = group.members[m];
+                    self.copy(
+                        Target { decision: Decision { target: endpoint, ..decision }, path },
+                        frame,
+                        &key,
+                        &config,
+                    );
+                }
+            }
+        }
+    }
 
+    /// Sends the copies of one frame to one target: segmented, cut or whole.
+    fn copy(&mut self, target: Target, frame: &CapturedFrame<'_>, key: &FlowKey, config: &AppliedConfig) {
+        let session = usize::from(target.decision.session);
         let interface_mtu = config.interface_mtu.unwrap_or(self.settings.interface_mtu);
         // A super-frame: the kernel says it is one (a segment size), or it is longer than
         // the interface could send (no virtio_net_hdr to ask).
@@ -232,7 +249,7 @@ impl<T: Transmit> Pipeline<T> {
             let whole = frame.data.len() == frame.wire_len;
             if self.settings.offload == OffloadMode::Segment
                 && whole
-                && let Some(sf) = TcpSuperFrame::parse(frame.data, &key)
+                && let Some(sf) = TcpSuperFrame::parse(frame.data, key)
             {
                 // The segment size the frames were built from, when the kernel says it;
                 // else what the interface's MTU leaves.
@@ -257,7 +274,7 @@ impl<T: Transmit> Pipeline<T> {
         let completed = self.place(&target, frame.vlan, frame.wire_len, |out| {
             let n = out.len().min(data.len());
             out[..n].copy_from_slice(&data[..n]);
-            (n, partial && n == data.len() && offload::complete_checksum(&mut out[..n], &key))
+            (n, partial && n == data.len() && offload::complete_checksum(&mut out[..n], key))
         });
         if completed {
             self.delivery[session].checksums_completed += 1;

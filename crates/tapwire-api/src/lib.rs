@@ -112,7 +112,7 @@ pub fn router(api: Arc<Api>) -> Router {
 /// enrollment, whose join token is its credential.
 fn v1_routes(api: Arc<Api>) -> Router<Arc<Api>> {
     use axum::routing::{delete, post};
-    use v1::{access_keys, accounts, agents, audit, interfaces, sessions, targets};
+    use v1::{access_keys, accounts, agents, audit, interfaces, sensor_groups, sessions, targets};
     Router::new()
         .route("/network-interfaces", get(interfaces::list).post(interfaces::register))
         .route("/network-interfaces/{eni}", delete(interfaces::deregister))
@@ -128,6 +128,9 @@ fn v1_routes(api: Arc<Api>) -> Router<Arc<Api>> {
         .route("/audit", get(audit::audit))
         .route("/sessions/status", get(sessions::status))
         .route("/targets", get(targets::list))
+        .route("/sensor-groups", get(sensor_groups::list).post(sensor_groups::create))
+        .route("/sensor-groups/{id}", delete(sensor_groups::delete))
+        .route("/sensor-groups/{id}/members", post(sensor_groups::modify))
         .route_layer(axum::middleware::from_fn_with_state(api, v1::authenticate))
         .route("/agents/enroll", post(agents::enroll))
 }

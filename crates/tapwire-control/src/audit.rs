@@ -62,6 +62,7 @@ pub fn resource_ids(op: &Operation, output: &Output) -> Vec<String> {
         Output::Account(a) => vec![a.id.to_string()],
         Output::AccessKey(k) => vec![k.id.clone()],
         Output::JoinToken(t) => vec![t.id.clone()],
+        Output::SensorGroup(g) => vec![g.id.to_string()],
         Output::Deleted(id) => vec![id.clone()],
         Output::Done => Vec::new(),
     };

@@ -24,6 +24,8 @@ pub enum ResourceKind {
     JoinToken,
     /// An enrolled agent (its host's credential).
     Agent,
+    /// A sensor group.
+    SensorGroup,
 }
 
 /// What went wrong, independent of dialect.
@@ -47,6 +49,8 @@ pub enum ErrorKind {
     MalformedLoadBalancer,
     /// The load balancer is already a target.
     LoadBalancerInUseByTarget,
+    /// A sensor group is still named by a target or a session.
+    SensorGroupInUse,
     /// The interface cannot be a source (it is attached to nothing).
     InterfaceNotSupported,
     /// A rule with this number already exists in this direction.
@@ -187,6 +191,7 @@ impl ApiError {
             ResourceKind::AccessKey => "access key",
             ResourceKind::JoinToken => "join token",
             ResourceKind::Agent => "agent",
+            ResourceKind::SensorGroup => "sensor group",
         };
         Self::new(ErrorKind::NotFound(kind), format!("The {what} '{id}' does not exist."))
     }

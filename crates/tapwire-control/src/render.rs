@@ -4,17 +4,20 @@
 //! sources. Its target must resolve to an address: an interface target (or an interface
 //! named directly) resolves to one of that interface's addresses ([`target_address`]:
 //! IPv4 when both ends have one, else IPv6 when both do, else the target's first);
-//! load-balancer targets have no address in a self-hosted fleet and are listed as
-//! `unsupported`, with the reason, so the agent reports them failed rather than silent.
+//! a load-balancer target (an EC2 NLB or GWLB endpoint target, an Alibaba SLB) resolves
+//! to the sensor group of that name: its members' addresses and its mode. One that names
+//! no group is listed as `unsupported`, with the reason, so the agent reports it failed
+//! rather than silent.
 //! A session's `tapwire:` tags become its sampling and caps ([`SessionLimits`]).
 
 use std::net::IpAddr;
 
 use tapwire_model::config::{
-    CONFIG_SCHEMA, FilterConfig, InterfaceConfig, RuleConfig, SessionConfig, TargetEndpoint, UnsupportedSession,
-    VXLAN_PORT,
+    CONFIG_SCHEMA, FilterConfig, GroupConfig, GroupMember, InterfaceConfig, RuleConfig, SessionConfig, TargetEndpoint,
+    UnsupportedSession, VXLAN_PORT,
 };
 use tapwire_model::ids::NetworkInterfaceId;
+use tapwire_model::resource::Session;
 use tapwire_model::rule::Direction;
 use tapwire_model::sampling::SessionLimits;
 
@@ -27,16 +30,12 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
     let mut sessions: Vec<SessionConfig> = state
         .sessions_from(eni)
         .filter_map(|s| {
-            let Some(destination) = state.destination_interface(&s.target) else {
-                unsupported.push(UnsupportedSession {
-                    session_id: s.id,
-                    number: s.number,
-                    reason:
-                        "its target is a load balancer, which a self-hosted fleet has no address for (sensor groups \
-                             are the way to spread copies)"
-                            .into(),
-                });
-                return None;
+            let (address, group) = match resolve(state, s, &iface.addresses) {
+                Ok(resolved) => resolved,
+                Err(reason) => {
+                    unsupported.push(UnsupportedSession { session_id: s.id, number: s.number, reason });
+                    return None;
+                }
             };
             let limits = match SessionLimits::from_tags(&s.tags) {
                 Ok(limits) => limits,
@@ -46,7 +45,6 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
                     return None;
                 }
             };
-            let address = target_address(&iface.addresses, &destination.addresses)?;
             let filter = state.filters.get(&s.filter_id)?;
             let rules = state.rules_of(filter.id);
             let pick = |d: Direction| {
@@ -69,6 +67,7 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
                 enabled: s.enabled,
                 target: TargetEndpoint { address, port: VXLAN_PORT },
                 limits,
+                group,
                 filter: FilterConfig {
                     filter_id: filter.id,
                     network_services: filter.network_services.clone(),
@@ -88,6 +87,32 @@ pub fn interface_config(state: &State, eni: NetworkInterfaceId, dns_resolvers: &
         sessions,
         unsupported,
     })
+}
+
+/// Where a session's copies go from an interface with `source` addresses: the target
+/// interface's address, or a sensor group's first member's and the group; why not, when
+/// neither resolves.
+fn resolve(state: &State, s: &Session, source: &[IpAddr]) -> Result<(IpAddr, Option<GroupConfig>), String> {
+    let no_address = "its target has no address".to_owned();
+    if let Some(destination) = state.destination_interface(&s.target) {
+        return target_address(source, &destination.addresses).map(|a| (a, None)).ok_or(no_address);
+    }
+    let Some(name) = state.load_balancer_of(&s.target) else { return Err(no_address) };
+    let Some(group) = state.sensor_group_named(&s.scope, name) else {
+        return Err(format!(
+            "its target is the load balancer {name}, which names no sensor group (`tapwire sensor-group create` makes one)"
+        ));
+    };
+    let members: Vec<GroupMember> = group
+        .members
+        .iter()
+        .filter_map(|m| {
+            let address = target_address(source, &state.interfaces.get(m)?.addresses)?;
+            Some(GroupMember { network_interface_id: *m, target: TargetEndpoint { address, port: VXLAN_PORT } })
+        })
+        .collect();
+    let first = members.first().ok_or_else(|| format!("no member of the sensor group {} has an address", group.id))?;
+    Ok((first.target.address, Some(GroupConfig { mode: group.mode, members })))
 }
 
 /// The address copies from an interface with `source` addresses go to, of a target

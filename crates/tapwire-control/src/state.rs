@@ -12,10 +12,11 @@ use imbl::{HashMap, OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
 use tapwire_model::identity::{AccessKey, Account, JoinToken};
-use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SessionId, TargetId};
+use tapwire_model::ids::{AccountId, FilterId, NetworkInterfaceId, RuleId, SensorGroupId, SessionId, TargetId};
 use tapwire_model::resource::{
     Filter, FilterRule, NetworkInterface, Scope, Session, SessionTarget, Target, TargetDestination,
 };
+use tapwire_model::sensor_groups::SensorGroup;
 use tapwire_store::{ChangeSet, Commit, Document, Snapshot, StoreError, StoredDocument};
 
 use crate::index::Index;
@@ -88,6 +89,10 @@ pub enum Change {
     PutJoinToken(JoinToken),
     /// Delete a join token.
     DeleteJoinToken(String),
+    /// Insert or replace a sensor group.
+    PutSensorGroup(SensorGroup),
+    /// Delete a sensor group.
+    DeleteSensorGroup(SensorGroupId),
 }
 
 mod kind {
@@ -101,6 +106,7 @@ mod kind {
     pub const ACCOUNT: &str = "account";
     pub const ACCESS_KEY: &str = "access_key";
     pub const JOIN_TOKEN: &str = "join_token";
+    pub const SENSOR_GROUP: &str = "sensor_group";
 }
 
 /// Everything the control plane knows.
@@ -128,6 +134,8 @@ pub struct State {
     pub access_keys: OrdMap<String, AccessKey>,
     /// Join tokens by ID.
     pub join_tokens: OrdMap<String, JoinToken>,
+    /// Sensor groups by ID.
+    pub sensor_groups: OrdMap<SensorGroupId, SensorGroup>,
     /// ClientToken keys by the time their record was written, oldest first.
     pub idempotency_by_age: OrdSet<(i64, String)>,
     /// Counts and relations derived from the maps above.
@@ -157,6 +165,7 @@ fn put_of(d: &StoredDocument) -> Result<Change, StoreError> {
         kind::ACCOUNT => Change::PutAccount(decode(k, id, body)?),
         kind::ACCESS_KEY => Change::PutAccessKey(decode(k, id, body)?),
         kind::JOIN_TOKEN => Change::PutJoinToken(decode(k, id, body)?),
+        kind::SENSOR_GROUP => Change::PutSensorGroup(decode(k, id, body)?),
         other => return Err(StoreError::Backend(format!("unknown document kind {other:?}"))),
     })
 }
@@ -175,6 +184,7 @@ fn deletion_of(k: &str, id: &str) -> Result<Change, StoreError> {
         kind::IDEMPOTENCY => Change::DeleteIdempotency(id.to_owned()),
         kind::ACCESS_KEY => Change::DeleteAccessKey(id.to_owned()),
         kind::JOIN_TOKEN => Change::DeleteJoinToken(id.to_owned()),
+        kind::SENSOR_GROUP => Change::DeleteSensorGroup(parsed(k, id)?),
         other => return Err(StoreError::Backend(format!("documents of kind {other:?} are never deleted"))),
     })
 }
@@ -231,6 +241,8 @@ impl State {
                 Change::DeleteAccessKey(id) => deletes.push((kind::ACCESS_KEY, id.clone())),
                 Change::PutJoinToken(v) => puts.push(encode(kind::JOIN_TOKEN, v.id.clone(), v)?),
                 Change::DeleteJoinToken(id) => deletes.push((kind::JOIN_TOKEN, id.clone())),
+                Change::PutSensorGroup(v) => puts.push(encode(kind::SENSOR_GROUP, v.id.to_string(), v)?),
+                Change::DeleteSensorGroup(id) => deletes.push((kind::SENSOR_GROUP, id.to_string())),
                 Change::DeleteFilter(id) => deletes.push((kind::FILTER, id.to_string())),
                 Change::DeleteRule(id) => deletes.push((kind::RULE, id.to_string())),
                 Change::DeleteSession(id) => deletes.push((kind::SESSION, id.to_string())),
@@ -308,6 +320,12 @@ impl State {
                 }
                 Change::DeleteJoinToken(id) => {
                     self.join_tokens.remove(&id);
+                }
+                Change::PutSensorGroup(v) => {
+                    self.sensor_groups.insert(v.id, v);
+                }
+                Change::DeleteSensorGroup(id) => {
+                    self.sensor_groups.remove(&id);
                 }
                 Change::DeleteFilter(id) => {
                     if let Some(old) = self.filters.remove(&id) {
@@ -414,6 +432,27 @@ impl State {
     /// Alibaba may be none of these (docs/dialects.md).
     pub fn ec2_can_show(&self, s: &Session) -> bool {
         s.sources.len() == 1 && s.enabled && self.session_target_id(s).is_some()
+    }
+
+    /// The load balancer a session's copies go to, by name (an NLB ARN, a GWLB endpoint
+    /// ID or an SLB instance ID), when its target is one.
+    pub fn load_balancer_of<'s>(&'s self, target: &'s SessionTarget) -> Option<&'s str> {
+        match target {
+            SessionTarget::LoadBalancer(name) => Some(name),
+            SessionTarget::Target(id) => match &self.targets.get(id)?.destination {
+                TargetDestination::NetworkLoadBalancer(n) | TargetDestination::GatewayLoadBalancerEndpoint(n) => {
+                    Some(n)
+                }
+                TargetDestination::NetworkInterface(_) => None,
+            },
+            SessionTarget::NetworkInterface(_) => None,
+        }
+    }
+
+    /// The sensor group a load balancer name (NLB ARN, GWLB endpoint or SLB ID) stands
+    /// for in `scope`'s account (groups, like the interfaces they hold, are account-wide).
+    pub fn sensor_group_named(&self, scope: &Scope, name: &str) -> Option<&SensorGroup> {
+        self.sensor_groups.values().find(|g| g.scope.account == scope.account && g.is_named(name))
     }
 
     /// The root account, once there is one.

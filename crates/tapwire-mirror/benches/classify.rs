@@ -136,6 +136,7 @@ fn config(rules_per_direction: usize) -> InterfaceConfig {
                     egress,
                 },
                 limits: Default::default(),
+                group: None,
             }
         })
         .collect();

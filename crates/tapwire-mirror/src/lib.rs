@@ -66,6 +66,7 @@ mod classifier;
 pub mod counters;
 pub mod encap;
 mod index;
+pub mod maglev;
 mod ruleset;
 pub mod sampling;
 mod scan;

@@ -34,6 +34,7 @@ use crate::numbers::{PacketLength, RuleNumber, SessionNumber, Vni};
 use crate::resource::NetworkService;
 use crate::rule::{RuleAction, RuleMatch};
 use crate::sampling::SessionLimits;
+use crate::sensor_groups::GroupMode;
 
 /// The schema version this build writes and reads.
 pub const CONFIG_SCHEMA: u32 = 1;
@@ -98,6 +99,29 @@ pub struct SessionConfig {
     /// Sampling and rate caps (from the session's `tapwire:` tags).
     #[serde(default, skip_serializing_if = "SessionLimits::is_none")]
     pub limits: SessionLimits,
+    /// A sensor group's members, when the target is one (`target` is then the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupConfig>,
+}
+
+/// A sensor group as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// How copies are spread.
+    pub mode: GroupMode,
+    /// Each member's endpoint, with the name that places it in the consistent hash.
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a sensor group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMember {
+    /// The member's interface: its place in the hash does not depend on the others.
+    pub network_interface_id: NetworkInterfaceId,
+    /// Where its copies go.
+    pub target: TargetEndpoint,
 }
 
 impl SessionConfig {

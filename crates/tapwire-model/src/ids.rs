@@ -132,6 +132,10 @@ typed_id!(
     NetworkInterfaceId, "eni-", "network interface"
 );
 typed_id!(
+    /// A sensor group (tapwire's own: the load balancer in front of several sensors), `tsg-…`.
+    SensorGroupId, "tsg-", "sensor group"
+);
+typed_id!(
     /// A filter rule, `tmfr-…` in EC2; Alibaba spells the same rule `tmr-…`.
     RuleId, "tmfr-", "traffic mirror filter rule"
 );

@@ -8,6 +8,7 @@
 //! - the matching vocabulary of filter rules ([`rule`]), shared with the data plane,
 //! - every validation range and quota ([`limits`]), kept in one place, and the validated
 //!   numbers whose range both dialects share ([`numbers`]),
+//! - sensor groups, the load balancers sessions' copies are spread over ([`sensor_groups`]),
 //! - a session's sampling and rate caps, set through reserved tag keys ([`sampling`]),
 //! - `*`/`?` patterns as EC2 filters and IAM policies have them ([`wildcard`]),
 //! - the versioned per-interface configuration document the control plane hands to
@@ -25,8 +26,9 @@ pub mod prometheus;
 pub mod resource;
 pub mod rule;
 pub mod sampling;
+pub mod sensor_groups;
 pub mod wildcard;
 
-pub use ids::{AccountId, FilterId, IdParseError, NetworkInterfaceId, RuleId, SessionId, TargetId};
+pub use ids::{AccountId, FilterId, IdParseError, NetworkInterfaceId, RuleId, SensorGroupId, SessionId, TargetId};
 pub use numbers::{PacketLength, RangeError, RuleNumber, SessionNumber, Vni};
 pub use rule::{Direction, PortRange, RuleAction, RuleMatch};

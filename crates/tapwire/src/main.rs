@@ -17,6 +17,7 @@ mod credentials;
 mod demo;
 mod interface;
 mod output;
+mod sensor_groups;
 mod server;
 mod sessions;
 mod simulate;
@@ -59,6 +60,8 @@ enum Command {
     Session(sessions::Args),
     /// A live view of the sessions, busiest first.
     Top(top::Args),
+    /// Sensor groups: several sensors behind one load-balancer target.
+    SensorGroup(sensor_groups::Args),
     /// Move an installation's store into another (SQLite to PostgreSQL).
     Store(store::Args),
     /// Replay a capture file through the mirroring rules of one interface.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Session(args) => sessions::run(args),
         Command::Top(args) => top::run(args),
+        Command::SensorGroup(args) => sensor_groups::run(args),
         Command::Store(args) => store::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Receive(args) => tapwire_receive::run(args),

@@ -20,6 +20,7 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::NotFound(R::AccessKey) | ErrorKind::MalformedId(R::AccessKey) => "InvalidAccessKeyId.NotFound",
         ErrorKind::NotFound(R::JoinToken) | ErrorKind::MalformedId(R::JoinToken) => "ResourceNotFound.JoinToken",
         ErrorKind::NotFound(R::Agent) | ErrorKind::MalformedId(R::Agent) => "ResourceNotFound.Agent",
+        ErrorKind::NotFound(R::SensorGroup) | ErrorKind::MalformedId(R::SensorGroup) => "ResourceNotFound.SensorGroup",
         ErrorKind::AddressInUse => "InvalidIpAddress.AlreadyExist",
         ErrorKind::NotFound(R::NetworkInterface) | ErrorKind::MalformedId(R::NetworkInterface) => {
             "ResourceNotFound.NetworkInterface"
@@ -29,9 +30,10 @@ pub fn error_code(kind: &ErrorKind) -> &'static str {
         ErrorKind::IncorrectStatus(R::FilterRule) => "IncorrectStatus.TrafficMirrorRule",
         ErrorKind::IncorrectStatus(R::Session) => "IncorrectStatus.TrafficMirrorSession",
         ErrorKind::IncorrectStatus(
-            R::Target | R::NetworkInterface | R::Account | R::AccessKey | R::JoinToken | R::Agent,
+            R::Target | R::NetworkInterface | R::Account | R::AccessKey | R::JoinToken | R::Agent | R::SensorGroup,
         ) => "IncorrectStatus",
         ErrorKind::TargetInUse => "DependencyViolation.TrafficMirrorTarget",
+        ErrorKind::SensorGroupInUse => "DependencyViolation.SensorGroup",
         ErrorKind::InterfaceInUseBySession
         | ErrorKind::InterfaceInUseByTarget
         | ErrorKind::LoadBalancerInUseByTarget => "OperationDenied.DuplicateRole",

@@ -147,6 +147,13 @@ pub fn of(op: &Operation, state: &State, dialect: Dialect, scope: &Scope) -> Vec
         }
         Operation::MoveResourceGroup { resource, .. } => vec![a.resource(*resource)],
         Operation::RegisterInterface(_) | Operation::DeregisterInterface(_) => vec![a.kind("network-interface")],
+        Operation::CreateSensorGroup { members, .. } => {
+            std::iter::once(a.kind("sensor-group")).chain(members.iter().map(|eni| a.interface(*eni))).collect()
+        }
+        Operation::ModifySensorGroup { add, .. } => {
+            std::iter::once(a.kind("sensor-group")).chain(add.iter().map(|eni| a.interface(*eni))).collect()
+        }
+        Operation::DeleteSensorGroup(_) => vec![a.kind("sensor-group")],
         Operation::OpenService
         | Operation::CompleteTask(_)
         | Operation::ForgetClientTokens(_)

@@ -29,6 +29,7 @@ pub mod agents;
 pub mod audit;
 pub mod config_changes;
 pub mod interfaces;
+pub mod sensor_groups;
 pub mod sessions;
 pub mod targets;
 

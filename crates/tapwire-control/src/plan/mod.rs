@@ -16,6 +16,7 @@ mod filters;
 mod identity;
 mod interfaces;
 mod lifecycle;
+mod sensor_groups;
 mod sessions;
 mod tags;
 mod targets;
@@ -111,6 +112,9 @@ impl<'a> Planner<'a> {
             Operation::RevokeAgent { host } => self.revoke_agent(host),
             Operation::RegisterInterface(reg) => self.register_interface(reg),
             Operation::DeregisterInterface(id) => self.deregister_interface(id),
+            Operation::CreateSensorGroup { name, members, mode } => self.create_sensor_group(name, members, mode),
+            Operation::ModifySensorGroup { id, add, remove } => self.modify_sensor_group(id, add, remove),
+            Operation::DeleteSensorGroup(id) => self.delete_sensor_group(id),
         }
     }
 

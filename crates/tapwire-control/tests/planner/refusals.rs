@@ -9,6 +9,7 @@ use tapwire_model::ids::FilterId;
 use tapwire_model::limits::Quotas;
 use tapwire_model::resource::{SessionTarget, TargetDestination};
 use tapwire_model::rule::{Direction, PortRange};
+use tapwire_model::sensor_groups::GroupMode;
 use tapwire_model::{AccountId, RuleNumber};
 
 use super::world::*;
@@ -496,5 +497,39 @@ pub const REFUSALS: &[Refusal] = &[
         let target = w.target(sensor);
         let filter = w.filter();
         Operation::CreateSession(new_session(source, SessionTarget::Target(target), filter, 1))
+    }),
+    // === sensor groups ===
+    refusal!("a sensor group of no members", Tapwire, K::InvalidParameterValue, |_| {
+        Operation::CreateSensorGroup { name: "ids".into(), members: vec![], mode: GroupMode::FlowHash }
+    }),
+    refusal!("a sensor group member that is no interface", Tapwire, K::NotFound(R::NetworkInterface), |_| {
+        let missing = "eni-0000000000000dead".parse().unwrap();
+        Operation::CreateSensorGroup { name: "ids".into(), members: vec![missing], mode: GroupMode::FlowHash }
+    }),
+    refusal!("two sensor groups of one name", Tapwire, K::InvalidParameterValue, |w| {
+        let members = vec![w.iface(true)];
+        w.run(
+            Tapwire,
+            Operation::CreateSensorGroup { name: "ids".into(), members: members.clone(), mode: GroupMode::Replicate },
+        )
+        .unwrap();
+        Operation::CreateSensorGroup { name: "ids".into(), members, mode: GroupMode::FlowHash }
+    }),
+    refusal!("a sensor group's last member removed", Tapwire, K::InvalidParameterValue, |w| {
+        let member = w.iface(true);
+        let op = Operation::CreateSensorGroup { name: "ids".into(), members: vec![member], mode: GroupMode::FlowHash };
+        let id = w.run(Tapwire, op).unwrap().into_sensor_group().unwrap().id;
+        Operation::ModifySensorGroup { id, add: vec![], remove: vec![member] }
+    }),
+    refusal!("a sensor group a target names", Tapwire, K::SensorGroupInUse, |w| {
+        let op = Operation::CreateSensorGroup {
+            name: "ids".into(),
+            members: vec![w.iface(true)],
+            mode: GroupMode::FlowHash,
+        };
+        let group = w.run(Tapwire, op).unwrap().into_sensor_group().unwrap();
+        let destination = TargetDestination::NetworkLoadBalancer(group.load_balancer_arn());
+        w.run(Ec2, Operation::CreateTarget { destination, description: None, tags: vec![] }).unwrap();
+        Operation::DeleteSensorGroup(group.id)
     }),
 ];

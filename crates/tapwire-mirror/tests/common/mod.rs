@@ -195,6 +195,7 @@ pub fn config(rng: &mut Rng) -> InterfaceConfig {
                     egress: rules(rng, alibaba),
                 },
                 limits: Default::default(),
+                group: None,
             }
         })
         .collect();

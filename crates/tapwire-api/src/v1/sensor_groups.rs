@@ -1,0 +1,151 @@
+//! Sensor groups (tapwire's own; `tapwire sensor-group`):
+//! - `GET /tapwire/v1/sensor-groups` → the account's groups;
+//! - `POST /tapwire/v1/sensor-groups` `{Name, Members, Mode}` → the group made, with the
+//!   load-balancer names the clouds' target calls take;
+//! - `POST /tapwire/v1/sensor-groups/{id}/members` `{Add, Remove}` → the group;
+//! - `DELETE /tapwire/v1/sensor-groups/{id}` (refused while a target or session names it).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tapwire_control::ops::Operation;
+use tapwire_control::{ApiError, Dialect, State as ControlState};
+use tapwire_model::resource::SessionTarget;
+use tapwire_model::sensor_groups::{GroupMode, SensorGroup};
+use tapwire_model::{NetworkInterfaceId, SensorGroupId};
+
+use super::{Caller, JsonBody, blocking, error_response};
+use crate::Api;
+
+/// A group as every view shows it.
+pub fn group_json(state: &ControlState, g: &SensorGroup) -> Value {
+    let users = state
+        .sessions
+        .values()
+        .filter(|s| {
+            s.scope.account == g.scope.account
+                && match &s.target {
+                    SessionTarget::LoadBalancer(_) | SessionTarget::Target(_) => {
+                        state.load_balancer_of(&s.target).is_some_and(|n| g.is_named(n))
+                    }
+                    SessionTarget::NetworkInterface(_) => false,
+                }
+        })
+        .count();
+    json!({
+        "SensorGroupId": g.id.to_string(),
+        "Name": g.name,
+        "Mode": g.mode.as_str(),
+        "Members": g.members.iter().map(|m| json!({
+            "NetworkInterfaceId": m.to_string(),
+            "Host": state.interfaces.get(m).and_then(|i| i.host.clone()),
+        })).collect::<Vec<_>>(),
+        "NetworkLoadBalancerArn": g.load_balancer_arn(),
+        "GatewayLoadBalancerEndpointId": g.gateway_endpoint_id(),
+        "SlbInstanceId": g.slb_instance_id(),
+        "Sessions": users,
+        "CreationTime": crate::time_text(g.created_at),
+    })
+}
+
+/// `GET /tapwire/v1/sensor-groups`.
+pub async fn list(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(e) = caller.authorize(&api, "ListSensorGroups") {
+        return error_response(&e);
+    }
+    let state = api.control.read();
+    let groups: Vec<Value> = state
+        .sensor_groups
+        .values()
+        .filter(|g| g.scope.account == caller.who.account)
+        .map(|g| group_json(&state, g))
+        .collect();
+    Json(groups).into_response()
+}
+
+/// The body of `POST /tapwire/v1/sensor-groups`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct NewGroup {
+    name: String,
+    members: Vec<NetworkInterfaceId>,
+    #[serde(default)]
+    mode: GroupMode,
+}
+
+/// The body of `POST /tapwire/v1/sensor-groups/{id}/members`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MemberChanges {
+    #[serde(default)]
+    add: Vec<NetworkInterfaceId>,
+    #[serde(default)]
+    remove: Vec<NetworkInterfaceId>,
+}
+
+/// Runs one sensor-group operation as the caller, in its audit trail.
+fn run(api: &Api, caller: &Caller, action: &'static str, op: Operation) -> Result<Value, ApiError> {
+    caller.authorize(api, action)?;
+    let out = api
+        .control
+        .execute(&caller.context(api, action), Dialect::Tapwire, op)
+        .inspect_err(|e| caller.note(api, action, e))?;
+    Ok(match out.into_sensor_group() {
+        Ok(g) => group_json(&api.control.read(), &g),
+        Err(_) => Value::Null,
+    })
+}
+
+fn parse_id(raw: &str) -> Result<SensorGroupId, ApiError> {
+    raw.parse().map_err(|_| ApiError::invalid(format!("'{raw}' is not a sensor group ID (tsg-…).")))
+}
+
+/// `POST /tapwire/v1/sensor-groups`.
+pub async fn create(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<NewGroup>,
+) -> Response {
+    let op = Operation::CreateSensorGroup { name: body.name, members: body.members, mode: body.mode };
+    match blocking(move || run(&api, &caller, "CreateSensorGroup", op)).await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `POST /tapwire/v1/sensor-groups/{id}/members`.
+pub async fn modify(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MemberChanges>,
+) -> Response {
+    let result = blocking(move || {
+        let op = Operation::ModifySensorGroup { id: parse_id(&id)?, add: body.add, remove: body.remove };
+        run(&api, &caller, "ModifySensorGroup", op)
+    })
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `DELETE /tapwire/v1/sensor-groups/{id}`.
+pub async fn delete(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let result =
+        blocking(move || run(&api, &caller, "DeleteSensorGroup", Operation::DeleteSensorGroup(parse_id(&id)?))).await;
+    match result {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(&e),
+    }
+}

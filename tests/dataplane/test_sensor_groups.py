@@ -1,0 +1,92 @@
+"""Sensor groups in namespaces: three sensor hosts, each with a kernel vxlan device and a
+tcpdump on it. A flow-hash group made with `tapwire sensor-group`, a target made from its
+NLB ARN with the unmodified aws CLI: every flow, both directions, at exactly one sensor,
+spread evenly. A replicate group: every copy at every sensor."""
+import collections
+import time
+
+from lab import sh, wait_for
+from test_mirroring import applied
+
+PORT, PORT_REPLICATED = 5710, 5711
+FLOWS = 300
+
+
+def sensors(env):
+    roles = env.lab.add_sensors(3)
+    enis = [env.register_sensor(env.lab.ip[r]) for r in roles]
+    return roles, enis
+
+
+def group(env, name, enis, mode):
+    members = [arg for eni in enis for arg in ("--member", eni)]
+    return env.server.cli("sensor-group", "create", "--name", name, *members, "--mode", mode)
+
+
+def capture(env, role, dev, tmp_path):
+    path = tmp_path / f"{role}-{dev}.pcap"
+    proc = env.lab.spawn(role, "tcpdump", "-n", "-U", "-i", dev, "-s", "0", "-w", str(path), "udp")
+    wait_for(lambda: path.exists(), what=f"tcpdump on {role}")
+    return proc, path
+
+
+def ports(path):
+    rows = sh("tshark", "-r", str(path), "-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport", timeout=60)
+    return [tuple(map(int, r.split())) for r in rows.splitlines() if r.strip()]
+
+
+def test_flow_hash_keeps_each_flow_on_one_sensor_and_replicate_copies_to_all(mirror_env, tmp_path):
+    env = mirror_env
+    roles, enis = sensors(env)
+    made = group(env, f"ids-{env.lab.suffix}", enis, "flow-hash")
+    assert made["Mode"] == "flow-hash" and len(made["Members"]) == 3
+    arn = made["NetworkLoadBalancerArn"]
+    assert arn.startswith("arn:aws:elasticloadbalancing:") and made["SlbInstanceId"].startswith("lb-")
+    target = env.server.aws("create-traffic-mirror-target", "--network-load-balancer-arn", arn)
+    target_id = target["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    assert target["TrafficMirrorTarget"]["Type"] == "network-load-balancer"
+    fid = env.make_filter([{"direction": "ingress", "number": 1, "protocol": 17, "dport": PORT},
+                           {"direction": "egress", "number": 1, "protocol": 17, "sport": PORT}])
+    env.ec2.create_traffic_mirror_session(NetworkInterfaceId=env.source_eni(), TrafficMirrorTargetId=target_id,
+                                          TrafficMirrorFilterId=fid, SessionNumber=1, VirtualNetworkId=80)
+    replicated = group(env, f"all-{env.lab.suffix}", enis, "replicate")
+    target2 = env.ec2.create_traffic_mirror_target(NetworkLoadBalancerArn=replicated["NetworkLoadBalancerArn"])
+    fid2 = env.make_filter([{"direction": "ingress", "number": 1, "protocol": 17, "dport": PORT_REPLICATED}])
+    env.ec2.create_traffic_mirror_session(
+        NetworkInterfaceId=env.source_eni(), TrafficMirrorFilterId=fid2, SessionNumber=2, VirtualNetworkId=81,
+        TrafficMirrorTargetId=target2["TrafficMirrorTarget"]["TrafficMirrorTargetId"])
+    # The group cannot go while a target names it.
+    done = env.server.cli("sensor-group", "delete", made["SensorGroupId"], check=False)
+    assert done.returncode != 0 and "SensorGroupInUse" in done.stderr, done.stderr
+    applied(env)
+    dumps = {}
+    for role in roles:
+        env.lab.add_vxlan(80, role=role)
+        env.lab.add_vxlan(81, role=role)
+        dumps[role] = capture(env, role, "vx80", tmp_path)
+    time.sleep(0.5)
+    env.lab.run("peer", *env.traffic_args("udp-flows", env.lab.ip["src"], PORT, FLOWS, 2), timeout=120)
+    env.lab.run("src", *env.traffic_args("udp-replies", env.lab.ip["peer"], 20000, FLOWS, PORT), timeout=120)
+    env.udp("peer", env.lab.ip["src"], PORT_REPLICATED, count=20)
+    wait_for(lambda: sum(env.lab.link_stats(r, "vx80")["rx"]["packets"] for r in roles) >= FLOWS * 3, timeout=20,
+             what="every copy at the sensors")
+    time.sleep(0.5)
+    at = {}
+    for role, (proc, path) in dumps.items():
+        env.lab.stop(proc)
+        flows = collections.Counter(sp if dp == PORT else dp for sp, dp in ports(path))
+        at[role] = flows
+    # Each flow at exactly one sensor, with all three of its packets (two in, one out).
+    owners = collections.defaultdict(list)
+    for role, flows in at.items():
+        for flow, count in flows.items():
+            owners[flow].append((role, count))
+    assert len(owners) == FLOWS
+    assert all(len(o) == 1 and o[0][1] == 3 for o in owners.values()), \
+        [o for o in owners.values() if len(o) != 1 or o[0][1] != 3][:5]
+    for role, flows in at.items():
+        assert 0.7 * FLOWS / 3 <= len(flows) <= 1.3 * FLOWS / 3, {r: len(f) for r, f in at.items()}
+    # Replicate: every sensor got all 20 copies.
+    assert [env.lab.link_stats(r, "vx81")["rx"]["packets"] for r in roles] == [20, 20, 20]
+    listed = {g["SensorGroupId"]: g for g in env.server.cli("sensor-group", "list")}
+    assert listed[made["SensorGroupId"]]["Sessions"] == 1
