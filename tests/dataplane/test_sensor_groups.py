@@ -70,7 +70,7 @@ def test_flow_hash_keeps_each_flow_on_one_sensor_and_replicate_copies_to_all(mir
     env.udp("peer", env.lab.ip["src"], PORT_REPLICATED, count=20)
     wait_for(lambda: sum(env.lab.link_stats(r, "vx80")["rx"]["packets"] for r in roles) >= FLOWS * 3, timeout=20,
              what="every copy at the sensors")
-    time.sleep(0.5)
+    time.sleep(1.5)  # libpcap hands packets over at most a second late
     at = {}
     for role, (proc, path) in dumps.items():
         env.lab.stop(proc)
@@ -90,3 +90,66 @@ def test_flow_hash_keeps_each_flow_on_one_sensor_and_replicate_copies_to_all(mir
     assert [env.lab.link_stats(r, "vx81")["rx"]["packets"] for r in roles] == [20, 20, 20]
     listed = {g["SensorGroupId"]: g for g in env.server.cli("sensor-group", "list")}
     assert listed[made["SensorGroupId"]]["Sessions"] == 1
+
+
+def phase(env, roles, tmp_path, name, count):
+    """Sends one datagram on each of FLOWS flows; which sensor each flow reached."""
+    dumps = {r: capture(env, r, "vx82", tmp_path / name) for r in roles}
+    time.sleep(0.5)
+    before = sum(env.lab.link_stats(r, "vx82")["rx"]["packets"] for r in roles)
+    env.lab.run("peer", *env.traffic_args("udp-flows", env.lab.ip["src"], PORT + 2, count, 1), timeout=120)
+    wait_for(lambda: sum(env.lab.link_stats(r, "vx82")["rx"]["packets"] for r in roles) - before >= count,
+             timeout=20, what=f"the {name} copies")
+    time.sleep(1.5)  # libpcap hands packets over at most a second late
+    owner = {}
+    for role, (proc, path) in dumps.items():
+        env.lab.stop(proc)
+        for sport, _ in ports(path):
+            assert sport not in owner, f"flow {sport} at two sensors"
+            owner[sport] = role
+    return owner
+
+
+def test_an_unhealthy_member_loses_its_flows_within_two_seconds_and_gets_them_back(mirror_env, tmp_path):
+    env = mirror_env
+    roles, enis = sensors(env)
+    listeners = {r: env.lab.spawn(r, "python3", *env.traffic_args("tcp-sink", 8080)[1:]) for r in roles}
+    members = [arg for eni in enis for arg in ("--member", eni)]
+    made = env.server.cli("sensor-group", "create", "--name", f"hc-{env.lab.suffix}", *members,
+                          "--health-check", "tcp:8080")
+    assert made["HealthCheck"] == "tcp:8080"
+    target = env.ec2.create_traffic_mirror_target(NetworkLoadBalancerArn=made["NetworkLoadBalancerArn"])
+    fid = env.make_filter([{"direction": "ingress", "number": 1, "protocol": 17, "dport": PORT + 2}])
+    env.ec2.create_traffic_mirror_session(
+        NetworkInterfaceId=env.source_eni(), TrafficMirrorFilterId=fid, SessionNumber=1, VirtualNetworkId=82,
+        TrafficMirrorTargetId=target["TrafficMirrorTarget"]["TrafficMirrorTargetId"])
+    applied(env)
+    for role in roles:
+        env.lab.add_vxlan(82, role=role)
+        (tmp_path / "before").mkdir(exist_ok=True)
+        (tmp_path / "down").mkdir(exist_ok=True)
+        (tmp_path / "back").mkdir(exist_ok=True)
+
+    def health_of(eni):
+        (g,) = [g for g in env.server.cli("sensor-group", "list") if g["SensorGroupId"] == made["SensorGroupId"]]
+        return next(m["Health"] for m in g["Members"] if m["NetworkInterfaceId"] == eni)
+
+    wait_for(lambda: all(health_of(e) == "healthy" for e in enis), timeout=15, what="every member healthy")
+    before = phase(env, roles, tmp_path, "before", FLOWS)
+    assert set(before.values()) == set(roles), ({r: env.lab.link_stats(r, "vx82")["rx"]["packets"] for r in roles},
+                                               collections.Counter(before.values()), env.agent_status())
+    # The second sensor's IDS goes away: two failed probes later its flows move.
+    down = roles[1]
+    env.lab.stop(listeners[down])
+    time.sleep(2.0)
+    after = phase(env, roles, tmp_path, "down", FLOWS)
+    assert down not in after.values(), "the unhealthy member still got copies after 2 s"
+    others = [f for f, r in before.items() if r != down]
+    moved = [f for f in others if after[f] != before[f]]
+    assert len(moved) <= 0.05 * len(others), f"{len(moved)} of the healthy members' {len(others)} flows moved"
+    assert wait_for(lambda: health_of(enis[1]) == "unhealthy", timeout=10, what="the member shown unhealthy")
+    # It comes back: its flows return to it.
+    listeners[down] = env.lab.spawn(down, "python3", *env.traffic_args("tcp-sink", 8080)[1:])
+    wait_for(lambda: health_of(enis[1]) == "healthy", timeout=15, what="the member shown healthy again")
+    back = phase(env, roles, tmp_path, "back", FLOWS)
+    assert back == before

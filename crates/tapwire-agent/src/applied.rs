@@ -96,6 +96,18 @@ impl AppliedConfig {
         offload: OffloadMode,
         route: &dyn Fn(IpAddr) -> RouteLookup,
     ) -> Result<Self, CompileError> {
+        Self::build_with_health(config, mark, offload, route, &|_| true)
+    }
+
+    /// [`AppliedConfig::build`], with `healthy` saying which probed sensor-group members
+    /// may take copies ([`crate::health`]).
+    pub fn build_with_health(
+        config: InterfaceConfig,
+        mark: u32,
+        offload: OffloadMode,
+        route: &dyn Fn(IpAddr) -> RouteLookup,
+        healthy: &dyn Fn(SocketAddr) -> bool,
+    ) -> Result<Self, CompileError> {
         config.validate_document()?;
         let source_of = |target: IpAddr| config.addresses.iter().copied().find(|a| a.is_ipv4() == target.is_ipv4());
         let mut failed: Vec<FailedSession> = config
@@ -113,7 +125,7 @@ impl AppliedConfig {
                     return Ok(DEFAULT_PATH_MTU);
                 }
                 if let Some(group) = &s.group {
-                    let applied = AppliedGroup::build(group, &source_of, route)?;
+                    let applied = AppliedGroup::build(group, &source_of, route, healthy)?;
                     let mtu = applied.members[0].1.path_mtu;
                     groups.push((s.session_id, applied));
                     return Ok(mtu);

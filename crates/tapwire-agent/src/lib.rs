@@ -22,6 +22,7 @@ pub mod applied;
 pub mod capture;
 pub mod follow;
 pub mod groups;
+pub mod health;
 pub mod host;
 pub mod metrics;
 pub mod offload;
@@ -130,9 +131,10 @@ impl Agent {
         let mut interfaces = Vec::new();
         let mut all_settings = Vec::new();
         let mut capture_threads = Vec::new();
+        let health = Arc::new(health::Health::default());
         for name in &options.interfaces {
             let described = host::describe(name)?;
-            let shared = Arc::new(InterfaceShared::new(&described));
+            let shared = Arc::new(InterfaceShared::new(&described).with_health(Arc::clone(&health)));
             let mut capture = RingCapture::open(described.ifindex, options.ring, &DROP_ALL)
                 .map_err(|e| io::Error::new(e.kind(), format!("capture ring on {name}: {e}")))?;
             let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size, options.oversize)
@@ -186,10 +188,16 @@ impl Agent {
             interfaces.push(shared);
             all_settings.push(apply);
         }
-        let (follow_interfaces, follow_stop) = (interfaces.clone(), Arc::clone(&stop));
+        let all_settings = Arc::new(all_settings);
+        let (follow_interfaces, follow_settings, follow_stop) =
+            (interfaces.clone(), Arc::clone(&all_settings), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("tw-follow".into())
-            .spawn(move || follow::follow(&follow_interfaces, &all_settings, &follow_stop))?;
+            .spawn(move || follow::follow(&follow_interfaces, &follow_settings, &follow_stop))?;
+        let (probe_interfaces, probe_stop) = (interfaces.clone(), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("tw-health".into())
+            .spawn(move || probe(&health, &probe_interfaces, &all_settings, &probe_stop))?;
         Ok(Agent { interfaces, stop, capture_threads, started: Instant::now(), host: options.host.clone() })
     }
 
@@ -219,6 +227,30 @@ impl Agent {
                 tracing::error!("a capture thread panicked");
             }
         }
+    }
+}
+
+/// Probes the checked sensor-group members every [`health::PROBE_EVERY`] until `stop`;
+/// a verdict that changed rebuilds every interface's configuration (only the groups
+/// whose members changed differ, so only they are published anew).
+fn probe(
+    health: &health::Health,
+    interfaces: &[Arc<InterfaceShared>],
+    settings: &[Arc<ApplySettings>],
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let mut probes: Vec<std::net::SocketAddr> = interfaces.iter().flat_map(|i| i.probes()).collect();
+        probes.sort();
+        probes.dedup();
+        if health.probe_all(&probes) {
+            tracing::info!("a sensor-group member's health changed; rebuilding");
+            for (shared, apply) in interfaces.iter().zip(settings) {
+                watch::rebuild(shared, apply);
+            }
+        }
+        std::thread::sleep(health::PROBE_EVERY.saturating_sub(started.elapsed()));
     }
 }
 

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use tapwire_model::prometheus::Exposition;
 
+use crate::health::MemberHealth;
+
 /// What happened to the copies of one session after classification.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryCounters {
@@ -185,6 +187,19 @@ pub struct InterfaceReport {
     pub sessions: Vec<SessionReport>,
     /// Rules.
     pub rules: Vec<RuleReport>,
+    /// Health checks of the sensor-group members this interface's copies may go to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_health: Vec<MemberHealthReport>,
+}
+
+/// One probed sensor-group member, as this agent sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberHealthReport {
+    /// The member, `eni-…`.
+    pub network_interface_id: String,
+    /// Its health here.
+    #[serde(flatten)]
+    pub health: MemberHealth,
 }
 
 /// The agent's whole status, served at `/status`.

@@ -8,6 +8,7 @@
 //! generation moves when the addresses or MAC change, which is when the interface must be
 //! registered again.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -15,8 +16,9 @@ use tapwire_model::NetworkInterfaceId;
 
 use crate::applied::ConfigSlot;
 use crate::follow::Link;
+use crate::health::Health;
 use crate::host::HostInterface;
-use crate::report::{ControlState, InterfaceReport};
+use crate::report::{ControlState, InterfaceReport, MemberHealthReport};
 use crate::watch::Registration;
 
 /// State shared by one interface's capture thread, watcher, follower and status readers.
@@ -35,6 +37,8 @@ pub struct InterfaceShared {
     host_generation: AtomicU64,
     missing: AtomicBool,
     apply: Mutex<()>,
+    /// The agent's health checks of sensor-group members (one for every interface).
+    pub health: Arc<Health>,
 }
 
 /// What changed in a new description of the interface.
@@ -62,7 +66,46 @@ impl InterfaceShared {
             host_generation: AtomicU64::new(0),
             missing: AtomicBool::new(false),
             apply: Mutex::new(()),
+            health: Arc::default(),
         }
+    }
+
+    /// The same, sharing `health` with the agent's other interfaces.
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// The probes this interface's groups ask for: each checked member's address and port.
+    pub fn probes(&self) -> Vec<SocketAddr> {
+        let Some(applied) = self.slot.latest() else { return Vec::new() };
+        let groups = applied.config.sessions.iter().filter_map(|s| s.group.as_ref());
+        groups
+            .filter_map(|g| g.health_check_port.map(|port| (g, port)))
+            .flat_map(|(g, port)| g.members.iter().map(move |m| SocketAddr::new(m.target.address, port)))
+            .collect()
+    }
+
+    /// What the health checks say of this interface's checked members, for its report.
+    fn member_health(&self) -> Vec<MemberHealthReport> {
+        let Some(applied) = self.slot.latest() else { return Vec::new() };
+        let mut out = Vec::new();
+        for g in applied.config.sessions.iter().filter_map(|s| s.group.as_ref()) {
+            let Some(port) = g.health_check_port else { continue };
+            for m in &g.members {
+                if let Some(h) = self.health.of(SocketAddr::new(m.target.address, port))
+                    && !out
+                        .iter()
+                        .any(|r: &MemberHealthReport| r.network_interface_id == m.network_interface_id.to_string())
+                {
+                    out.push(MemberHealthReport {
+                        network_interface_id: m.network_interface_id.to_string(),
+                        health: h,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The registered ID, once known.
@@ -128,6 +171,7 @@ impl InterfaceShared {
         report.interface.clone_from(&self.name);
         report.network_interface_id = eni.map(|e| e.to_string());
         report.control = state;
+        report.member_health = self.member_health();
         report
     }
 }

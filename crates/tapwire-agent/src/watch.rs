@@ -216,7 +216,11 @@ fn build(
     settings: &ApplySettings,
     config: InterfaceConfig,
 ) -> Result<AppliedConfig, CompileError> {
-    let mut applied = AppliedConfig::build(config, settings.mark, settings.offload, &*settings.route)?;
+    let health = &shared.health;
+    let mut applied =
+        AppliedConfig::build_with_health(config, settings.mark, settings.offload, &*settings.route, &|a| {
+            health.is_healthy(a)
+        })?;
     applied.interface_mtu = Some(shared.host().mtu);
     Ok(applied)
 }

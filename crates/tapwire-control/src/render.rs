@@ -111,8 +111,11 @@ fn resolve(state: &State, s: &Session, source: &[IpAddr]) -> Result<(IpAddr, Opt
             Some(GroupMember { network_interface_id: *m, target: TargetEndpoint { address, port: VXLAN_PORT } })
         })
         .collect();
-    let first = members.first().ok_or_else(|| format!("no member of the sensor group {} has an address", group.id))?;
-    Ok((first.target.address, Some(GroupConfig { mode: group.mode, members })))
+    let first = members
+        .first()
+        .map(|m| m.target.address)
+        .ok_or_else(|| format!("no member of the sensor group {} has an address", group.id))?;
+    Ok((first, Some(GroupConfig { mode: group.mode, health_check_port: group.health_check, members })))
 }
 
 /// The address copies from an interface with `source` addresses go to, of a target

@@ -110,6 +110,9 @@ pub struct SessionConfig {
 pub struct GroupConfig {
     /// How copies are spread.
     pub mode: GroupMode,
+    /// The TCP port agents probe members on; absent: no checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_port: Option<u16>,
     /// Each member's endpoint, with the name that places it in the consistent hash.
     pub members: Vec<GroupMember>,
 }

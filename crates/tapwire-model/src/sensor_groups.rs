@@ -64,6 +64,9 @@ pub struct SensorGroup {
     pub members: Vec<NetworkInterfaceId>,
     /// How copies are spread.
     pub mode: GroupMode,
+    /// The TCP port agents probe each member on; `None`: no checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<u16>,
     /// Creation time (seconds since the epoch).
     pub created_at: i64,
 }
@@ -97,6 +100,18 @@ impl SensorGroup {
     }
 }
 
+/// Reads `--health-check`: `tcp:PORT` (1 to 65535), or `none`.
+pub fn parse_health_check(s: &str) -> Result<Option<u16>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.strip_prefix("tcp:")
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p > 0)
+        .map(Some)
+        .ok_or_else(|| format!("a health check is tcp:PORT (1 to 65535) or none, not {s}"))
+}
+
 /// Checks a group name: 1 to 32 letters, digits and hyphens, not starting or ending with
 /// a hyphen (an NLB name's rules).
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -127,6 +142,7 @@ mod tests {
             name: "ids".into(),
             members: vec![],
             mode: GroupMode::FlowHash,
+            health_check: None,
             created_at: 0,
         };
         let arn = g.load_balancer_arn();

@@ -34,6 +34,10 @@ enum Command {
         /// copy to every member.
         #[arg(long, default_value = "flow-hash", value_parser = ["flow-hash", "replicate"])]
         mode: String,
+        /// Agents probe each member: `tcp:PORT` (a member failing two probes in a row
+        /// takes no flows until it passes two), or `none`.
+        #[arg(long, default_value = "none")]
+        health_check: String,
     },
     /// List the account's groups.
     List,
@@ -59,7 +63,7 @@ enum Command {
 }
 
 /// Prints groups: JSON as the server answers, or a table whose MEMBERS column lists the
-/// members' interfaces.
+/// members' interfaces with their health (`eni-…=healthy`).
 fn print(output: Output, answer: Value, columns: output::Columns<'_>) -> anyhow::Result<()> {
     if !matches!(output, Output::Table) {
         return output::print(output, &answer, columns);
@@ -73,7 +77,7 @@ fn print(output: Output, answer: Value, columns: output::Columns<'_>) -> anyhow:
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|m| m["NetworkInterfaceId"].as_str().map(str::to_owned))
+            .filter_map(|m| Some(format!("{}={}", m["NetworkInterfaceId"].as_str()?, m["Health"].as_str()?)))
             .collect();
         row["MemberList"] = Value::String(members.join(","));
     }
@@ -87,15 +91,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("GROUP", "SensorGroupId"),
         ("NAME", "Name"),
         ("MODE", "Mode"),
+        ("CHECK", "HealthCheck"),
         ("MEMBERS", "MemberList"),
         ("SESSIONS", "Sessions"),
         ("SLB", "SlbInstanceId"),
     ];
     let members_path = |id: &str| format!("/tapwire/v1/sensor-groups/{id}/members");
     let answer: Value = match args.command {
-        Command::Create { name, members, mode } => {
-            client.post("/tapwire/v1/sensor-groups", &json!({ "Name": name, "Members": members, "Mode": mode }))?
-        }
+        Command::Create { name, members, mode, health_check } => client.post(
+            "/tapwire/v1/sensor-groups",
+            &json!({ "Name": name, "Members": members, "Mode": mode, "HealthCheck": health_check }),
+        )?,
         Command::List => client.get("/tapwire/v1/sensor-groups")?,
         Command::AddMember { sensor_group_id, network_interface_id } => {
             client.post(&members_path(&sensor_group_id), &json!({ "Add": [network_interface_id] }))?

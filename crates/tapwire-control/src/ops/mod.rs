@@ -451,6 +451,8 @@ pub enum Operation {
         members: Vec<NetworkInterfaceId>,
         /// How copies are spread.
         mode: GroupMode,
+        /// The TCP port agents probe members on.
+        health_check: Option<u16>,
     },
     /// Add and remove members of a sensor group.
     ModifySensorGroup {

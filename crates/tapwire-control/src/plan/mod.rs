@@ -112,7 +112,9 @@ impl<'a> Planner<'a> {
             Operation::RevokeAgent { host } => self.revoke_agent(host),
             Operation::RegisterInterface(reg) => self.register_interface(reg),
             Operation::DeregisterInterface(id) => self.deregister_interface(id),
-            Operation::CreateSensorGroup { name, members, mode } => self.create_sensor_group(name, members, mode),
+            Operation::CreateSensorGroup { name, members, mode, health_check } => {
+                self.create_sensor_group(name, members, mode, health_check)
+            }
             Operation::ModifySensorGroup { id, add, remove } => self.modify_sensor_group(id, add, remove),
             Operation::DeleteSensorGroup(id) => self.delete_sensor_group(id),
         }

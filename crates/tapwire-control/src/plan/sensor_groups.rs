@@ -46,6 +46,7 @@ impl<'a> Planner<'a> {
         name: String,
         members: Vec<NetworkInterfaceId>,
         mode: GroupMode,
+        health_check: Option<u16>,
     ) -> Result<Output, ApiError> {
         check_name(&name).map_err(ApiError::invalid)?;
         if self.state.sensor_groups.values().any(|g| g.scope.account == self.ctx.account && g.name == name) {
@@ -53,7 +54,7 @@ impl<'a> Planner<'a> {
         }
         let members = self.checked_members(members)?;
         let id = self.fresh_id(&self.state.sensor_groups, SensorGroupId::from_suffix);
-        let group = SensorGroup { id, scope: self.scope(), name, members, mode, created_at: self.now };
+        let group = SensorGroup { id, scope: self.scope(), name, members, mode, health_check, created_at: self.now };
         self.changes.push(Change::PutSensorGroup(group.clone()));
         Ok(Output::SensorGroup(group))
     }

@@ -500,24 +500,44 @@ pub const REFUSALS: &[Refusal] = &[
     }),
     // === sensor groups ===
     refusal!("a sensor group of no members", Tapwire, K::InvalidParameterValue, |_| {
-        Operation::CreateSensorGroup { name: "ids".into(), members: vec![], mode: GroupMode::FlowHash }
+        Operation::CreateSensorGroup {
+            name: "ids".into(),
+            members: vec![],
+            mode: GroupMode::FlowHash,
+            health_check: None,
+        }
     }),
     refusal!("a sensor group member that is no interface", Tapwire, K::NotFound(R::NetworkInterface), |_| {
         let missing = "eni-0000000000000dead".parse().unwrap();
-        Operation::CreateSensorGroup { name: "ids".into(), members: vec![missing], mode: GroupMode::FlowHash }
+        Operation::CreateSensorGroup {
+            name: "ids".into(),
+            members: vec![missing],
+            mode: GroupMode::FlowHash,
+            health_check: None,
+        }
     }),
     refusal!("two sensor groups of one name", Tapwire, K::InvalidParameterValue, |w| {
         let members = vec![w.iface(true)];
         w.run(
             Tapwire,
-            Operation::CreateSensorGroup { name: "ids".into(), members: members.clone(), mode: GroupMode::Replicate },
+            Operation::CreateSensorGroup {
+                name: "ids".into(),
+                members: members.clone(),
+                mode: GroupMode::Replicate,
+                health_check: None,
+            },
         )
         .unwrap();
-        Operation::CreateSensorGroup { name: "ids".into(), members, mode: GroupMode::FlowHash }
+        Operation::CreateSensorGroup { name: "ids".into(), members, mode: GroupMode::FlowHash, health_check: None }
     }),
     refusal!("a sensor group's last member removed", Tapwire, K::InvalidParameterValue, |w| {
         let member = w.iface(true);
-        let op = Operation::CreateSensorGroup { name: "ids".into(), members: vec![member], mode: GroupMode::FlowHash };
+        let op = Operation::CreateSensorGroup {
+            name: "ids".into(),
+            members: vec![member],
+            mode: GroupMode::FlowHash,
+            health_check: None,
+        };
         let id = w.run(Tapwire, op).unwrap().into_sensor_group().unwrap().id;
         Operation::ModifySensorGroup { id, add: vec![], remove: vec![member] }
     }),
@@ -526,6 +546,7 @@ pub const REFUSALS: &[Refusal] = &[
             name: "ids".into(),
             members: vec![w.iface(true)],
             mode: GroupMode::FlowHash,
+            health_check: None,
         };
         let group = w.run(Tapwire, op).unwrap().into_sensor_group().unwrap();
         let destination = TargetDestination::NetworkLoadBalancer(group.load_balancer_arn());
