@@ -64,7 +64,8 @@ def test_a_session_the_agent_cannot_serve_does_not_freeze_the_others(mirror_env)
 
     shown = wait_for(lambda: len(states()) == 3 and states(), what="the session states at the server")
     assert shown[working] == "active" and shown[broken].startswith("failed: no route"), shown
-    assert shown[balanced].startswith("failed: its target is a load balancer"), shown
+    assert shown[balanced].startswith("failed: its target is the load balancer arn:aws:") \
+        and "names no sensor group" in shown[balanced], shown
     assert "FAILED: no route" in env.lab.run("src", BIN, "agent", "status")
     # A later change still applies.
     env.ec2.modify_traffic_mirror_session(TrafficMirrorSessionId=working, VirtualNetworkId=44)
