@@ -8,6 +8,10 @@
 //! sender namespace) mirroring every datagram to VNI 42; (c) Linux tc: a clsact u32 filter
 //! with `mirred egress mirror` to a vxlan device (VNI 43). The receiver decapsulates with
 //! kernel vxlan devices (vx42, vx43), whose rx counters are the copies delivered.
+//! Two more tapwire cases send to a sensor group of three members (three addresses of the
+//! receiver): (b2) `flow-hash`, one copy per datagram through the Maglev table, and (b3)
+//! `replicate`, three copies per datagram; each shows the capture thread's CPU per copy
+//! beside the single target's (b).
 //! Prints sender pps, mirrored pps, copies lost and the sender's slowdown per case, and the
 //! goal check (zero copies lost; slowdown at most half of tc's), plus the sender thread's
 //! CPU share and CPU time per datagram (the slowdown other load on the machine cannot fake:
@@ -44,6 +48,8 @@ const SENDER: &str = "twbench-a";
 const RECEIVER: &str = "twbench-b";
 const A: &str = "198.18.200.1";
 const B: &str = "198.18.200.2";
+/// The sensor group's members: three addresses of the receiver.
+const MEMBERS: [&str; 3] = [B, "198.18.200.3", "198.18.200.4"];
 /// The sender runs on CPU 0 in every case; tapwire's capture thread on CPU 1 (what
 /// `tapwire agent --cpu 1` does). tc has no thread: its work runs on the sender's CPU.
 const SENDER_CPU: usize = 0;
@@ -70,7 +76,7 @@ fn build() -> Namespaces {
     sh(&["ip", "netns", "add", RECEIVER]);
     let guard = Namespaces;
     sh(&["ip", "link", "add", "veth0", "netns", SENDER, "type", "veth", "peer", "name", "veth0", "netns", RECEIVER]);
-    for (ns, addr) in [(SENDER, A), (RECEIVER, B)] {
+    for (ns, addr) in [(SENDER, A), (RECEIVER, B), (RECEIVER, MEMBERS[1]), (RECEIVER, MEMBERS[2])] {
         sh(&["ip", "-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "veth0"]);
         sh(&["ip", "-n", ns, "link", "set", "veth0", "up"]);
         sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
@@ -128,11 +134,23 @@ fn blast(duration: Duration) -> (u64, u64) {
     .unwrap()
 }
 
-fn config() -> InterfaceConfig {
+/// The session, to B alone or to the three members in `mode`.
+fn config(group: Option<&str>) -> InterfaceConfig {
+    let group = group.map(|mode| {
+        let members: Vec<_> = MEMBERS
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                serde_json::json!({"network_interface_id": format!("eni-0000000000000000{i}"),
+                                   "target": {"address": a, "port": 4789}})
+            })
+            .collect();
+        serde_json::json!({"mode": mode, "members": members})
+    });
     serde_json::from_value(serde_json::json!({
         "schema": 1, "revision": 1, "network_interface_id": "eni-0123456789abcdef0", "addresses": [A],
         "sessions": [{"session_id": "tms-0123456789abcdef0", "number": 1, "vni": 42, "enabled": true,
-            "target": {"address": B, "port": 4789},
+            "target": {"address": B, "port": 4789}, "group": group,
             "filter": {"filter_id": "tmf-0123456789abcdef0", "network_services": [], "ingress": [],
                 "egress": [{"rule_id": "tmfr-0123456789abcdef0", "number": 1, "action": "accept", "protocol": 17,
                     "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
@@ -143,6 +161,8 @@ fn config() -> InterfaceConfig {
 
 struct Case {
     name: &'static str,
+    /// Copies each datagram should make (3 when replicated to three).
+    fanout: u64,
     sent: u64,
     sender_cpu_ns: u64,
     mirrored: u64,
@@ -162,12 +182,119 @@ fn main() {
 
     // (a) nothing mirrored.
     let (sent, sender_cpu_ns) = blast(duration);
-    cases.push(Case { name: "a: no mirroring", sent, sender_cpu_ns, mirrored: 0, seconds: duration.as_secs_f64() });
+    cases.push(Case {
+        name: "a: no mirroring",
+        fanout: 1,
+        sent,
+        sender_cpu_ns,
+        mirrored: 0,
+        seconds: duration.as_secs_f64(),
+    });
 
-    // (b) tapwire.
+    // (b) tapwire, to one target, then to a sensor group.
+    let mut agent_cpu = Vec::new();
+    for (name, group, fanout) in [
+        ("b: tapwire agent", None, 1),
+        ("b2: tapwire, 3-member flow-hash", Some("flow-hash"), 1),
+        ("b3: tapwire, replicate to 3", Some("replicate"), 3),
+    ] {
+        let (mut case, cpu_ns, report) = run_tapwire(name, config(group), duration);
+        case.fanout = fanout;
+        agent_cpu.push((name, cpu_ns, report));
+        cases.push(case);
+    }
+
+    // (c) tc u32 + mirred to a vxlan device.
+    for args in [
+        vec![
+            "ip", "-n", SENDER, "link", "add", "vxm", "type", "vxlan", "id", "43", "remote", B, "local", A, "dstport",
+            "4789",
+        ],
+        vec!["ip", "-n", SENDER, "link", "set", "vxm", "up"],
+        vec!["tc", "-n", SENDER, "qdisc", "add", "dev", "veth0", "clsact"],
+        vec![
+            "tc", "-n", SENDER, "filter", "add", "dev", "veth0", "egress", "protocol", "ip", "u32", "match", "ip",
+            "protocol", "17", "0xff", "match", "ip", "dport", "5001", "0xffff", "action", "mirred", "egress", "mirror",
+            "dev", "vxm",
+        ],
+    ] {
+        sh(&args);
+    }
+    let before = rx_packets(RECEIVER, "vx43");
+    let (sent, sender_cpu_ns) = blast(duration);
+    std::thread::sleep(Duration::from_millis(500));
+    let mirrored = rx_packets(RECEIVER, "vx43") - before;
+    cases.push(Case {
+        name: "c: tc u32 + mirred -> vxlan",
+        fanout: 1,
+        sent,
+        sender_cpu_ns,
+        mirrored,
+        seconds: duration.as_secs_f64(),
+    });
+
+    let base = cases[0].sent as f64 / cases[0].seconds;
+    println!("\nmirroring 64-byte UDP on a veth pair, {seconds} s per case, {} CPUs", num_cpus());
+    println!(
+        "{:<30} {:>12} {:>14} {:>12} {:>16} {:>11} {:>16}",
+        "case", "sender pps", "copies/s", "copies lost", "sender slowdown", "sender CPU", "ns/pkt (sender)"
+    );
+    let mut slowdowns = Vec::new();
+    for c in &cases {
+        let pps = c.sent as f64 / c.seconds;
+        let slowdown = 100.0 * (1.0 - pps / base);
+        slowdowns.push(slowdown);
+        let cpu_share = format!("{:.0}%", 100.0 * c.sender_cpu_ns as f64 / 1e9 / c.seconds);
+        let ns_per_packet = c.sender_cpu_ns as f64 / c.sent.max(1) as f64;
+        let (mirrored, lost) = if c.mirrored == 0 && c.name.starts_with('a') {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            (
+                format!("{:.0}", c.mirrored as f64 / c.seconds),
+                (c.sent * c.fanout).saturating_sub(c.mirrored).to_string(),
+            )
+        };
+        println!(
+            "{:<30} {:>12.0} {:>14} {:>12} {:>15.1}% {:>11} {:>16.0}",
+            c.name, pps, mirrored, lost, slowdown, cpu_share, ns_per_packet
+        );
+    }
+    let single_ns_per_copy = {
+        let (_, cpu, report) = &agent_cpu[0];
+        *cpu as f64 / report.sessions.first().map_or(1, |s| s.delivery.mirrored_packets.max(1)) as f64
+    };
+    for (name, agent_cpu_ns, report) in &agent_cpu {
+        let d = report.sessions.first().map(|s| s.delivery).unwrap_or_default();
+        let per_copy = *agent_cpu_ns as f64 / d.mirrored_packets.max(1) as f64;
+        println!(
+            "{name}: ring drops {}, send-queue drops {}, send errors {}, copies sent {}; capture thread {:.0} ms on \
+             CPU {AGENT_CPU}, {per_copy:.0} ns per copy = {:.2}x the single target's (the sensor's decapsulation \
+             runs in the same softirq context and is included)",
+            report.counters.ring_drops,
+            d.dropped_send_busy,
+            d.dropped_send_error,
+            d.mirrored_packets,
+            *agent_cpu_ns as f64 / 1e6,
+            per_copy / single_ns_per_copy
+        );
+    }
+    let lost_b = cases[1].sent.saturating_sub(cases[1].mirrored);
+    let tc = cases.len() - 1;
+    println!(
+        "goal: zero copies lost: {}; slowdown {:.1}% <= half of tc's {:.1}%: {}",
+        if lost_b == 0 { "yes" } else { "NO" },
+        slowdowns[1],
+        slowdowns[tc],
+        if slowdowns[1] <= slowdowns[tc] / 2.0 { "yes" } else { "NO" }
+    );
+}
+
+/// One tapwire case: the agent's pipeline on its own thread mirroring under `config`
+/// while the sender blasts; the case, the capture thread's CPU time and its counters.
+fn run_tapwire(name: &'static str, config: InterfaceConfig, duration: Duration) -> (Case, u64, InterfaceReport) {
     let stop = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(ConfigSlot::default());
-    let applied = AppliedConfig::build(config(), DEFAULT_MARK, OffloadMode::Segment, &route_lookup).unwrap();
+    let applied = AppliedConfig::build(config, DEFAULT_MARK, OffloadMode::Segment, &route_lookup).unwrap();
     slot.publish(Arc::new(applied));
     let published = Arc::new(Mutex::new(InterfaceReport::default()));
     let agent = {
@@ -208,78 +335,7 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let agent_cpu_ns = agent.join().unwrap();
     let report = published.lock().unwrap().clone();
-    cases.push(Case { name: "b: tapwire agent", sent, sender_cpu_ns, mirrored, seconds: duration.as_secs_f64() });
-
-    // (c) tc u32 + mirred to a vxlan device.
-    for args in [
-        vec![
-            "ip", "-n", SENDER, "link", "add", "vxm", "type", "vxlan", "id", "43", "remote", B, "local", A, "dstport",
-            "4789",
-        ],
-        vec!["ip", "-n", SENDER, "link", "set", "vxm", "up"],
-        vec!["tc", "-n", SENDER, "qdisc", "add", "dev", "veth0", "clsact"],
-        vec![
-            "tc", "-n", SENDER, "filter", "add", "dev", "veth0", "egress", "protocol", "ip", "u32", "match", "ip",
-            "protocol", "17", "0xff", "match", "ip", "dport", "5001", "0xffff", "action", "mirred", "egress", "mirror",
-            "dev", "vxm",
-        ],
-    ] {
-        sh(&args);
-    }
-    let before = rx_packets(RECEIVER, "vx43");
-    let (sent, sender_cpu_ns) = blast(duration);
-    std::thread::sleep(Duration::from_millis(500));
-    let mirrored = rx_packets(RECEIVER, "vx43") - before;
-    cases.push(Case {
-        name: "c: tc u32 + mirred -> vxlan",
-        sent,
-        sender_cpu_ns,
-        mirrored,
-        seconds: duration.as_secs_f64(),
-    });
-
-    let base = cases[0].sent as f64 / cases[0].seconds;
-    println!("\nmirroring 64-byte UDP on a veth pair, {seconds} s per case, {} CPUs", num_cpus());
-    println!(
-        "{:<30} {:>12} {:>14} {:>12} {:>16} {:>11} {:>16}",
-        "case", "sender pps", "mirrored pps", "copies lost", "sender slowdown", "sender CPU", "ns/pkt (sender)"
-    );
-    let mut slowdowns = Vec::new();
-    for c in &cases {
-        let pps = c.sent as f64 / c.seconds;
-        let slowdown = 100.0 * (1.0 - pps / base);
-        slowdowns.push(slowdown);
-        let cpu_share = format!("{:.0}%", 100.0 * c.sender_cpu_ns as f64 / 1e9 / c.seconds);
-        let ns_per_packet = c.sender_cpu_ns as f64 / c.sent.max(1) as f64;
-        let (mirrored, lost) = if c.mirrored == 0 && c.name.starts_with('a') {
-            ("-".to_owned(), "-".to_owned())
-        } else {
-            (format!("{:.0}", c.mirrored as f64 / c.seconds), c.sent.saturating_sub(c.mirrored).to_string())
-        };
-        println!(
-            "{:<30} {:>12.0} {:>14} {:>12} {:>15.1}% {:>11} {:>16.0}",
-            c.name, pps, mirrored, lost, slowdown, cpu_share, ns_per_packet
-        );
-    }
-    let d = report.sessions.first().map(|s| s.delivery).unwrap_or_default();
-    println!(
-        "tapwire counters: ring drops {}, send-queue drops {}, send errors {}, copies sent {}",
-        report.counters.ring_drops, d.dropped_send_busy, d.dropped_send_error, d.mirrored_packets
-    );
-    println!(
-        "tapwire capture thread: {:.0} ms on CPU {AGENT_CPU}, {:.0} ns per copy sent (the sensor's decapsulation of \
-         the copies runs in the same softirq context and is included)",
-        agent_cpu_ns as f64 / 1e6,
-        agent_cpu_ns as f64 / d.mirrored_packets.max(1) as f64
-    );
-    let lost_b = cases[1].sent.saturating_sub(cases[1].mirrored);
-    println!(
-        "goal: zero copies lost: {}; slowdown {:.1}% <= half of tc's {:.1}%: {}",
-        if lost_b == 0 { "yes" } else { "NO" },
-        slowdowns[1],
-        slowdowns[2],
-        if slowdowns[1] <= slowdowns[2] / 2.0 { "yes" } else { "NO" }
-    );
+    (Case { name, fanout: 1, sent, sender_cpu_ns, mirrored, seconds: duration.as_secs_f64() }, agent_cpu_ns, report)
 }
 
 fn num_cpus() -> usize {
