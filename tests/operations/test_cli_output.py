@@ -23,7 +23,7 @@ def test_bash_completes_subcommands_and_options():
     # As bash calls it on Tab: the words so far, and the function given (command, word, previous word).
     complete = script + '\nCOMP_WORDS=(tapwire se); COMP_CWORD=1; _tapwire tapwire se tapwire; printf "%s\\n" "${COMPREPLY[@]}"'
     words = subprocess.run(["bash", "-c", complete], capture_output=True, text=True, check=True)
-    assert set(words.stdout.split()) == {"server", "session"}
+    assert set(words.stdout.split()) == {"sensor-group", "server", "session"}
     complete = script + ('\nCOMP_WORDS=(tapwire session status --wa); COMP_CWORD=3; _tapwire tapwire --wa status; '
                          'printf "%s\\n" "${COMPREPLY[@]}"')
     words = subprocess.run(["bash", "-c", complete], capture_output=True, text=True, check=True)
