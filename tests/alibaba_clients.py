@@ -29,11 +29,12 @@ class AlibabaError(Exception):
 class Tea:
     """Calls actions through the Tea SDK with wire-named parameters; returns the body map."""
 
-    def __init__(self, endpoint, key, region=REGION):
+    def __init__(self, endpoint, key, region=REGION, ca=None):
+        """`ca`: the CA file of an HTTPS endpoint (plain HTTP without)."""
         self.region = region
         self.client = TeaClient(openapi_models.Config(
-            access_key_id=key.key_id, access_key_secret=key.secret, endpoint=endpoint, protocol="http",
-            region_id=region))
+            access_key_id=key.key_id, access_key_secret=key.secret, endpoint=endpoint,
+            protocol="https" if ca else "http", ca=ca, region_id=region))
 
     def __call__(self, action, region=True, **params):
         if region is True:

@@ -153,3 +153,29 @@ def test_an_unhealthy_member_loses_its_flows_within_two_seconds_and_gets_them_ba
     wait_for(lambda: health_of(enis[1]) == "healthy", timeout=15, what="the member shown healthy again")
     back = phase(env, roles, tmp_path, "back", FLOWS)
     assert back == before
+
+
+def test_an_alibaba_session_to_an_slb_mirrors_to_every_member(mirror_env):
+    from alibaba_clients import Tea
+    env = mirror_env
+    roles, enis = sensors(env)
+    made = group(env, f"slb-{env.lab.suffix}", enis, "replicate")
+    tea = Tea(env.server.endpoint, env.server.root, ca=str(env.server.ca))
+    tea("OpenTrafficMirrorService")
+    rule = {"Action": "accept", "Priority": 1, "Protocol": "UDP", "SourceCidrBlock": "0.0.0.0/0",
+            "DestinationCidrBlock": "0.0.0.0/0", "DestinationPortRange": f"{PORT + 3}/{PORT + 3}"}
+    fid = tea("CreateTrafficMirrorFilter", IngressRules=[rule])["TrafficMirrorFilterId"]
+    listed = lambda action, key, **ids: tea(action, **ids)[key]  # noqa: E731
+    wait_for(lambda: listed("ListTrafficMirrorFilters", "TrafficMirrorFilters", TrafficMirrorFilterIds=[fid])[0][
+        "TrafficMirrorFilterStatus"] == "Created", what="the filter made")
+    sid = tea("CreateTrafficMirrorSession", TrafficMirrorSourceIds=[env.source_eni()], Priority=1,
+              TrafficMirrorTargetId=made["SlbInstanceId"], TrafficMirrorTargetType="SLB",
+              TrafficMirrorFilterId=fid, VirtualNetworkId=83, Enabled=True)["TrafficMirrorSessionId"]
+    wait_for(lambda: listed("ListTrafficMirrorSessions", "TrafficMirrorSessions", TrafficMirrorSessionIds=[sid])[0][
+        "TrafficMirrorSessionStatus"] == "Created", what="the session made")
+    applied(env)
+    for role in roles:
+        env.lab.add_vxlan(83, role=role)
+    env.udp("peer", env.lab.ip["src"], PORT + 3, count=25)
+    wait_for(lambda: [env.lab.link_stats(r, "vx83")["rx"]["packets"] for r in roles] == [25, 25, 25], timeout=15,
+             what="every copy at every member")
