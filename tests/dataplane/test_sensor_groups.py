@@ -148,6 +148,8 @@ def test_an_unhealthy_member_loses_its_flows_within_two_seconds_and_gets_them_ba
     moved = [f for f in others if after[f] != before[f]]
     assert len(moved) <= 0.05 * len(others), f"{len(moved)} of the healthy members' {len(others)} flows moved"
     assert wait_for(lambda: health_of(enis[1]) == "unhealthy", timeout=10, what="the member shown unhealthy")
+    log = (env.tmp / "agent.log").read_text()
+    assert f"{enis[1]}: failed its health checks" in log and "sensor-group member left out" in log
     # It comes back: its flows return to it.
     listeners[down] = env.lab.spawn(down, "python3", *env.traffic_args("tcp-sink", 8080)[1:])
     wait_for(lambda: health_of(enis[1]) == "healthy", timeout=15, what="the member shown healthy again")

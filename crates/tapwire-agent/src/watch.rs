@@ -236,6 +236,7 @@ fn apply(shared: &InterfaceShared, settings: &ApplySettings, config: InterfaceCo
             for f in &applied.failed {
                 tracing::warn!(interface = %shared.name, revision, session = %f.session_id, reason = %f.reason, "session not mirrored");
             }
+            log_left_out(shared, &applied, None);
             if !applied.prefilter_exact {
                 tracing::info!(interface = %shared.name, "rules too many for the kernel pre-filter; it accepts all IP traffic");
             }
@@ -266,12 +267,24 @@ pub fn rebuild(shared: &InterfaceShared, settings: &ApplySettings) {
             for f in fresh.failed.iter().filter(|f| !current.failed.contains(f)) {
                 tracing::warn!(interface = %shared.name, session = %f.session_id, reason = %f.reason, "session not mirrored");
             }
+            log_left_out(shared, &fresh, Some(&current));
             shared.slot.publish(Arc::new(fresh));
         }
         Ok(_) => {}
         Err(e) => {
             tracing::warn!(interface = %shared.name, error = %e, "rebuilding for the host failed; keeping the configuration")
         }
+    }
+}
+
+/// Logs the sensor-group members `applied` leaves out (unreachable, or failing their
+/// health checks) that `before` did not.
+fn log_left_out(shared: &InterfaceShared, applied: &AppliedConfig, before: Option<&AppliedConfig>) {
+    let left_out =
+        |a: &AppliedConfig| -> Vec<String> { a.groups.iter().flatten().flat_map(|g| g.left_out.clone()).collect() };
+    let old = before.map(left_out).unwrap_or_default();
+    for member in left_out(applied).into_iter().filter(|m| !old.contains(m)) {
+        tracing::warn!(interface = %shared.name, %member, "sensor-group member left out");
     }
 }
 
