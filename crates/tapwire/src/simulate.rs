@@ -9,7 +9,9 @@
 //! order with the input timestamp, using the fixed outer MACs documented in
 //! [`tapwire_mirror::encap`]. The output is classic pcap with nanosecond timestamps.
 //! A session's sampling and caps apply as in the agent, the caps timed by the capture's
-//! own timestamps; what they leave out is counted per session.
+//! own timestamps; what they leave out is counted per session. A session to a sensor
+//! group writes each copy to the member the agent would choose (`flow-hash`), or one to
+//! every member (`replicate`).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -22,10 +24,12 @@ use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
+use tapwire_agent::applied::RouteLookup;
+use tapwire_agent::groups::AppliedGroup;
 use tapwire_mirror::encap::{OVERHEAD_V6, OuterMacs};
 use tapwire_mirror::sampling::{Gate, Verdict};
-use tapwire_mirror::{Classifier, Counters};
-use tapwire_model::config::InterfaceConfig;
+use tapwire_mirror::{Classifier, Counters, Decision};
+use tapwire_model::config::{InterfaceConfig, TargetEndpoint};
 use tapwire_model::{Direction, NetworkInterfaceId, RuleAction};
 use tapwire_wire::{FlowError, FlowKey};
 
@@ -73,6 +77,8 @@ struct Totals {
     not_this_interface: u64,
     not_mirrored: u64,
     mirrored: u64,
+    /// Copies written (a replicated frame makes one per member).
+    copies: u64,
     truncated: u64,
     /// Per session: copies left out by sampling, and dropped by a cap.
     sampled_out: Vec<u64>,
@@ -93,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sessions = classifier.sessions().len();
     let mut totals = Totals { sampled_out: vec![0; sessions], rate_limited: vec![0; sessions], ..Totals::default() };
     let mut gates: Vec<Gate> = classifier.sessions().iter().map(|s| Gate::new(&s.limits)).collect();
+    let groups = session_groups(&config, &classifier)?;
 
     let out_file = File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let header = PcapHeader {
@@ -141,11 +148,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         totals.mirrored += 1;
         totals.truncated += u64::from(decision.truncates(frame.len()));
-        let len = classifier
-            .encapsulate(&decision, frame, OuterMacs::default(), &mut buffer)
-            .context("encapsulating a mirrored frame")?;
-        let copy = &buffer[..len];
-        writer.write_packet(&PcapPacket::new(timestamp, len as u32, copy)).context("writing a copy")?;
+        // A sensor group's members, as the agent chooses them; else the one target.
+        let targets: Vec<TargetEndpoint> = match &groups[session] {
+            Some(g) => g.chosen(decision.flow_hash).map(|m| g.members[m].0).collect(),
+            None => vec![decision.target],
+        };
+        for target in targets {
+            totals.copies += 1;
+            let decision = Decision { target, ..decision };
+            let len = classifier
+                .encapsulate(&decision, frame, OuterMacs::default(), &mut buffer)
+                .context("encapsulating a mirrored frame")?;
+            let copy = &buffer[..len];
+            writer.write_packet(&PcapPacket::new(timestamp, len as u32, copy)).context("writing a copy")?;
+        }
         Ok(())
     })?;
     writer.into_writer().flush().context("flushing the output")?;
@@ -153,6 +169,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     print_report(&mut stdout, &classifier, &counters, &totals)?;
     Ok(())
+}
+
+/// Each classifier session's sensor group, as the agent would run it with every member
+/// reachable and healthy.
+fn session_groups(config: &InterfaceConfig, classifier: &Classifier) -> anyhow::Result<Vec<Option<AppliedGroup>>> {
+    let source_of = |t: IpAddr| config.addresses.iter().copied().find(|a| a.is_ipv4() == t.is_ipv4());
+    classifier
+        .sessions()
+        .iter()
+        .map(|s| {
+            let group = config.sessions.iter().find(|c| c.session_id == s.session_id).and_then(|c| c.group.as_ref());
+            group
+                .map(|g| AppliedGroup::build(g, &source_of, &|_| RouteLookup::Unknown, &|_| true))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("session {}: {e}", s.session_id))
+        })
+        .collect()
 }
 
 fn load_config(args: &Args) -> anyhow::Result<InterfaceConfig> {
@@ -349,6 +382,7 @@ fn print_report(
     )?;
     writeln!(out, "not mirrored:  {}", totals.not_mirrored)?;
     writeln!(out, "mirrored:      {}", totals.mirrored)?;
+    writeln!(out, "copies:        {}", totals.copies)?;
     writeln!(out, "sampled out:   {}", totals.sampled_out.iter().sum::<u64>())?;
     writeln!(out, "rate limited:  {}", totals.rate_limited.iter().sum::<u64>())?;
     writeln!(out, "truncated:     {}", totals.truncated)?;

@@ -465,3 +465,62 @@ fn simulate_honours_a_sessions_sampling_and_cap_by_the_captures_clock() {
     assert!(report.contains(&format!("rate limited:  {}", capped[5])), "{report}");
     assert_eq!(read_output(&out).len() as u64, passed + 50);
 }
+
+#[test]
+fn simulate_sends_a_sensor_groups_copies_where_the_agent_would() {
+    let dir = scratch("groups");
+    let members = r#"[ { "network_interface_id": "eni-00000000000000001", "target": { "address": "198.18.1.1" } },
+                       { "network_interface_id": "eni-00000000000000002", "target": { "address": "198.18.1.2" } } ]"#;
+    let config = format!(
+        r#"{{ "schema": 1, "revision": 1, "network_interface_id": "eni-0000000000000000a", "addresses": ["198.18.0.2"],
+      "sessions": [
+        {{ "session_id": "tms-0000000000000000a", "number": 1, "vni": 1, "enabled": true,
+          "target": {{ "address": "198.18.1.1" }}, "group": {{ "mode": "flow-hash", "members": {members} }},
+          "filter": {{ "filter_id": "tmf-0000000000000000a",
+            "ingress": [ {{ "rule_id": "tmfr-000000000000000a1", "number": 1, "action": "accept", "protocol": 17,
+                           "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                           "destination_ports": {{ "from": 1000, "to": 1000 }} }} ],
+            "egress": [ {{ "rule_id": "tmfr-000000000000000a2", "number": 1, "action": "accept", "protocol": 17,
+                           "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                           "source_ports": {{ "from": 1000, "to": 1000 }} }} ] }} }},
+        {{ "session_id": "tms-0000000000000000b", "number": 2, "vni": 2, "enabled": true,
+          "target": {{ "address": "198.18.1.1" }}, "group": {{ "mode": "replicate", "members": {members} }},
+          "filter": {{ "filter_id": "tmf-0000000000000000b",
+            "ingress": [ {{ "rule_id": "tmfr-000000000000000b1", "number": 1, "action": "accept", "protocol": 17,
+                           "source_cidr": "0.0.0.0/0", "destination_cidr": "0.0.0.0/0",
+                           "destination_ports": {{ "from": 2000, "to": 2000 }} }} ] }} }} ] }}"#
+    );
+    // 40 flows both ways to the flow-hash session, 10 datagrams to the replicated one.
+    let mut frames = Vec::new();
+    for i in 0..40u16 {
+        frames.push(udp("198.18.0.9", "198.18.0.2", 3000 + i, 1000, 10));
+        frames.push(udp("198.18.0.2", "198.18.0.9", 1000, 3000 + i, 10));
+    }
+    frames.extend((0..10).map(|i| udp("198.18.0.9", "198.18.0.2", 4000 + i, 2000, 10)));
+    let (input, config_path, out) = (dir.join("in.pcap"), dir.join("config.json"), dir.join("out.pcap"));
+    write_pcap(&input, &frames);
+    std::fs::write(&config_path, config).unwrap();
+    let report = simulate_with_config(&input, &out, &config_path);
+    assert!(report.contains("mirrored:      90") && report.contains("copies:        100"), "{report}");
+    let rows = tshark(&out, &["ip.dst", "vxlan.vni", "udp.srcport", "udp.dstport"]);
+    // Each flow-hash flow (keyed by its non-1000 port) at one member, both ways; both
+    // members used; each replicated datagram at both.
+    let mut member_of = std::collections::BTreeMap::new();
+    let mut replicated = std::collections::BTreeMap::<String, usize>::new();
+    for r in &rows {
+        // Outer then inner, for addresses and ports.
+        let member = r[0].split(';').next().unwrap().to_owned();
+        let inner = |f: &str| f.rsplit(';').next().unwrap().to_owned();
+        if r[1] == "1" {
+            let (sport, dport) = (inner(&r[2]), inner(&r[3]));
+            let flow = if sport == "1000" { dport } else { sport };
+            let was = member_of.insert(flow.clone(), member.clone());
+            assert!(was.is_none_or(|w| w == member), "flow {flow} at two members");
+        } else {
+            *replicated.entry(member).or_default() += 1;
+        }
+    }
+    assert_eq!(member_of.len(), 40);
+    assert_eq!(member_of.values().collect::<std::collections::BTreeSet<_>>().len(), 2, "both members take flows");
+    assert_eq!(replicated.values().copied().collect::<Vec<_>>(), [10, 10]);
+}
