@@ -449,6 +449,24 @@ impl State {
         }
     }
 
+    /// Sessions of `group`'s account whose copies go to it (through a target or by name).
+    pub fn sessions_to_group<'s>(&'s self, group: &'s SensorGroup) -> impl Iterator<Item = &'s Session> + 's {
+        self.sessions.values().filter(move |s| {
+            s.scope.account == group.scope.account
+                && self.load_balancer_of(&s.target).is_some_and(|n| group.is_named(n))
+        })
+    }
+
+    /// Whether a target of `group`'s account names it.
+    pub fn target_names_group(&self, group: &SensorGroup) -> bool {
+        self.targets.values().any(|t| {
+            t.scope.account == group.scope.account
+                && matches!(&t.destination,
+                    TargetDestination::NetworkLoadBalancer(n) | TargetDestination::GatewayLoadBalancerEndpoint(n)
+                        if group.is_named(n))
+        })
+    }
+
     /// The sensor group a load balancer name (NLB ARN, GWLB endpoint or SLB ID) stands
     /// for in `scope`'s account (groups, like the interfaces they hold, are account-wide).
     pub fn sensor_group_named(&self, scope: &Scope, name: &str) -> Option<&SensorGroup> {

@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tapwire_control::ops::Operation;
 use tapwire_control::{ApiError, Dialect, State as ControlState};
-use tapwire_model::resource::SessionTarget;
 use tapwire_model::sensor_groups::{GroupMode, SensorGroup, parse_health_check};
 use tapwire_model::{NetworkInterfaceId, SensorGroupId};
 
@@ -52,19 +51,7 @@ fn member_health(g: &SensorGroup, eni: NetworkInterfaceId, seen: &[(NetworkInter
 
 /// A group as every view shows it; `seen` is the agents' telemetry (member health).
 pub fn group_json(state: &ControlState, g: &SensorGroup, seen: &[(NetworkInterfaceId, InterfaceTelemetry)]) -> Value {
-    let users = state
-        .sessions
-        .values()
-        .filter(|s| {
-            s.scope.account == g.scope.account
-                && match &s.target {
-                    SessionTarget::LoadBalancer(_) | SessionTarget::Target(_) => {
-                        state.load_balancer_of(&s.target).is_some_and(|n| g.is_named(n))
-                    }
-                    SessionTarget::NetworkInterface(_) => false,
-                }
-        })
-        .count();
+    let users = state.sessions_to_group(g).count();
     json!({
         "SensorGroupId": g.id.to_string(),
         "Name": g.name,

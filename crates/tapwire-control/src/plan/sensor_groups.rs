@@ -9,7 +9,6 @@
 //! or a session names cannot be deleted.
 
 use tapwire_model::ids::{NetworkInterfaceId, SensorGroupId};
-use tapwire_model::resource::{SessionTarget, TargetDestination};
 use tapwire_model::sensor_groups::{GroupMode, MAX_MEMBERS, SensorGroup, check_name};
 
 use super::Planner;
@@ -85,17 +84,7 @@ impl<'a> Planner<'a> {
 
     pub(super) fn delete_sensor_group(&mut self, id: SensorGroupId) -> Result<Output, ApiError> {
         let group = self.sensor_group(id)?;
-        let named_by_target = self.state.targets.values().any(|t| {
-            t.scope.account == group.scope.account
-                && matches!(&t.destination,
-                    TargetDestination::NetworkLoadBalancer(n) | TargetDestination::GatewayLoadBalancerEndpoint(n)
-                        if group.is_named(n))
-        });
-        let named_by_session = self.state.sessions.values().any(|s| {
-            s.scope.account == group.scope.account
-                && matches!(&s.target, SessionTarget::LoadBalancer(n) if group.is_named(n))
-        });
-        if named_by_target || named_by_session {
+        if self.state.target_names_group(group) || self.state.sessions_to_group(group).next().is_some() {
             return Err(ApiError::new(
                 ErrorKind::SensorGroupInUse,
                 format!("The sensor group '{id}' is in use by a traffic mirror target or session."),
