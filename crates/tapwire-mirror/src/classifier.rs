@@ -26,7 +26,7 @@ use tapwire_model::resource::NetworkService;
 use tapwire_model::rule::protocol;
 use tapwire_model::sampling::SessionLimits;
 use tapwire_model::{Direction, FilterId, RuleAction, RuleId, RuleMatch, SessionId};
-use tapwire_wire::{Addresses, CompactKey, FlowKey};
+use tapwire_wire::{Addresses, CompactKey, FlowError, FlowKey};
 
 use crate::counters::Counters;
 use crate::encap;
@@ -335,19 +335,26 @@ impl Classifier {
         self.decide_compact_counted(direction, &flow.compact()?, frame_len, counters)
     }
 
-    /// [`Classifier::decide_frame`] with the counting of [`Classifier::decide_counted`]
-    /// (the frame's length is `frame.len()`).
+    /// [`Classifier::decide_frame`] with the counting of [`Classifier::decide_counted`]:
+    /// the agent's per-frame call. `frame_len` is the frame's length on the wire (the
+    /// captured bytes may be cut short). `Err` says why the frame has no flow key (not IP,
+    /// or malformed), which the caller counts; `Ok(None)` is "no session mirrors it".
+    #[inline]
     pub fn decide_frame_counted(
         &self,
         direction: Direction,
         frame: &[u8],
+        frame_len: usize,
         counters: &mut Counters,
-    ) -> Option<Decision> {
+    ) -> Result<Option<Decision>, FlowError> {
         let key = match CompactKey::extract(frame) {
             Some(key) => key,
-            None => FlowKey::extract(frame).ok()?.compact()?,
+            None => match FlowKey::extract(frame)?.compact() {
+                Some(key) => key,
+                None => return Ok(None),
+            },
         };
-        self.decide_compact_counted(direction, &key, frame.len(), counters)
+        Ok(self.decide_compact_counted(direction, &key, frame_len, counters))
     }
 
     #[inline]

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 /// Adds `data` (as big-endian 16-bit words, odd length padded with a zero byte) to `acc`.
+#[inline]
 pub fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(2);
     for w in &mut words {
@@ -18,6 +19,7 @@ pub fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
 }
 
 /// Folds a running sum into 16 bits (one's-complement addition of the carries).
+#[inline]
 pub fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -26,6 +28,7 @@ pub fn fold(mut acc: u64) -> u16 {
 }
 
 /// The checksum field value for `data`: the complement of its folded sum.
+#[inline]
 pub fn internet(data: &[u8]) -> u16 {
     !fold(accumulate(0, data))
 }
@@ -34,6 +37,7 @@ pub fn internet(data: &[u8]) -> u16 {
 ///
 /// Mixed address families are treated as IPv6 with IPv4-mapped addresses, which no
 /// real packet has; callers always pass one family.
+#[inline]
 pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, upper_len: u32) -> u64 {
     let mut acc = 0;
     match (src, dst) {
@@ -58,6 +62,7 @@ fn to_v6(a: IpAddr) -> std::net::Ipv6Addr {
 
 /// The checksum of an upper-layer segment (header with a zeroed checksum field, plus
 /// payload) under the pseudo-header of `src` and `dst`.
+#[inline]
 pub fn upper_layer(src: IpAddr, dst: IpAddr, protocol: u8, segment: &[u8]) -> u16 {
     let len = u32::try_from(segment.len()).unwrap_or(u32::MAX);
     !fold(accumulate(pseudo_header(src, dst, protocol, len), segment))

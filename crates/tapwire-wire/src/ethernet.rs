@@ -53,6 +53,7 @@ pub struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     /// Checks that `bytes` holds a full header.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -61,26 +62,31 @@ impl<'a> Frame<'a> {
     }
 
     /// Destination MAC.
+    #[inline]
     pub fn destination(&self) -> MacAddress {
         mac(&self.bytes[field::DESTINATION])
     }
 
     /// Source MAC.
+    #[inline]
     pub fn source(&self) -> MacAddress {
         mac(&self.bytes[field::SOURCE])
     }
 
     /// The EtherType (or TPID of the first VLAN tag).
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         crate::field::be16(self.bytes, field::ETHERTYPE)
     }
 
     /// Everything after the 14-byte header.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[HEADER_LEN..]
     }
 
     /// The whole frame.
+    #[inline]
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -105,11 +111,13 @@ pub struct Repr {
 
 impl Repr {
     /// Reads the header of a checked frame.
+    #[inline]
     pub fn parse(frame: &Frame<'_>) -> Self {
         Self { destination: frame.destination(), source: frame.source(), ethertype: frame.ethertype() }
     }
 
     /// Writes the 14-byte header into `out[..14]`; returns the bytes written.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
         h[0..6].copy_from_slice(&self.destination);

@@ -20,6 +20,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Checks that `bytes` holds a full header.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -28,26 +29,31 @@ impl<'a> Packet<'a> {
     }
 
     /// Message type.
+    #[inline]
     pub fn message_type(&self) -> u8 {
         self.bytes[0]
     }
 
     /// Message code.
+    #[inline]
     pub fn code(&self) -> u8 {
         self.bytes[1]
     }
 
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         u16::from_be_bytes([self.bytes[2], self.bytes[3]])
     }
 
     /// The 4 type-specific bytes (identifier and sequence for echo).
+    #[inline]
     pub fn rest_of_header(&self) -> [u8; 4] {
         [self.bytes[4], self.bytes[5], self.bytes[6], self.bytes[7]]
     }
 
     /// Bytes after the header.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[HEADER_LEN..]
     }
@@ -68,6 +74,7 @@ pub struct Repr {
 
 impl Repr {
     /// Reads a checked message's header.
+    #[inline]
     pub fn parse(packet: &Packet<'_>) -> Self {
         Self {
             message_type: packet.message_type(),
@@ -78,6 +85,7 @@ impl Repr {
     }
 
     /// Writes the 8-byte header as given.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
         h[0] = self.message_type;
@@ -90,6 +98,7 @@ impl Repr {
 
 /// Computes and stores the checksum of a whole message: plain for ICMPv4 (`addresses`
 /// `None`), with the pseudo-header for ICMPv6.
+#[inline]
 pub fn fill_checksum(message: &mut [u8], addresses: Option<(IpAddr, IpAddr)>) -> Result<(), WireError> {
     if message.len() < HEADER_LEN {
         return Err(WireError::Truncated);

@@ -58,6 +58,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Checks the invariants listed in the module docs.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         let first = *bytes.get(field::VERSION_IHL).ok_or(WireError::Truncated)?;
         if first >> 4 != 4 {
@@ -81,21 +82,25 @@ impl<'a> Packet<'a> {
     }
 
     /// Header length in bytes, options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.bytes[field::VERSION_IHL] & 0x0f) * 4
     }
 
     /// DSCP and ECN bits.
+    #[inline]
     pub fn dscp_ecn(&self) -> u8 {
         self.bytes[field::DSCP_ECN]
     }
 
     /// Total length field.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.bytes, field::TOTAL_LEN)
     }
 
     /// Identification field.
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.bytes, field::IDENT)
     }
@@ -105,62 +110,74 @@ impl<'a> Packet<'a> {
     }
 
     /// DF flag.
+    #[inline]
     pub fn dont_fragment(&self) -> bool {
         self.flags_offset() & FLAG_DONT_FRAGMENT != 0
     }
 
     /// MF flag.
+    #[inline]
     pub fn more_fragments(&self) -> bool {
         self.flags_offset() & FLAG_MORE_FRAGMENTS != 0
     }
 
     /// Fragment offset in 8-byte units.
+    #[inline]
     pub fn fragment_offset(&self) -> u16 {
         self.flags_offset() & OFFSET_MASK
     }
 
     /// Whether this packet is a fragment (first or later).
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.more_fragments() || self.fragment_offset() != 0
     }
 
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.bytes[field::TTL]
     }
 
     /// Protocol of the payload.
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.bytes[field::PROTOCOL]
     }
 
     /// Header checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.bytes, field::CHECKSUM)
     }
 
     /// Whether the header checksum is right.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::accumulate(0, &self.bytes[..self.header_len()])) == 0xffff
     }
 
     /// Source address.
+    #[inline]
     pub fn source(&self) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.bytes, field::SOURCE))
     }
 
     /// Destination address.
+    #[inline]
     pub fn destination(&self) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.bytes, field::DESTINATION))
     }
 
     /// The payload: after the header, up to the total length or the end of the buffer.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         let end = usize::from(self.total_len()).min(self.bytes.len());
         &self.bytes[self.header_len()..end]
     }
 
     /// The header bytes, options included.
+    #[inline]
     pub fn header(&self) -> &'a [u8] {
         &self.bytes[..self.header_len()]
     }
@@ -193,6 +210,7 @@ pub struct Repr {
 
 impl Repr {
     /// A plain unfragmented header with DF set and TTL 64, as tapwire sends.
+    #[inline]
     pub fn new(source: Ipv4Addr, destination: Ipv4Addr, protocol: u8, payload_len: u16) -> Self {
         Self {
             source,
@@ -210,6 +228,7 @@ impl Repr {
 
     /// Reads a checked packet; options are dropped, and `Malformed` is returned when the
     /// checksum is wrong.
+    #[inline]
     pub fn parse(packet: &Packet<'_>) -> Result<Self, WireError> {
         if !packet.verify_checksum() {
             return Err(WireError::Malformed);
@@ -231,6 +250,7 @@ impl Repr {
     /// Writes a 20-byte header with a valid checksum into `out[..20]`.
     ///
     /// Fails with `Malformed` when the payload length does not fit the total length.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let total = self.payload_len.checked_add(MIN_HEADER_LEN as u16).ok_or(WireError::Malformed)?;
         let h = out.get_mut(..MIN_HEADER_LEN).ok_or(WireError::Truncated)?;

@@ -78,6 +78,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Checks the invariants listed in the module docs.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         let first = *bytes.get(field::VERSION_CLASS).ok_or(WireError::Truncated)?;
         if first >> 4 != 6 {
@@ -90,36 +91,43 @@ impl<'a> Packet<'a> {
     }
 
     /// Traffic class.
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         (be32(self.bytes, field::VERSION_CLASS_FLOW) >> 20) as u8
     }
 
     /// Flow label (20 bits).
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         be32(self.bytes, field::VERSION_CLASS_FLOW) & 0x000f_ffff
     }
 
     /// Payload length field.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         be16(self.bytes, field::PAYLOAD_LEN)
     }
 
     /// Next header of the fixed header.
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.bytes[field::NEXT_HEADER]
     }
 
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.bytes[field::HOP_LIMIT]
     }
 
     /// Source address.
+    #[inline]
     pub fn source(&self) -> Ipv6Addr {
         Ipv6Addr::from(be128(self.bytes, field::SOURCE))
     }
 
     /// Destination address.
+    #[inline]
     pub fn destination(&self) -> Ipv6Addr {
         Ipv6Addr::from(be128(self.bytes, field::DESTINATION))
     }
@@ -135,11 +143,13 @@ impl<'a> Packet<'a> {
     }
 
     /// Everything after the fixed header (extension headers included).
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.packet_bytes()[HEADER_LEN..]
     }
 
     /// Walks the extension headers to the upper layer; see the module docs.
+    #[inline]
     pub fn upper_layer(&self) -> Result<UpperLayer, WireError> {
         let bytes = self.packet_bytes();
         let mut protocol = self.next_header();
@@ -195,11 +205,13 @@ pub struct Repr {
 
 impl Repr {
     /// A header with hop limit 64, traffic class 0 and flow label 0.
+    #[inline]
     pub fn new(source: Ipv6Addr, destination: Ipv6Addr, next_header: u8, payload_len: u16) -> Self {
         Self { source, destination, next_header, payload_len, hop_limit: 64, traffic_class: 0, flow_label: 0 }
     }
 
     /// Reads a checked packet's fixed header.
+    #[inline]
     pub fn parse(packet: &Packet<'_>) -> Self {
         Self {
             source: packet.source(),
@@ -213,6 +225,7 @@ impl Repr {
     }
 
     /// Writes the 40-byte header into `out[..40]`; the flow label is masked to 20 bits.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
         let word = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000f_ffff);
@@ -228,6 +241,7 @@ impl Repr {
 
 /// Writes a generic extension header (hop-by-hop, routing or destination options) of
 /// `len` bytes (a multiple of 8, 8–2048) with padding options as its body.
+#[inline]
 pub fn emit_extension_header(out: &mut [u8], next: u8, len: usize) -> Result<usize, WireError> {
     if len < 8 || !len.is_multiple_of(8) || len > 2048 {
         return Err(WireError::Malformed);
@@ -243,6 +257,7 @@ pub fn emit_extension_header(out: &mut [u8], next: u8, len: usize) -> Result<usi
 }
 
 /// Writes an 8-byte fragment header.
+#[inline]
 pub fn emit_fragment_header(
     out: &mut [u8],
     next: u8,

@@ -58,6 +58,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Checks the invariants listed in the module docs.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         if bytes.len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -73,51 +74,61 @@ impl<'a> Packet<'a> {
     }
 
     /// Source port.
+    #[inline]
     pub fn source_port(&self) -> u16 {
         be16(self.bytes, field::SOURCE_PORT)
     }
 
     /// Destination port.
+    #[inline]
     pub fn destination_port(&self) -> u16 {
         be16(self.bytes, field::DESTINATION_PORT)
     }
 
     /// Sequence number.
+    #[inline]
     pub fn sequence(&self) -> u32 {
         be32(self.bytes, field::SEQUENCE)
     }
 
     /// Acknowledgement number.
+    #[inline]
     pub fn acknowledgement(&self) -> u32 {
         be32(self.bytes, field::ACKNOWLEDGEMENT)
     }
 
     /// Header length in bytes (data offset × 4).
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.bytes[field::DATA_OFFSET] >> 4) * 4
     }
 
     /// Flag bits (see [`flags`]).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.bytes[field::FLAGS]
     }
 
     /// Receive window.
+    #[inline]
     pub fn window(&self) -> u16 {
         be16(self.bytes, field::WINDOW)
     }
 
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.bytes, field::CHECKSUM)
     }
 
     /// Urgent pointer.
+    #[inline]
     pub fn urgent(&self) -> u16 {
         be16(self.bytes, field::URGENT)
     }
 
     /// Bytes after the header.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.header_len()..]
     }
@@ -148,6 +159,7 @@ pub struct Repr {
 
 impl Repr {
     /// Reads a checked segment's header; `Malformed` when it carries options.
+    #[inline]
     pub fn parse(packet: &Packet<'_>) -> Result<Self, WireError> {
         if packet.header_len() != MIN_HEADER_LEN {
             return Err(WireError::Malformed);
@@ -166,6 +178,7 @@ impl Repr {
     }
 
     /// Writes the 20-byte header as given.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..MIN_HEADER_LEN).ok_or(WireError::Truncated)?;
         h[field::SOURCE_PORT].copy_from_slice(&self.source_port.to_be_bytes());
@@ -182,6 +195,7 @@ impl Repr {
 }
 
 /// Computes and stores the checksum of a whole segment sent from `src` to `dst`.
+#[inline]
 pub fn fill_checksum(segment: &mut [u8], src: IpAddr, dst: IpAddr) -> Result<(), WireError> {
     if segment.len() < MIN_HEADER_LEN {
         return Err(WireError::Truncated);

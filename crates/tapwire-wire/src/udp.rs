@@ -34,6 +34,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Checks that `bytes` holds a full header.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -42,26 +43,31 @@ impl<'a> Packet<'a> {
     }
 
     /// Source port.
+    #[inline]
     pub fn source_port(&self) -> u16 {
         be16(self.bytes, field::SOURCE_PORT)
     }
 
     /// Destination port.
+    #[inline]
     pub fn destination_port(&self) -> u16 {
         be16(self.bytes, field::DESTINATION_PORT)
     }
 
     /// Length field (header + payload).
+    #[inline]
     pub fn len_field(&self) -> u16 {
         be16(self.bytes, field::LENGTH)
     }
 
     /// Checksum field (0 = none, IPv4 only).
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.bytes, field::CHECKSUM)
     }
 
     /// The payload, bounded by the length field and the buffer.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         let end = usize::from(self.len_field()).clamp(HEADER_LEN, self.bytes.len());
         &self.bytes[HEADER_LEN..end]
@@ -83,6 +89,7 @@ pub struct Repr {
 
 impl Repr {
     /// Reads a checked datagram's header.
+    #[inline]
     pub fn parse(packet: &Packet<'_>) -> Self {
         Self {
             source_port: packet.source_port(),
@@ -93,6 +100,7 @@ impl Repr {
     }
 
     /// Writes the 8-byte header as given.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
         h[field::SOURCE_PORT].copy_from_slice(&self.source_port.to_be_bytes());
@@ -105,6 +113,7 @@ impl Repr {
 
 /// Computes and stores the checksum of a whole datagram (`datagram` = header + payload)
 /// sent from `src` to `dst`; a computed 0 is sent as 0xffff (RFC 768).
+#[inline]
 pub fn fill_checksum(datagram: &mut [u8], src: IpAddr, dst: IpAddr) -> Result<(), WireError> {
     if datagram.len() < HEADER_LEN {
         return Err(WireError::Truncated);

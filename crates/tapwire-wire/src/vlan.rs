@@ -27,6 +27,7 @@ pub struct Tag<'a> {
 
 impl<'a> Tag<'a> {
     /// Checks that `bytes` holds a full tag.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -35,31 +36,37 @@ impl<'a> Tag<'a> {
     }
 
     /// The whole tag control information.
+    #[inline]
     pub fn tci(&self) -> u16 {
         crate::field::be16(self.bytes, field::TCI)
     }
 
     /// Priority code point (3 bits).
+    #[inline]
     pub fn priority(&self) -> u8 {
         self.bytes[0] >> 5
     }
 
     /// Drop eligible indicator.
+    #[inline]
     pub fn drop_eligible(&self) -> bool {
         self.bytes[0] & 0x10 != 0
     }
 
     /// VLAN identifier (12 bits).
+    #[inline]
     pub fn vlan_id(&self) -> u16 {
         self.tci() & 0x0fff
     }
 
     /// The EtherType that follows the tag.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         crate::field::be16(self.bytes, field::ETHERTYPE)
     }
 
     /// Everything after the tag.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[HEADER_LEN..]
     }
@@ -80,6 +87,7 @@ pub struct Repr {
 
 impl Repr {
     /// Reads a checked tag.
+    #[inline]
     pub fn parse(tag: &Tag<'_>) -> Self {
         Self {
             priority: tag.priority(),
@@ -90,6 +98,7 @@ impl Repr {
     }
 
     /// Writes the 4 bytes into `out[..4]`; out-of-range fields are masked.
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let h = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
         let tci =

@@ -25,6 +25,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Checks that `bytes` holds a full header with the I flag set.
+    #[inline]
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -36,11 +37,13 @@ impl<'a> Packet<'a> {
     }
 
     /// The 24-bit network identifier.
+    #[inline]
     pub fn vni(&self) -> u32 {
         u32::from_be_bytes([0, self.bytes[4], self.bytes[5], self.bytes[6]])
     }
 
     /// The inner Ethernet frame.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[HEADER_LEN..]
     }
@@ -49,6 +52,7 @@ impl<'a> Packet<'a> {
 /// Writes a VXLAN header for `vni` (masked to 24 bits) into `out[..8]`.
 ///
 /// Returns `Truncated` when `out` is shorter than [`HEADER_LEN`].
+#[inline]
 pub fn emit_header(out: &mut [u8], vni: u32) -> Result<(), WireError> {
     let header = out.get_mut(..HEADER_LEN).ok_or(WireError::Truncated)?;
     let v = (vni & MAX_VNI).to_be_bytes();

@@ -2,8 +2,9 @@
 //! encapsulate → batch → send.
 //!
 //! [`Pipeline`] is owned by the interface's capture thread and is driven by [`run`]. Per
-//! frame it reads the flow key (tapwire-wire), asks the engine which session mirrors it
-//! (`decide_counted`, which also keeps the per-session/per-rule counts), and writes the
+//! frame it parses and decides in one pass (`decide_frame_counted`, which also keeps the
+//! per-session/per-rule counts; the full flow key is read only for super-frames and
+//! partial checksums), and writes the
 //! copy into the next slot of the output batch: outer headers from the engine, the inner
 //! frame copied once (stripped VLAN tag re-inserted, partial checksum completed) or, for
 //! an offload super-frame, segmented or cut. A full batch is sent at once; a partial one
@@ -11,13 +12,10 @@
 //!
 //! Invariants: counters are indexed by the current classifier; when the configuration
 //! changes they are folded into per-ID totals first, so the numbers people see are
-//! cumulative per session and rule ID.
+//! cumulative per session and rule ID (`reports`). The loop around it is in `run`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use tapwire_mirror::sampling::{Gate, Verdict};
 use tapwire_mirror::{Counters, Decision, RAW_IPV6_HEADERS_LEN, raw_headers, raw_headers_len};
@@ -25,11 +23,10 @@ use tapwire_model::Direction;
 use tapwire_wire::{FlowError, FlowKey};
 
 use crate::applied::{AppliedConfig, ConfigSlot, Path};
-use crate::capture::{Capture, CapturedFrame, Origin, RingStatistics, StrippedVlan};
-use crate::follow::Link;
+use crate::capture::{CapturedFrame, Origin, RingStatistics, StrippedVlan};
 use crate::offload::{self, OffloadMode, TcpSuperFrame};
 use crate::output::{OutputBatch, SLOT_HEADROOM, SLOT_SIZE, SendOutcome, Transmit};
-use crate::report::{DeliveryCounters, InterfaceCounters, InterfaceReport, RuleReport, SessionReport};
+use crate::report::{DeliveryCounters, InterfaceCounters, RuleReport, SessionReport};
 
 const VLAN_TAG_LEN: usize = 4;
 /// Where the inner frame (without a re-inserted tag) starts in a slot: after room for the
@@ -190,22 +187,17 @@ impl<T: Transmit> Pipeline<T> {
             self.interface.ignored_unconfigured += 1;
             return;
         };
-        let key = match FlowKey::extract(frame.data) {
-            Ok(k) => k,
-            Err(FlowError::NotIp { .. }) => {
-                self.interface.ignored_not_ip += 1;
-                return;
-            }
-            Err(FlowError::Wire(_)) => {
-                self.interface.ignored_malformed += 1;
-                return;
-            }
-        };
         let tag_len = if frame.vlan.is_some() { VLAN_TAG_LEN } else { 0 };
         let logical_len = frame.wire_len + tag_len;
-        let Some(decision) = config.classifier.decide_counted(direction, &key, logical_len, &mut self.engine) else {
-            return;
-        };
+        // One pass parses and decides; the full flow key is read again only for the
+        // frames whose copy needs its offsets (super-frames, partial checksums).
+        let decision =
+            match config.classifier.decide_frame_counted(direction, frame.data, logical_len, &mut self.engine) {
+                Ok(Some(decision)) => decision,
+                Ok(None) => return,
+                Err(FlowError::NotIp { .. }) => return self.interface.ignored_not_ip += 1,
+                Err(FlowError::Wire(_)) => return self.interface.ignored_malformed += 1,
+            };
         let session = usize::from(decision.session);
         let Some(&path) = config.paths.get(session) else {
             if let Some(d) = self.delivery.get_mut(session) {
@@ -221,34 +213,46 @@ impl<T: Transmit> Pipeline<T> {
                 Verdict::RateLimited => return self.delivery[session].rate_limited += 1,
             }
         }
+        let interface_mtu = config.interface_mtu.unwrap_or(self.settings.interface_mtu);
+        // Shorter than an Ethernet header plus the MTU: not a super-frame.
+        let key = if frame.checksum_partial
+            || frame.gso_size.is_some()
+            || frame.wire_len > interface_mtu + tapwire_wire::ethernet::HEADER_LEN
+        {
+            FlowKey::extract(frame.data).ok()
+        } else {
+            None
+        };
+        let key = key.as_ref();
         match config.groups.get(session).and_then(Option::as_ref) {
-            None => self.copy(Target { decision, path }, frame, &key, &config),
+            None => self.copy(Target { decision, path }, frame, key, interface_mtu),
             Some(group) => {
                 for m in group.chosen(decision.flow_hash) {
                     let (endpoint, path) = group.members[m];
                     self.copy(
                         Target { decision: Decision { target: endpoint, ..decision }, path },
                         frame,
-                        &key,
-                        &config,
+                        key,
+                        interface_mtu,
                     );
                 }
             }
         }
     }
 
-    /// Sends the copies of one frame to one target: segmented, cut or whole.
-    fn copy(&mut self, target: Target, frame: &CapturedFrame<'_>, key: &FlowKey, config: &AppliedConfig) {
+    /// Sends the copies of one frame to one target: segmented, cut or whole. `key` is the
+    /// frame's flow key when the frame may be a super-frame or has a partial checksum.
+    fn copy(&mut self, target: Target, frame: &CapturedFrame<'_>, key: Option<&FlowKey>, interface_mtu: usize) {
         let session = usize::from(target.decision.session);
-        let interface_mtu = config.interface_mtu.unwrap_or(self.settings.interface_mtu);
         // A super-frame: the kernel says it is one (a segment size), or it is longer than
         // the interface could send (no virtio_net_hdr to ask).
-        let superframe =
-            frame.gso_size.is_some() || frame.wire_len.saturating_sub(usize::from(key.l3_offset)) > interface_mtu;
+        let superframe = frame.gso_size.is_some()
+            || key.is_some_and(|k| frame.wire_len.saturating_sub(usize::from(k.l3_offset)) > interface_mtu);
         if superframe {
             let whole = frame.data.len() == frame.wire_len;
             if self.settings.offload == OffloadMode::Segment
                 && whole
+                && let Some(key) = key
                 && let Some(sf) = TcpSuperFrame::parse(frame.data, key)
             {
                 // The segment size the frames were built from, when the kernel says it;
@@ -274,7 +278,8 @@ impl<T: Transmit> Pipeline<T> {
         let completed = self.place(&target, frame.vlan, frame.wire_len, |out| {
             let n = out.len().min(data.len());
             out[..n].copy_from_slice(&data[..n]);
-            (n, partial && n == data.len() && offload::complete_checksum(&mut out[..n], key))
+            let whole = partial && n == data.len();
+            (n, whole && key.is_some_and(|k| offload::complete_checksum(&mut out[..n], k)))
         });
         if completed {
             self.delivery[session].checksums_completed += 1;
@@ -374,127 +379,6 @@ impl<T: Transmit> Pipeline<T> {
         });
         self.batch.clear();
     }
-
-    fn retire_counters(&mut self) {
-        let (sessions, rules) = self.current_reports();
-        for s in sessions {
-            let entry = self.retired_sessions.entry(s.session_id.clone()).or_default();
-            let mut merged = s.clone();
-            add_session(&mut merged, entry);
-            merged.active = false;
-            *entry = merged;
-        }
-        for r in rules {
-            let entry = self.retired_rules.entry(r.rule_id.clone()).or_default();
-            let mut merged = r.clone();
-            merged.matched_packets += entry.matched_packets;
-            merged.matched_bytes += entry.matched_bytes;
-            merged.truncated_packets += entry.truncated_packets;
-            merged.active = false;
-            *entry = merged;
-        }
-    }
-
-    /// Counters of the current classifier only.
-    fn current_reports(&self) -> (Vec<SessionReport>, Vec<RuleReport>) {
-        let Some(config) = &self.config else { return (Vec::new(), Vec::new()) };
-        let c = &config.classifier;
-        let sessions = c
-            .sessions()
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let e = self.engine.sessions.get(i).copied().unwrap_or_default();
-                SessionReport {
-                    session_id: s.session_id.to_string(),
-                    number: s.number,
-                    vni: s.vni,
-                    target: SocketAddr::new(s.target.address, s.target.port).to_string(),
-                    active: true,
-                    failed: None,
-                    matched_packets: e.mirrored_packets,
-                    matched_bytes: e.mirrored_bytes,
-                    truncated_packet_length: e.truncated_packets,
-                    network_service_packets: e.network_service_packets,
-                    delivery: self.delivery.get(i).copied().unwrap_or_default(),
-                }
-            })
-            .collect();
-        let rules = c
-            .rules()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let e = self.engine.rules.get(i).copied().unwrap_or_default();
-                RuleReport {
-                    rule_id: r.rule_id.to_string(),
-                    session_id: c
-                        .sessions()
-                        .get(usize::from(r.session))
-                        .map(|s| s.session_id.to_string())
-                        .unwrap_or_default(),
-                    direction: r.direction.to_string(),
-                    number: r.number,
-                    action: format!("{:?}", r.action).to_lowercase(),
-                    active: true,
-                    matched_packets: e.matched_packets,
-                    matched_bytes: e.matched_bytes,
-                    truncated_packets: e.truncated_packets,
-                }
-            })
-            .collect();
-        (sessions, rules)
-    }
-
-    /// Cumulative counters: current sessions and rules (with what they had before the
-    /// last configuration change), then those no longer configured.
-    pub fn report(&self, interface: &str) -> InterfaceReport {
-        let (mut sessions, mut rules) = self.current_reports();
-        let mut seen_sessions = std::collections::BTreeSet::new();
-        for s in &mut sessions {
-            if let Some(old) = self.retired_sessions.get(&s.session_id) {
-                add_session(s, old);
-            }
-            seen_sessions.insert(s.session_id.clone());
-        }
-        // Sessions of the document set aside: shown with why, and what they had before.
-        if let Some(config) = &self.config {
-            for f in &config.failed {
-                let id = f.session_id.to_string();
-                let doc = config.config.sessions.iter().find(|s| s.session_id == f.session_id);
-                let mut report = self.retired_sessions.get(&id).cloned().unwrap_or_default();
-                report.session_id.clone_from(&id);
-                report.number = f.number;
-                if let Some(doc) = doc {
-                    report.vni = doc.vni.get();
-                    report.target = SocketAddr::new(doc.target.address, doc.target.port).to_string();
-                }
-                report.active = false;
-                report.failed = Some(f.reason.clone());
-                seen_sessions.insert(id);
-                sessions.push(report);
-            }
-        }
-        sessions.extend(self.retired_sessions.values().filter(|s| !seen_sessions.contains(&s.session_id)).cloned());
-        let mut seen_rules = std::collections::BTreeSet::new();
-        for r in &mut rules {
-            if let Some(old) = self.retired_rules.get(&r.rule_id) {
-                r.matched_packets += old.matched_packets;
-                r.matched_bytes += old.matched_bytes;
-                r.truncated_packets += old.truncated_packets;
-            }
-            seen_rules.insert(r.rule_id.clone());
-        }
-        rules.extend(self.retired_rules.values().filter(|r| !seen_rules.contains(&r.rule_id)).cloned());
-        InterfaceReport {
-            interface: interface.to_owned(),
-            applied_revision: self.config.as_ref().map(|c| c.revision()),
-            counters: self.interface,
-            sessions,
-            rules,
-            ..Default::default()
-        }
-    }
 }
 
 struct Target {
@@ -502,90 +386,7 @@ struct Target {
     path: Path,
 }
 
-fn add_session(s: &mut SessionReport, old: &SessionReport) {
-    s.matched_packets += old.matched_packets;
-    s.matched_bytes += old.matched_bytes;
-    s.truncated_packet_length += old.truncated_packet_length;
-    s.network_service_packets += old.network_service_packets;
-    s.delivery.add(&old.delivery);
-}
+mod reports;
+mod run;
 
-/// How often ring statistics are read and counters published.
-pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Runs the capture loop until `stop`: follows `link` to a new interface index (the
-/// interface was made again), applies new configurations (re-attaching the pre-filter),
-/// feeds every frame to the pipeline, flushes after every poll, and publishes the
-/// interface report into `published` every [`PUBLISH_INTERVAL`] and once more on the way
-/// out. A failing poll (the link is down or gone) is logged once, then waited out.
-pub fn run<T: Transmit>(
-    capture: &mut dyn Capture,
-    pipeline: &mut Pipeline<T>,
-    interface: &str,
-    poll_timeout: Duration,
-    stop: &AtomicBool,
-    published: &Mutex<InterfaceReport>,
-    link: &Link,
-) {
-    let mut last_publish = Instant::now();
-    let mut link_generation = link.generation();
-    let mut failing = false;
-    while !stop.load(Ordering::Relaxed) {
-        if link.generation() != link_generation {
-            link_generation = link.generation();
-            let filter = pipeline.config().map(|c| c.prefilter.clone()).unwrap_or_default();
-            match capture.reattach(link.ifindex(), &filter) {
-                Ok(()) => {
-                    pipeline.record_reattach();
-                    tracing::info!(interface, ifindex = link.ifindex(), "capture re-attached");
-                }
-                Err(e) => tracing::warn!(interface, error = %e, "re-attaching the capture failed"),
-            }
-        }
-        if let Some(config) = pipeline.refresh() {
-            let attached = capture.set_filter(&config.prefilter);
-            if let Err(e) = &attached {
-                tracing::error!(interface, error = %e, "the kernel refused the pre-filter; keeping the previous one");
-            }
-            pipeline.record_filter(attached.is_ok());
-            // Right away, so the watcher's report names the revision now in use.
-            publish(capture, pipeline, interface, published);
-        }
-        match capture.poll(poll_timeout, &mut |frame| pipeline.handle(frame)) {
-            Ok(_) if failing => {
-                failing = false;
-                tracing::info!(interface, "capture resumed");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(interface, error = %e, "capture poll failed; waiting for the link");
-                }
-                failing = true;
-                pipeline.record_poll_error();
-                std::thread::sleep(poll_timeout);
-            }
-        }
-        pipeline.flush();
-        if last_publish.elapsed() >= PUBLISH_INTERVAL {
-            last_publish = Instant::now();
-            publish(capture, pipeline, interface, published);
-        }
-    }
-    pipeline.flush();
-    publish(capture, pipeline, interface, published);
-}
-
-fn publish<T: Transmit>(
-    capture: &mut dyn Capture,
-    pipeline: &mut Pipeline<T>,
-    interface: &str,
-    published: &Mutex<InterfaceReport>,
-) {
-    match capture.statistics() {
-        Ok(stats) => pipeline.record_ring(stats),
-        Err(e) => tracing::warn!(interface, error = %e, "reading ring statistics failed"),
-    }
-    let report = pipeline.report(interface);
-    *published.lock().unwrap_or_else(PoisonError::into_inner) = report;
-}
+pub use run::{PUBLISH_INTERVAL, run};
