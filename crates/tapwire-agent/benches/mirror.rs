@@ -36,11 +36,11 @@ use tapwire_agent::capture::{Capture, RingCapture};
 use tapwire_agent::follow::Link;
 use tapwire_agent::host::route_lookup;
 use tapwire_agent::offload::OffloadMode;
-use tapwire_agent::output::RawTransmit;
+use tapwire_agent::output::{SendPath, SocketTransmit};
 use tapwire_agent::pipeline::{self, Oversize, Pipeline, PipelineSettings};
 use tapwire_agent::report::InterfaceReport;
 use tapwire_agent::sys::netdev::enter_network_namespace;
-use tapwire_agent::sys::send::{MmsgBatch, SendOutcome};
+use tapwire_agent::sys::send::{Destination, MmsgBatch, SendOutcome};
 use tapwire_agent::{AgentOptions, DEFAULT_MARK};
 use tapwire_model::config::InterfaceConfig;
 
@@ -126,7 +126,13 @@ fn blast(duration: Duration) -> (u64, u64) {
         let cpu = thread_cpu_ns();
         let start = Instant::now();
         while start.elapsed() < duration {
-            sent += batch.send(&socket, 64, |_| (&payload[..], None), |_, o| drop::<SendOutcome>(o)) as u64;
+            sent += batch.send(
+                &socket,
+                Destination::Connected,
+                64,
+                |_| (&[][..], &payload[..]),
+                |_, o| drop::<SendOutcome>(o),
+            ) as u64;
         }
         (sent, thread_cpu_ns() - cpu)
     })
@@ -193,12 +199,13 @@ fn main() {
 
     // (b) tapwire, to one target, then to a sensor group.
     let mut agent_cpu = Vec::new();
-    for (name, group, fanout) in [
-        ("b: tapwire agent", None, 1),
-        ("b2: tapwire, 3-member flow-hash", Some("flow-hash"), 1),
-        ("b3: tapwire, replicate to 3", Some("replicate"), 3),
+    for (name, group, fanout, send_path) in [
+        ("b: tapwire agent", None, 1, SendPath::Direct),
+        ("b1: tapwire, --send-path routed", None, 1, SendPath::Routed),
+        ("b2: tapwire, 3-member flow-hash", Some("flow-hash"), 1, SendPath::Direct),
+        ("b3: tapwire, replicate to 3", Some("replicate"), 3, SendPath::Direct),
     ] {
-        let (mut case, cpu_ns, report) = run_tapwire(name, config(group), duration);
+        let (mut case, cpu_ns, report) = run_tapwire(name, config(group), duration, send_path);
         case.fanout = fanout;
         agent_cpu.push((name, cpu_ns, report));
         cases.push(case);
@@ -267,13 +274,15 @@ fn main() {
         let d = report.sessions.first().map(|s| s.delivery).unwrap_or_default();
         let per_copy = *agent_cpu_ns as f64 / d.mirrored_packets.max(1) as f64;
         println!(
-            "{name}: ring drops {}, send-queue drops {}, send errors {}, copies sent {}; capture thread {:.0} ms on \
+            "{name}: ring drops {}, send-queue drops {}, send errors {}, copies sent {} ({} routed); capture thread \
+             {:.0} ms on \
              CPU {AGENT_CPU}, {per_copy:.0} ns per copy = {:.2}x the single target's (the sensor's decapsulation \
              runs in the same softirq context and is included)",
             report.counters.ring_drops,
             d.dropped_send_busy,
             d.dropped_send_error,
             d.mirrored_packets,
+            d.sent_routed,
             *agent_cpu_ns as f64 / 1e6,
             per_copy / single_ns_per_copy
         );
@@ -291,7 +300,12 @@ fn main() {
 
 /// One tapwire case: the agent's pipeline on its own thread mirroring under `config`
 /// while the sender blasts; the case, the capture thread's CPU time and its counters.
-fn run_tapwire(name: &'static str, config: InterfaceConfig, duration: Duration) -> (Case, u64, InterfaceReport) {
+fn run_tapwire(
+    name: &'static str,
+    config: InterfaceConfig,
+    duration: Duration,
+    send_path: SendPath,
+) -> (Case, u64, InterfaceReport) {
     let stop = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(ConfigSlot::default());
     let applied = AppliedConfig::build(config, DEFAULT_MARK, OffloadMode::Segment, &route_lookup).unwrap();
@@ -312,8 +326,14 @@ fn run_tapwire(name: &'static str, config: InterfaceConfig, duration: Duration) 
             }
             let ifindex = tapwire_agent::sys::netdev::interface_index("veth0").unwrap();
             let mut capture = RingCapture::open(ifindex, options.ring, &slot.load().1.unwrap().prefilter).unwrap();
-            let transmit =
-                RawTransmit::open(options.mark, options.send_buffer, options.batch_size, Oversize::Truncate).unwrap();
+            let transmit = SocketTransmit::open(
+                options.mark,
+                options.send_buffer,
+                options.batch_size,
+                Oversize::Truncate,
+                send_path,
+            )
+            .unwrap();
             let settings = PipelineSettings {
                 offload: OffloadMode::Segment,
                 interface_mtu: 1500,

@@ -11,9 +11,10 @@
 //!   the document in use (new path MTUs, routes that appeared or vanished), published
 //!   only when it differs.
 //!
-//! Neighbours are left to the kernel: copies leave through raw sockets that resolve them
-//! on every send. A link that goes down and up keeps its index; the ring's socket sees
-//! `ENETDOWN` while it is down, and the capture loop waits it out.
+//! Neighbour events (and every link and route event) move [`nexthop::CHANGES`], after
+//! which each sender asks again where its copies go; neighbour events alone do not make
+//! the host be read again. A link that goes down and up keeps its index; the ring's
+//! socket sees `ENETDOWN` while it is down, and the capture loop waits it out.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -22,16 +23,17 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, socket};
 
-use crate::host;
 use crate::watch::{ApplySettings, InterfaceShared};
+use crate::{host, nexthop};
 
 /// How long events must be quiet before the host is read again.
 const SETTLE: Duration = Duration::from_millis(50);
 /// Longest time between two reads of the host, events or not.
 const RESCAN: Duration = Duration::from_secs(5);
 
-/// `RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE`.
-const GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
+/// `RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR
+/// | RTMGRP_IPV6_ROUTE`.
+const GROUPS: u32 = 0x1 | 0x4 | 0x10 | 0x40 | 0x100 | 0x400;
 
 /// The interface index a capture should be bound to, and a generation that moves with it.
 #[derive(Debug, Default)]
@@ -78,7 +80,8 @@ fn events_socket() -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Waits up to `timeout` for events; drains what is queued. Returns whether any came.
+/// Waits up to `timeout` for events; drains what is queued. Every event moves
+/// [`nexthop::CHANGES`]; returns whether any but neighbour events came.
 fn wait_for_events(fd: &OwnedFd, timeout: Duration, buffer: &mut [u8]) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
@@ -90,8 +93,15 @@ fn wait_for_events(fd: &OwnedFd, timeout: Duration, buffer: &mut [u8]) -> bool {
     loop {
         match recv(fd.as_raw_fd(), buffer, nix::sys::socket::MsgFlags::empty()) {
             Ok(0) => break,
-            // ENOBUFS: events were lost while the socket was full; a rescan covers them.
-            Ok(_) | Err(nix::errno::Errno::ENOBUFS) => any = true,
+            Ok(n) => {
+                nexthop::note_change();
+                any |= nexthop::messages(&buffer[..n]).any(|(kind, _)| !nexthop::is_neighbour_event(kind));
+            }
+            // Events were lost while the socket was full; a rescan covers them.
+            Err(nix::errno::Errno::ENOBUFS) => {
+                nexthop::note_change();
+                any = true;
+            }
             Err(_) => break,
         }
     }

@@ -25,6 +25,7 @@ pub mod groups;
 pub mod health;
 pub mod host;
 pub mod metrics;
+pub mod nexthop;
 pub mod offload;
 pub mod output;
 pub mod pipeline;
@@ -45,7 +46,7 @@ use tapwire_mirror::bpf::op;
 
 use crate::capture::RingCapture;
 use crate::offload::OffloadMode;
-use crate::output::RawTransmit;
+use crate::output::{SendPath, SocketTransmit};
 pub use crate::pipeline::Oversize;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::report::AgentStatus;
@@ -68,6 +69,8 @@ pub struct AgentOptions {
     pub offload: OffloadMode,
     /// Copies larger than the path MTU: cut or fragmented.
     pub oversize: Oversize,
+    /// Copies straight to the device where the next hop is known, or always routed.
+    pub send_path: SendPath,
     /// `SO_MARK` of the output.
     pub mark: u32,
     /// Capture ring per interface.
@@ -93,6 +96,7 @@ impl Default for AgentOptions {
             instance_id: None,
             offload: OffloadMode::Segment,
             oversize: Oversize::Truncate,
+            send_path: SendPath::Direct,
             mark: DEFAULT_MARK,
             // Many small blocks rather than a few big ones: the retire timer hands blocks
             // over partly filled, so below block_size / retire_timeout (50 MB/s here) the
@@ -137,8 +141,14 @@ impl Agent {
             let shared = Arc::new(InterfaceShared::new(&described).with_health(Arc::clone(&health)));
             let mut capture = RingCapture::open(described.ifindex, options.ring, &DROP_ALL)
                 .map_err(|e| io::Error::new(e.kind(), format!("capture ring on {name}: {e}")))?;
-            let transmit = RawTransmit::open(options.mark, options.send_buffer, options.batch_size, options.oversize)
-                .map_err(|e| io::Error::new(e.kind(), format!("output socket: {e}")))?;
+            let transmit = SocketTransmit::open(
+                options.mark,
+                options.send_buffer,
+                options.batch_size,
+                options.oversize,
+                options.send_path,
+            )
+            .map_err(|e| io::Error::new(e.kind(), format!("output socket: {e}")))?;
             let settings = PipelineSettings {
                 offload: options.offload,
                 interface_mtu: described.mtu,

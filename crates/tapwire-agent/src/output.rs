@@ -6,26 +6,36 @@
 //! Slots are [`SLOT_SIZE`] bytes plus room for a re-inserted VLAN tag; nothing is
 //! allocated after construction.
 //!
-//! Why raw sockets rather than UDP sockets: the outer UDP source port must follow the
-//! inner flow (AWS hashes the 5-tuple so load balancers and ECMP spread flows), which one
-//! connected UDP socket cannot do and a pool of sockets only approximates. The batch
-//! holds whole IPv4 or IPv6 datagrams (headers built by the engine); [`RawTransmit`]
-//! sends everything after the IP header through a raw UDP socket per (source, target)
-//! whose kernel-built IP header says the same (IPv4: DF, TTL 64, no options; IPv6: hop
-//! limit 64, the UDP checksum computed by the kernel), so every copy still carries its
-//! flow's port, and the kernel routes (from its cache) and resolves neighbours for us.
-//! With [`Oversize::Fragment`] the sockets let the kernel fragment what is larger than
-//! the path (IPv4 fragments, IPv6 fragment headers) instead of refusing it.
-
+//! Why not UDP sockets: the outer UDP source port must follow the inner flow (AWS hashes
+//! the 5-tuple so load balancers and ECMP spread flows), which one connected UDP socket
+//! cannot do and a pool of sockets only approximates. The batch holds whole IPv4 or IPv6
+//! datagrams, headers built by the engine (IPv4: DF, TTL 64, no options, the header
+//! checksum; IPv6: hop limit 64 and the UDP checksum RFC 7348 requires).
+//! [`SocketTransmit`] sends them two ways:
+//! - **direct**: where [`nexthop`] knows the next hop's MAC, as whole Ethernet frames
+//!   (that MAC's header, then the datagram) through one AF_PACKET socket with
+//!   `PACKET_QDISC_BYPASS`, straight to the device's driver: no route lookup, IP output
+//!   or neighbour output per copy, and no packet tap (so not the agent's own capture)
+//!   sees them;
+//! - **routed**: everything after the IP header through a raw UDP socket per (source,
+//!   target) whose kernel-built IP header says the same, so the kernel routes (from its
+//!   cache) and resolves the neighbour. Copies take it while the next hop is unresolved,
+//!   on devices without Ethernet framing, when they must be fragmented
+//!   ([`Oversize::Fragment`]), under `--send-path routed`, and once a second per path as
+//!   a probe that keeps the kernel's neighbour entry honest. Each is counted
+//!   (`sent_routed`).
+//!
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use tapwire_wire::{ipv4, ipv6};
 
 use crate::applied::Path as CopyPath;
+use crate::nexthop::{self, NextHop};
 use crate::pipeline::Oversize;
 pub use crate::sys::send::SendOutcome;
-use crate::sys::send::{MmsgBatch, RawUdpSocket};
+use crate::sys::send::{Destination, MmsgBatch, PacketSocket, RawUdpSocket};
 
 /// Largest datagram a slot holds (outer headers included); copies are cut to fit.
 pub const SLOT_SIZE: usize = 9216;
@@ -115,52 +125,162 @@ pub trait Transmit: Send {
     fn transmit(&mut self, batch: &OutputBatch, outcome: &mut dyn FnMut(usize, SendOutcome));
 }
 
-/// One output socket: (outer source, target) and the socket, `None` if it could not be
-/// opened (not retried before the next configuration).
-type Path = (IpAddr, IpAddr, Option<RawUdpSocket>);
+/// How copies leave when the next hop is known (`--send-path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendPath {
+    /// Straight to the device as Ethernet frames (AF_PACKET, `PACKET_QDISC_BYPASS`) where
+    /// the next hop's MAC is known; through the kernel's IP output otherwise.
+    #[default]
+    Direct,
+    /// Always through the kernel's IP output (raw sockets), as before 0.2.
+    Routed,
+}
 
-/// `sendmmsg` on raw UDP sockets, one per (outer source, target) in use.
-pub struct RawTransmit {
+impl std::str::FromStr for SendPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(Self::Direct),
+            "routed" => Ok(Self::Routed),
+            other => Err(format!("unknown send path {other:?} (direct or routed)")),
+        }
+    }
+}
+
+/// While copies go straight to the device, one copy per path this often still takes
+/// the kernel's IP output, so the kernel keeps probing the neighbour entry it would use
+/// (one that stopped answering turns `FAILED`, an event the agent follows).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Next hops are asked again at least this often, events or not.
+const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+/// And at most this often (a burst of neighbour events costs one round of requests).
+const RESOLVE_GAP: Duration = Duration::from_millis(100);
+
+/// One (outer source, target) in use: its raw socket (`None` if it could not be opened;
+/// not retried before the next configuration), how its copies leave, and the largest
+/// datagram that may go straight to the device.
+struct Path {
+    source: IpAddr,
+    target: IpAddr,
+    routed: Option<RawUdpSocket>,
+    hop: NextHop,
+    path_mtu: u32,
+    last_probe: Option<Instant>,
+}
+
+/// `sendmmsg` on an AF_PACKET socket straight to the device where the next hop is known
+/// ([`SendPath::Direct`]), and on raw UDP sockets, one per (outer source, target) in
+/// use, through the kernel's IP output otherwise.
+pub struct SocketTransmit {
     mark: u32,
     send_buffer: usize,
     fragment: bool,
+    packet: Option<PacketSocket>,
     paths: Vec<Path>,
     mmsg: MmsgBatch,
+    /// [`nexthop::generation`] when next hops were last asked, and when.
+    generation: u64,
+    resolved_at: Instant,
 }
 
-impl RawTransmit {
+impl SocketTransmit {
     /// Sockets get `mark` and a `send_buffer`-byte buffer; `batch_size` datagrams per call;
-    /// `oversize` says whether the kernel may fragment. Sockets are opened by
+    /// `oversize` says whether the kernel may fragment. Raw sockets are opened by
     /// [`Transmit::prepare`] (or on the first copy to a new target).
-    pub fn open(mark: u32, send_buffer: usize, batch_size: usize, oversize: Oversize) -> io::Result<Self> {
+    pub fn open(
+        mark: u32,
+        send_buffer: usize,
+        batch_size: usize,
+        oversize: Oversize,
+        send_path: SendPath,
+    ) -> io::Result<Self> {
+        let packet = match send_path {
+            SendPath::Routed => None,
+            SendPath::Direct => match PacketSocket::open(mark, send_buffer) {
+                Ok(socket) => Some(socket),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no AF_PACKET output socket; every copy goes through the kernel's IP output");
+                    None
+                }
+            },
+        };
         Ok(Self {
             mark,
             send_buffer,
             fragment: oversize == Oversize::Fragment,
+            packet,
             paths: Vec::new(),
             mmsg: MmsgBatch::new(batch_size),
+            generation: nexthop::generation(),
+            resolved_at: Instant::now(),
         })
     }
 
-    fn open_path(&self, source: IpAddr, target: IpAddr) -> Path {
-        match RawUdpSocket::open(source, target, self.mark, self.send_buffer, self.fragment) {
-            Ok(socket) => (source, target, Some(socket)),
+    fn open_path(&self, source: IpAddr, target: IpAddr, path_mtu: u32) -> Path {
+        let routed = match RawUdpSocket::open(source, target, self.mark, self.send_buffer, self.fragment) {
+            Ok(socket) => Some(socket),
             Err(e) => {
                 tracing::error!(%source, %target, error = %e, "cannot open the output socket; copies to this target are dropped");
-                (source, target, None)
+                None
             }
+        };
+        let mut path = Path { source, target, routed, hop: NextHop::Kernel(String::new()), path_mtu, last_probe: None };
+        self.resolve(&mut path);
+        path
+    }
+
+    /// Asks the kernel how `path`'s copies can leave; logs a change.
+    fn resolve(&self, path: &mut Path) {
+        if self.packet.is_none() {
+            return;
         }
+        let hop = nexthop::resolve(path.source, path.target);
+        if hop != path.hop {
+            match &hop {
+                NextHop::Direct(link) => tracing::info!(
+                    target = %path.target, ifindex = link.ifindex, next_hop_mac = %mac(&link.header[..6]),
+                    "copies leave straight through the device"
+                ),
+                NextHop::Kernel(why) => tracing::info!(
+                    target = %path.target, reason = %why,
+                    "copies go through the kernel's IP output (counted as sent_routed)"
+                ),
+            }
+            path.hop = hop;
+        }
+    }
+
+    /// Asks again for every path's next hop when the kernel's neighbours, routes or links
+    /// changed, or [`RESOLVE_EVERY`] anyway.
+    fn refresh_next_hops(&mut self, now: Instant) {
+        let generation = nexthop::generation();
+        let since = now.saturating_duration_since(self.resolved_at);
+        if (generation == self.generation || since < RESOLVE_GAP) && since < RESOLVE_EVERY {
+            return;
+        }
+        self.generation = generation;
+        self.resolved_at = now;
+        let mut paths = std::mem::take(&mut self.paths);
+        for p in &mut paths {
+            self.resolve(p);
+        }
+        self.paths = paths;
     }
 
     /// Index of the path from `source` to `target`, opened if new.
     fn path(&mut self, source: IpAddr, target: IpAddr) -> usize {
-        if let Some(i) = self.paths.iter().position(|p| p.0 == source && p.1 == target) {
+        if let Some(i) = self.paths.iter().position(|p| p.source == source && p.target == target) {
             return i;
         }
-        let path = self.open_path(source, target);
+        let path = self.open_path(source, target, u32::MAX);
         self.paths.push(path);
         self.paths.len() - 1
     }
+}
+
+fn mac(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Outer source and target of a datagram of the batch (its IP header), and the header's
@@ -181,23 +301,30 @@ fn endpoints(datagram: &[u8]) -> Option<(IpAddr, IpAddr, usize)> {
     }
 }
 
-impl Transmit for RawTransmit {
+impl Transmit for SocketTransmit {
     fn prepare(&mut self, paths: &[CopyPath]) {
-        let mut open = Vec::new();
+        let mut open: Vec<Path> = Vec::new();
         for p in paths {
             let (source, target) = (p.source, p.destination.ip());
-            if source.is_ipv4() != target.is_ipv4() || open.iter().any(|o: &Path| o.0 == source && o.1 == target) {
+            if source.is_ipv4() != target.is_ipv4() || open.iter().any(|o| o.source == source && o.target == target) {
                 continue;
             }
-            match self.paths.iter().position(|o| o.0 == source && o.1 == target && o.2.is_some()) {
-                Some(i) => open.push(self.paths.swap_remove(i)),
-                None => open.push(self.open_path(source, target)),
+            match self.paths.iter().position(|o| o.source == source && o.target == target && o.routed.is_some()) {
+                Some(i) => {
+                    let mut kept = self.paths.swap_remove(i);
+                    kept.path_mtu = p.path_mtu;
+                    self.resolve(&mut kept);
+                    open.push(kept);
+                }
+                None => open.push(self.open_path(source, target, p.path_mtu)),
             }
         }
         self.paths = open;
     }
 
     fn transmit(&mut self, batch: &OutputBatch, outcome: &mut dyn FnMut(usize, SendOutcome)) {
+        let now = Instant::now();
+        self.refresh_next_hops(now);
         let mut start = 0;
         while start < batch.len() {
             let Some((source, target, header)) = endpoints(batch.datagram(start).0) else {
@@ -205,7 +332,7 @@ impl Transmit for RawTransmit {
                 start += 1;
                 continue;
             };
-            // The run of datagrams that leave through the same socket.
+            // The run of datagrams of the same path.
             let mut end = start + 1;
             while end < batch.len()
                 && end - start < self.mmsg.capacity()
@@ -213,25 +340,84 @@ impl Transmit for RawTransmit {
             {
                 end += 1;
             }
-            let path = self.path(source, target);
-            match &self.paths[path].2 {
-                Some(socket) => {
-                    self.mmsg.send(
-                        socket,
-                        end - start,
-                        |i| (&batch.datagram(start + i).0[header..], None),
-                        |i, o| outcome(start + i, o),
-                    );
-                }
-                None => {
-                    for i in start..end {
-                        outcome(i, SendOutcome::Failed(io::Error::from_raw_os_error(libc::ENETUNREACH)));
+            let index = self.path(source, target);
+            let Self { paths, mmsg, packet, .. } = self;
+            let path = &mut paths[index];
+            let mut i = start;
+            while i < end {
+                let direct = match (&path.hop, packet.as_ref()) {
+                    (NextHop::Direct(link), Some(socket)) => Some((link, socket)),
+                    _ => None,
+                };
+                let probe_due = path.routed.is_some() && path.last_probe.is_none_or(|t| now - t >= PROBE_EVERY);
+                let Some((link, socket)) = direct.filter(|_| !probe_due) else {
+                    // Through the kernel: all of the run, or one probe.
+                    let n = if direct.is_some() { 1 } else { end - i };
+                    if direct.is_some() {
+                        path.last_probe = Some(now);
                     }
+                    send_routed(mmsg, path.routed.as_ref(), batch, i, n, header, outcome);
+                    i += n;
+                    continue;
+                };
+                // Straight to the device, up to a datagram it cannot carry whole.
+                let limit = link.mtu.min(path.path_mtu) as usize;
+                let mut j = i;
+                while j < end && batch.datagram(j).0.len() <= limit {
+                    j += 1;
+                }
+                if j > i {
+                    let protocol = u16::from_be_bytes([link.header[12], link.header[13]]);
+                    let destination = Destination::Link { ifindex: link.ifindex, protocol };
+                    mmsg.send(
+                        socket,
+                        destination,
+                        j - i,
+                        |k| (&link.header[..], batch.datagram(i + k).0),
+                        |k, o| outcome(i + k, o),
+                    );
+                    i = j;
+                } else {
+                    // Too large for the device: the kernel fragments it (--oversize fragment).
+                    send_routed(mmsg, path.routed.as_ref(), batch, i, 1, header, outcome);
+                    i += 1;
                 }
             }
             start = end;
         }
     }
+}
+
+/// Sends `batch[first..first + n]` through the kernel's IP output (`socket` writes the
+/// IP header itself, so each datagram's own is skipped).
+fn send_routed(
+    mmsg: &mut MmsgBatch,
+    socket: Option<&RawUdpSocket>,
+    batch: &OutputBatch,
+    first: usize,
+    n: usize,
+    header: usize,
+    outcome: &mut dyn FnMut(usize, SendOutcome),
+) {
+    let Some(socket) = socket else {
+        for i in first..first + n {
+            outcome(i, SendOutcome::Failed(io::Error::from_raw_os_error(libc::ENETUNREACH)));
+        }
+        return;
+    };
+    mmsg.send(
+        socket,
+        Destination::Connected,
+        n,
+        |k| (&[], &batch.datagram(first + k).0[header..]),
+        |k, o| {
+            let o = match o {
+                SendOutcome::Sent => SendOutcome::SentRouted,
+                other => other,
+            };
+            outcome(first + k, o);
+        },
+    );
 }
 
 /// Keeps every datagram in memory (tests); can pretend the queue fills up.

@@ -31,6 +31,11 @@ pub struct DeliveryCounters {
     pub segments: u64,
     /// Partial TCP/UDP checksums completed.
     pub checksums_completed: u64,
+    /// Copies (of `mirrored_packets`) that went through the kernel's IP output rather
+    /// than straight to the device: next hop not resolved yet, a device without Ethernet
+    /// framing, outer fragments, `--send-path routed`, or the once-a-second probe.
+    #[serde(default)]
+    pub sent_routed: u64,
     /// Copies dropped: the send queue or device was full (the agent never blocks).
     pub dropped_send_busy: u64,
     /// Copies dropped: the kernel refused the send (no route, …).
@@ -56,6 +61,7 @@ impl DeliveryCounters {
         self.segmented_frames += o.segmented_frames;
         self.segments += o.segments;
         self.checksums_completed += o.checksums_completed;
+        self.sent_routed += o.sent_routed;
         self.dropped_send_busy += o.dropped_send_busy;
         self.dropped_send_error += o.dropped_send_error;
         self.dropped_no_route += o.dropped_no_route;
@@ -266,7 +272,7 @@ pub fn prometheus(status: &AgentStatus) -> String {
         }
     }
 
-    let session_fields: [Field<SessionReport>; 12] = [
+    let session_fields: [Field<SessionReport>; 13] = [
         ("tapwire_session_matched_packets_total", "Packets the session's filter accepted.", |s| s.matched_packets),
         ("tapwire_session_matched_bytes_total", "Bytes of frames the session's filter accepted.", |s| s.matched_bytes),
         ("tapwire_session_mirrored_packets_total", "VXLAN copies sent.", |s| s.delivery.mirrored_packets),
@@ -295,6 +301,11 @@ pub fn prometheus(status: &AgentStatus) -> String {
         ("tapwire_session_sampled_out_packets_total", "Copies left out by the session's sampling.", |s| {
             s.delivery.sampled_out
         }),
+        (
+            "tapwire_session_sent_routed_packets_total",
+            "Copies sent through the kernel's IP output rather than straight to the device.",
+            |s| s.delivery.sent_routed,
+        ),
     ];
     for (name, help, get) in session_fields {
         m.family(name, "counter", help);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tapwire_agent::offload::OffloadMode;
+use tapwire_agent::output::SendPath;
 use tapwire_agent::report::AgentStatus;
 use tapwire_agent::watch::{ControlError, ControlPlane, Registration, StatusReport};
 use tapwire_agent::{Agent, AgentOptions, DEFAULT_MARK, Oversize, RingGeometry};
@@ -82,6 +83,11 @@ struct RunArgs {
     /// fragments, which the sensor's kernel (vxlan device, Suricata, Wireshark) reassembles.
     #[arg(long, default_value = "truncate")]
     oversize: Oversize,
+    /// How copies leave: `direct` sends them as Ethernet frames straight to the device
+    /// where the next hop's MAC is known (cheapest; the kernel's IP output otherwise,
+    /// counted as sent_routed); `routed` always goes through the kernel's IP output.
+    #[arg(long, default_value = "direct")]
+    send_path: SendPath,
     /// Address of the /metrics (Prometheus) and /status (JSON) endpoint.
     #[arg(long, default_value = DEFAULT_METRICS_LISTEN)]
     metrics_listen: SocketAddr,
@@ -144,6 +150,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         instance_id: args.instance_id.clone(),
         offload: args.offload,
         oversize: args.oversize,
+        send_path: args.send_path,
         mark: args.mark,
         ring: RingGeometry {
             block_count: args.ring_blocks.max(2),

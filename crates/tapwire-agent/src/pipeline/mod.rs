@@ -15,6 +15,7 @@
 //! cumulative per session and rule ID (`reports`). The loop around it is in `run`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tapwire_mirror::sampling::{Gate, Verdict};
@@ -333,6 +334,16 @@ impl<T: Transmit> Pipeline<T> {
             return false;
         }
         let datagram_len = headers_len + inner_len;
+        if let (IpAddr::V6(_), IpAddr::V6(_)) = (target.path.source, target.decision.target.address) {
+            // RFC 7348 requires the outer UDP checksum over IPv6; a copy sent straight to
+            // the device carries the one written here (the routed path's kernel rewrites it).
+            let udp_at = start + tapwire_wire::ipv6::HEADER_LEN;
+            let _ = tapwire_wire::udp::fill_checksum(
+                &mut slot[udp_at..start + datagram_len],
+                target.path.source,
+                target.decision.target.address,
+            );
+        }
         if inner_len < wanted && wanted > room {
             self.delivery[session].truncated_path_mtu += 1;
             self.log_first_cut(target, headers_len + wanted);
@@ -372,6 +383,11 @@ impl<T: Transmit> Pipeline<T> {
                 SendOutcome::Sent => {
                     d.mirrored_packets += 1;
                     d.mirrored_bytes += batch.datagram(i).0.len() as u64;
+                }
+                SendOutcome::SentRouted => {
+                    d.mirrored_packets += 1;
+                    d.mirrored_bytes += batch.datagram(i).0.len() as u64;
+                    d.sent_routed += 1;
                 }
                 SendOutcome::Busy => d.dropped_send_busy += 1,
                 SendOutcome::Failed(_) => d.dropped_send_error += 1,

@@ -1,4 +1,5 @@
-//! Batched sends with `sendmmsg(2)` and the raw UDP sockets mirror copies leave through.
+//! Batched sends with `sendmmsg(2)`, the raw UDP sockets mirror copies leave through the
+//! kernel's IP output by, and the AF_PACKET socket they leave straight to the device by.
 //!
 //! [`MmsgBatch`] owns its `mmsghdr`, `iovec` and address arrays (boxed, never resized) and
 //! points them at the caller's datagrams only for the duration of one [`MmsgBatch::send`]
@@ -16,8 +17,11 @@ use super::{check, set_option};
 /// What happened to one datagram of a batch.
 #[derive(Debug)]
 pub enum SendOutcome {
-    /// Handed to the kernel.
+    /// Handed to the device (AF_PACKET, straight to its driver).
     Sent,
+    /// Handed to the kernel's IP output (raw socket), which routed it and resolved the
+    /// next hop itself.
+    SentRouted,
     /// Not sent: the socket buffer or the device queue was full.
     Busy,
     /// Not sent: the kernel refused it (no route, message too long, …).
@@ -27,8 +31,23 @@ pub enum SendOutcome {
 /// Reusable arrays for sending up to `capacity()` datagrams in one system call.
 pub struct MmsgBatch {
     hdrs: Box<[libc::mmsghdr]>,
-    iovs: Box<[libc::iovec]>,
+    /// Two per datagram: a head (an Ethernet header) and the rest.
+    iovs: Box<[[libc::iovec; 2]]>,
     addrs: Box<[libc::sockaddr_storage]>,
+}
+
+/// Where the datagrams of one [`MmsgBatch::send`] go.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination {
+    /// Where the (connected) socket is connected.
+    Connected,
+    /// Out of device `ifindex`, as frames of EtherType `protocol` (an AF_PACKET socket).
+    Link {
+        /// Output device.
+        ifindex: u32,
+        /// EtherType.
+        protocol: u16,
+    },
 }
 
 // SAFETY: the raw pointers inside the arrays are only set and used within `send`, which
@@ -50,7 +69,7 @@ impl MmsgBatch {
         };
         Self {
             hdrs: vec![hdr; capacity].into_boxed_slice(),
-            iovs: vec![iov; capacity].into_boxed_slice(),
+            iovs: vec![[iov; 2]; capacity].into_boxed_slice(),
             addrs: vec![addr; capacity].into_boxed_slice(),
         }
     }
@@ -60,30 +79,34 @@ impl MmsgBatch {
         self.hdrs.len()
     }
 
-    /// Sends `count` datagrams (at most `capacity()`); `datagram(i)` gives the bytes and
-    /// destination (`None` on a connected socket) of the i-th. `outcome(i, …)` is called
-    /// once per datagram, in order. Returns how many were sent.
+    /// Sends `count` datagrams (at most `capacity()`) to `destination`; `datagram(i)`
+    /// gives the i-th as a head (may be empty) and a body, sent as one. `outcome(i, …)`
+    /// is called once per datagram, in order. Returns how many were sent.
     pub fn send<'b>(
         &mut self,
         socket: &impl AsRawFd,
+        destination: Destination,
         count: usize,
-        datagram: impl Fn(usize) -> (&'b [u8], Option<SocketAddr>),
+        datagram: impl Fn(usize) -> (&'b [u8], &'b [u8]),
         mut outcome: impl FnMut(usize, SendOutcome),
     ) -> usize {
         let fd: RawFd = socket.as_raw_fd();
         let n = count.min(self.capacity());
         for i in 0..n {
-            let (bytes, destination) = datagram(i);
-            self.iovs[i] = libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() };
+            let (head, body) = datagram(i);
+            let iov = |b: &[u8]| libc::iovec { iov_base: b.as_ptr().cast_mut().cast(), iov_len: b.len() };
+            self.iovs[i] = [iov(head), iov(body)];
             let name_len = match destination {
-                Some(address) => write_sockaddr(&mut self.addrs[i], address),
-                None => 0,
+                Destination::Connected => 0,
+                Destination::Link { ifindex, protocol } => write_link_address(&mut self.addrs[i], ifindex, protocol),
             };
             let h = &mut self.hdrs[i];
             h.msg_hdr.msg_name = if name_len == 0 { ptr::null_mut() } else { ptr::from_mut(&mut self.addrs[i]).cast() };
             h.msg_hdr.msg_namelen = name_len;
-            h.msg_hdr.msg_iov = ptr::from_mut(&mut self.iovs[i]);
-            h.msg_hdr.msg_iovlen = 1;
+            // An empty head is left out.
+            let skip = usize::from(head.is_empty());
+            h.msg_hdr.msg_iov = self.iovs[i][skip..].as_mut_ptr();
+            h.msg_hdr.msg_iovlen = 2 - skip;
             h.msg_hdr.msg_control = ptr::null_mut();
             h.msg_hdr.msg_controllen = 0;
             h.msg_hdr.msg_flags = 0;
@@ -93,10 +116,10 @@ impl MmsgBatch {
         let mut start = 0;
         let mut retried = false;
         while start < n {
-            // SAFETY: hdrs[start..n] are initialised above; each points at one iovec of
-            // `self.iovs` describing a slice the caller keeps borrowed for 'b (beyond
-            // this call) and, when named, at a sockaddr in `self.addrs` with its true
-            // length. All arrays are borrowed mutably by this call.
+            // SAFETY: hdrs[start..n] are initialised above; each points at one or two
+            // iovecs of `self.iovs` describing slices the caller keeps borrowed for 'b
+            // (beyond this call) and, when named, at a sockaddr in `self.addrs` with its
+            // true length. All arrays are borrowed mutably by this call.
             let ret = unsafe {
                 libc::sendmmsg(fd, self.hdrs.as_mut_ptr().add(start), (n - start) as libc::c_uint, libc::MSG_DONTWAIT)
             };
@@ -164,6 +187,18 @@ fn write_sockaddr(storage: &mut libc::sockaddr_storage, address: SocketAddr) -> 
             std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
     }
+}
+
+/// Writes a `sockaddr_ll` naming device `ifindex` and EtherType `protocol`.
+fn write_link_address(storage: &mut libc::sockaddr_storage, ifindex: u32, protocol: u16) -> libc::socklen_t {
+    // SAFETY: sockaddr_ll is a plain C struct for which all-zero bytes are valid.
+    let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    ll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    ll.sll_protocol = protocol.to_be();
+    ll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_ll.
+    unsafe { ptr::write(ptr::from_mut(storage).cast::<libc::sockaddr_ll>(), ll) };
+    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t
 }
 
 fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
@@ -259,6 +294,41 @@ impl RawUdpSocket {
 }
 
 impl AsRawFd for RawUdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// An AF_PACKET socket that sends whole Ethernet frames straight to a device's driver
+/// (`PACKET_QDISC_BYPASS`: no queueing discipline, and no packet taps see the frames, so
+/// neither the agent's own capture nor tcpdump on the sending host gets its copies). It
+/// is bound to no protocol, so it receives nothing. Non-blocking; a full device queue is
+/// [`SendOutcome::Busy`].
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    /// Opens the socket with `mark` and a `send_buffer`-byte buffer.
+    pub fn open(mark: u32, send_buffer: usize) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the descriptor is owned right below.
+        let raw = check(unsafe {
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+        })?;
+        // SAFETY: `raw` is a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let s = fd.as_raw_fd();
+        set_option(s, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1 as libc::c_int)?;
+        set_option(s, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)?;
+        let size = libc::c_int::try_from(send_buffer).unwrap_or(libc::c_int::MAX);
+        if set_option(s, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
+            set_option(s, libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
+        }
+        Ok(Self { fd })
+    }
+}
+
+impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -40,6 +40,7 @@ pub const SESSION_COUNTERS: &[&str] = &[
     "segmented_frames",
     "segments",
     "checksums_completed",
+    "sent_routed",
     "dropped_send_busy",
     "dropped_send_error",
     "dropped_no_route",
