@@ -5,6 +5,8 @@ output otherwise, every such copy counted as sent_routed.
 The sensor's kernel vxlan device is the judge: it decapsulates only frames addressed to
 its own MAC with a correct outer IP header (and UDP checksum over IPv6).
 """
+import time
+
 from lab import sh, wait_for
 from test_host import session_to, target_for
 
@@ -32,6 +34,18 @@ def settled(env, sid, dev):
     """The copies so far, once the agent's count and the sensor's agree."""
     return wait_for(lambda: (m := session_report(env, sid)["mirrored_packets"]) == env.vxlan_rx(dev) and m,
                     what="the agent's count to match the sensor's")
+
+
+def stable_mirrored(env, sid):
+    """The agent's copy count once it has stopped moving for longer than a report interval."""
+    last = [None]
+
+    def same():
+        time.sleep(1.2)
+        m = session_report(env, sid)["mirrored_packets"]
+        ok, last[0] = m == last[0], m
+        return ok and m
+    return wait_for(same, timeout=15, what="the agent's count to settle")
 
 
 def mirror_udp(env, port, vni=42):
@@ -77,8 +91,8 @@ def test_a_new_sensor_mac_is_learnt_again_through_the_kernel(mirror_env):
     env.lab.run("sens", "ip", "link", "set", "eth0", "address", "02:00:5e:10:00:99")
     env.lab.run("src", "ip", "neigh", "flush", "dev", "eth0")
     learnt(env, 5602, "next_hop_mac=02:00:5e:10:00:99")
+    mirrored = stable_mirrored(env, sid)
     before = env.vxlan_rx("vx42")
-    mirrored = session_report(env, sid)["mirrored_packets"]
     env.udp("peer", env.lab.ip["src"], 5602, count=200)
     wait_for(lambda: env.vxlan_rx("vx42") >= before + 200, what="copies to the new MAC")
     d = counters_when(env, sid, mirrored + 200)

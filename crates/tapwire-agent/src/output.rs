@@ -152,7 +152,9 @@ impl std::str::FromStr for SendPath {
 /// the kernel's IP output, so the kernel keeps probing the neighbour entry it would use
 /// (one that stopped answering turns `FAILED`, an event the agent follows).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// Next hops are asked again at least this often, events or not.
+/// Next hops are asked again at least this often, events or not; and every
+/// [`PROBE_EVERY`] while some path goes through the kernel (its neighbour may have been
+/// resolved without an event reaching this thread's namespace).
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 /// And at most this often (a burst of neighbour events costs one round of requests).
 const RESOLVE_GAP: Duration = Duration::from_millis(100);
@@ -256,7 +258,9 @@ impl SocketTransmit {
     fn refresh_next_hops(&mut self, now: Instant) {
         let generation = nexthop::generation();
         let since = now.saturating_duration_since(self.resolved_at);
-        if (generation == self.generation || since < RESOLVE_GAP) && since < RESOLVE_EVERY {
+        let routed = self.packet.is_some() && self.paths.iter().any(|p| matches!(p.hop, NextHop::Kernel(_)));
+        let every = if routed { PROBE_EVERY } else { RESOLVE_EVERY };
+        if (generation == self.generation || since < RESOLVE_GAP) && since < every {
             return;
         }
         self.generation = generation;
