@@ -75,15 +75,21 @@ def test_a_session_the_agent_cannot_serve_does_not_freeze_the_others(mirror_env)
     env.wait_copies(lambda c: sum(1 for x in c if x["vni"] == 44) >= 10)
 
 
-def test_an_ipv6_target_receives_copies_over_an_ipv6_outer_header(mirror_env):
-    env = mirror_env
+def ipv6_sensor(env):
+    """An IPv6 address of the sensor with a kernel vxlan device (vx46, VNI 46) on it, as a
+    target: (address, target ID)."""
     sensor6 = f"2001:db8:{env.lab.n:x}::3"
     ns = env.lab.ns["sens"]
     sh("ip", "-n", ns, "addr", "add", f"{sensor6}/64", "dev", "eth0", "nodad")
     sh("ip", "-n", ns, "link", "add", "vx46", "type", "vxlan", "id", "46", "dstport", "4789", "local", sensor6,
        "nolearning")
     sh("ip", "-n", ns, "link", "set", "vx46", "up")
-    target = target_for(env, sensor6, f"sensor6-{env.lab.suffix}")
+    return sensor6, target_for(env, sensor6, f"sensor6-{env.lab.suffix}")
+
+
+def test_an_ipv6_target_receives_copies_over_an_ipv6_outer_header(mirror_env):
+    env = mirror_env
+    sensor6, target = ipv6_sensor(env)
     f = env.make_filter([accept(dport=5502)])
     sid = session_to(env, target, f, 1, 46)
     applied(env)

@@ -7,8 +7,9 @@ its own MAC with a correct outer IP header (and UDP checksum over IPv6).
 """
 import time
 
-from lab import sh, wait_for
-from test_host import session_to, target_for
+from conftest import PYTHON
+from lab import wait_for
+from test_host import ipv6_sensor, session_to
 
 
 def applied(env):
@@ -108,17 +109,17 @@ def test_send_path_routed_sends_every_copy_through_the_kernel(mirror_env):
     wait_for(lambda: env.vxlan_rx("vx42") >= 300, what="every copy decapsulated")
     d = counters_when(env, sid, 300)
     assert d["mirrored_packets"] == 300 and d["sent_routed"] == 300
+    # The operator's view: the agent's Prometheus counter says the same.
+    metrics = env.lab.run("src", PYTHON, "-c", "import urllib.request;print(urllib.request.urlopen("
+                          "'http://127.0.0.1:9797/metrics').read().decode())")
+    line = next(x for x in metrics.splitlines()
+                if x.startswith("tapwire_session_sent_routed_packets_total{") and sid in x)
+    assert line.endswith(" 300"), line
 
 
 def test_ipv6_copies_sent_straight_carry_the_udp_checksum_the_sensor_checks(mirror_env):
     env = mirror_env
-    sensor6 = f"2001:db8:{env.lab.n:x}::3"
-    ns = env.lab.ns["sens"]
-    sh("ip", "-n", ns, "addr", "add", f"{sensor6}/64", "dev", "eth0", "nodad")
-    sh("ip", "-n", ns, "link", "add", "vx46", "type", "vxlan", "id", "46", "dstport", "4789", "local", sensor6,
-       "nolearning")
-    sh("ip", "-n", ns, "link", "set", "vx46", "up")
-    target = target_for(env, sensor6, f"sensor6-{env.lab.suffix}")
+    _, target = ipv6_sensor(env)
     f = env.make_filter([{"direction": "ingress", "number": 1, "protocol": 17, "dport": 5604}])
     sid = session_to(env, target, f, 1, 46)
     applied(env)

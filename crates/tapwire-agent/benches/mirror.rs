@@ -4,8 +4,9 @@
 //! 1500), then, in one run, drives 64-byte UDP datagrams (sendmmsg ×64, one connected
 //! socket, as fast as the sender goes) for `TAPWIRE_BENCH_SECONDS` (default 5) seconds:
 //! (a) nothing mirrored; (b) tapwire's pipeline (AF_PACKET TPACKET_V3 ring + engine
-//! pre-filter + classifier + raw UDP socket sendmmsg, in-process on its own thread, in the
-//! sender namespace) mirroring every datagram to VNI 42; (c) Linux tc: a clsact u32 filter
+//! pre-filter + classifier + sendmmsg straight to the device once the next hop is known,
+//! in-process on its own thread, in the sender namespace) mirroring every datagram to
+//! VNI 42, and (b1) the same with `--send-path routed` (raw UDP sockets, the previous path); (c) Linux tc: a clsact u32 filter
 //! with `mirred egress mirror` to a vxlan device (VNI 43). The receiver decapsulates with
 //! kernel vxlan devices (vx42, vx43), whose rx counters are the copies delivered.
 //! Two more tapwire cases send to a sensor group of three members (three addresses of the

@@ -133,7 +133,8 @@ pub enum SendPath {
     /// the next hop's MAC is known; through the kernel's IP output otherwise.
     #[default]
     Direct,
-    /// Always through the kernel's IP output (raw sockets), as before 0.2.
+    /// Always through the kernel's IP output (raw sockets): the agent's only path before
+    /// the direct one.
     Routed,
 }
 

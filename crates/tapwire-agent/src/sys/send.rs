@@ -17,10 +17,12 @@ use super::{check, set_option};
 /// What happened to one datagram of a batch.
 #[derive(Debug)]
 pub enum SendOutcome {
-    /// Handed to the device (AF_PACKET, straight to its driver).
+    /// Handed to the kernel through the batch's socket (for an AF_PACKET socket: straight
+    /// to the device's driver).
     Sent,
-    /// Handed to the kernel's IP output (raw socket), which routed it and resolved the
-    /// next hop itself.
+    /// Handed to the kernel's IP output through a raw socket, which routed it and resolved
+    /// the next hop itself. [`MmsgBatch`] never says this; the caller that sent through a
+    /// raw socket turns its `Sent` into it, so the two paths are counted apart.
     SentRouted,
     /// Not sent: the socket buffer or the device queue was full.
     Busy,
