@@ -148,6 +148,8 @@ def test_the_web_view_shows_a_session_and_its_counter_rises(mirror_env):
     driver = browser()
     try:
         driver.get(f"{env.url}/ui/")
+        # The sign-in form is drawn by the page's script, which may run after the load event.
+        wait_for(lambda: driver.find_elements(By.ID, "key-id"), timeout=20, what="the sign-in form")
         driver.find_element(By.ID, "key-id").send_keys(env.server.root.key_id)
         driver.find_element(By.ID, "secret").send_keys(env.server.root.secret)
         driver.find_element(By.ID, "signin-button").click()

@@ -8,8 +8,13 @@
                                                     (source ports 20000 + i), GAP s apart
     traffic.py udp-replies DST BASE FLOWS SPORT     one datagram from SPORT to each of DST's
                                                     ports BASE + i (the other way of udp-flows)
-    traffic.py udp-rate DST PORT RATE SECONDS       RATE datagrams a second for SECONDS,
-                                                    in bursts every 10 ms
+    traffic.py udp-rate DST PORT RATE SECONDS [FLOWS]  RATE datagrams a second for SECONDS,
+                                                    in bursts every 10 ms, round FLOWS
+                                                    flows (source ports 21000 + i; default 1)
+    traffic.py udp-seq DST PORT FLOWS PER           PER datagrams on each of FLOWS flows
+                                                    (source ports 22000 + i), taking the flows
+                                                    in turn; each payload is b"seq", the flow
+                                                    (2 bytes) and its sequence number (4)
 DST may be IPv4 or IPv6. Prints the number of datagrams or bytes sent.
 """
 import socket
@@ -19,6 +24,16 @@ import time
 
 def family(dst):
     return socket.AF_INET6 if ":" in dst else socket.AF_INET
+
+
+def flow_sockets(dst, base, flows):
+    """One UDP socket per flow, bound to source ports base + i."""
+    out = []
+    for i in range(flows):
+        s = socket.socket(family(dst), socket.SOCK_DGRAM)
+        s.bind(("", base + i))
+        out.append(s)
+    return out
 
 
 def main():
@@ -62,14 +77,22 @@ def main():
         print(flows)
     elif mode == "udp-rate":
         dst, port, rate, seconds = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-        s = socket.socket(family(dst), socket.SOCK_DGRAM)
+        flows = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+        sockets = flow_sockets(dst, 21000, flows) if flows > 1 else [socket.socket(family(dst), socket.SOCK_DGRAM)]
         start, sent = time.monotonic(), 0
         while (elapsed := time.monotonic() - start) < seconds:
             while sent < rate * elapsed:
-                s.sendto(b"burst", (dst, port))
+                sockets[sent % len(sockets)].sendto(b"burst", (dst, port))
                 sent += 1
             time.sleep(0.01)
         print(sent)
+    elif mode == "udp-seq":
+        dst, port, flows, per = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        sockets = flow_sockets(dst, 22000, flows)
+        for seq in range(per):
+            for flow, s in enumerate(sockets):
+                s.sendto(b"seq" + flow.to_bytes(2, "big") + seq.to_bytes(4, "big"), (dst, port))
+        print(flows * per)
     elif mode == "tcp-sink":
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

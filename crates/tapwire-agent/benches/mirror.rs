@@ -326,7 +326,8 @@ fn run_tapwire(
                 options.ring.block_count = blocks;
             }
             let ifindex = tapwire_agent::sys::netdev::interface_index("veth0").unwrap();
-            let mut capture = RingCapture::open(ifindex, options.ring, &slot.load().1.unwrap().prefilter).unwrap();
+            let mut capture =
+                RingCapture::open(ifindex, options.ring, &slot.load().1.unwrap().prefilter, None).unwrap();
             let transmit = SocketTransmit::open(
                 options.mark,
                 options.send_buffer,

@@ -17,8 +17,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tapwire_mirror::bpf::WHOLE_FRAME_SNAPLEN;
+use tapwire_mirror::sampling::{Gate, Verdict};
 use tapwire_mirror::{Classifier, CompileError, RAW_IPV6_HEADERS_LEN, SockFilter};
 use tapwire_model::SessionId;
 use tapwire_model::config::InterfaceConfig;
@@ -82,6 +84,21 @@ pub struct AppliedConfig {
     /// The captured interface's MTU when the configuration was built (frames longer are
     /// offload super-frames); `None` = the pipeline's own setting.
     pub interface_mtu: Option<usize>,
+    /// Per session index: the gate of a session with caps (`max-pps`, `max-bps`), shared
+    /// by every capture worker so the cap holds for the interface as a whole. Sessions
+    /// without caps keep a gate per worker, with no lock.
+    pub caps: Vec<Option<Mutex<Gate>>>,
+    /// What the shared gates' buckets are refilled by.
+    pub built: Instant,
+}
+
+impl AppliedConfig {
+    /// The shared gate's verdict on a copy of session `session`, if it has caps.
+    pub fn admit_capped(&self, session: usize, flow_hash: u64, bytes: usize) -> Option<Verdict> {
+        let gate = self.caps.get(session)?.as_ref()?;
+        let now_ns = self.built.elapsed().as_nanos() as u64;
+        Some(gate.lock().unwrap_or_else(PoisonError::into_inner).admit(flow_hash, bytes, now_ns))
+    }
 }
 
 fn family(a: IpAddr) -> &'static str {
@@ -177,7 +194,14 @@ impl AppliedConfig {
             .iter()
             .map(|s| groups.iter().find(|(id, _)| *id == s.session_id).map(|(_, g)| g.clone()))
             .collect();
+        let caps = classifier
+            .sessions()
+            .iter()
+            .map(|s| Some(Gate::new(&s.limits)).filter(Gate::capped).map(Mutex::new))
+            .collect();
         Ok(Self {
+            caps,
+            built: Instant::now(),
             config,
             classifier,
             prefilter: prefilter.program,

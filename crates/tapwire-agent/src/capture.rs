@@ -11,12 +11,13 @@
 //! the socket asked for it with `PACKET_VNET_HDR`).
 
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tapwire_mirror::SockFilter;
 
 pub use crate::sys::ring::RingStatistics;
-use crate::sys::ring::{PacketRing, RingGeometry};
+use crate::sys::ring::{Fanout, PacketRing, RingGeometry};
 
 const PACKET_OUTGOING: u8 = 4;
 const PACKET_LOOPBACK: u8 = 5;
@@ -85,24 +86,75 @@ pub trait Capture: Send {
     }
 }
 
-/// A live TPACKET_V3 ring on one interface.
+/// The `PACKET_FANOUT_HASH` group an interface's capture workers share: which group ID
+/// they joined on which interface index. The first ring opened on an index makes the
+/// group; the others, and those re-attached to a re-made interface, join it.
+#[derive(Debug, Default)]
+pub struct FanoutGroup {
+    joined: Mutex<Option<(u32, u16)>>,
+}
+
+impl FanoutGroup {
+    fn open(
+        &self,
+        ifindex: u32,
+        geometry: RingGeometry,
+        filter: &[SockFilter],
+        vnet_hdr: bool,
+    ) -> io::Result<PacketRing> {
+        // Held across the open, so two workers never both make a group for one index.
+        let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
+        let fanout = match *joined {
+            Some((index, id)) if index == ifindex => Fanout::Join(id),
+            _ => Fanout::New,
+        };
+        let ring = PacketRing::open(ifindex, geometry, filter, vnet_hdr, Some(fanout))?;
+        if let Some(id) = ring.fanout_group() {
+            *joined = Some((ifindex, id));
+        }
+        Ok(ring)
+    }
+}
+
+/// A live TPACKET_V3 ring on one interface, alone or one of a fanout group.
 pub struct RingCapture {
     ring: PacketRing,
     vnet_hdr: bool,
     geometry: RingGeometry,
+    fanout: Option<Arc<FanoutGroup>>,
 }
 
 impl RingCapture {
     /// Opens the ring on `ifindex`, with `filter` attached from the first packet on, and
-    /// the kernel's `virtio_net_hdr` before each frame where the kernel offers it.
-    pub fn open(ifindex: u32, geometry: RingGeometry, filter: &[SockFilter]) -> io::Result<Self> {
-        match PacketRing::open(ifindex, geometry, filter, true) {
-            Ok(ring) => Ok(Self { ring, vnet_hdr: true, geometry }),
+    /// the kernel's `virtio_net_hdr` before each frame where the kernel offers it; with
+    /// `fanout`, as a member of that group.
+    pub fn open(
+        ifindex: u32,
+        geometry: RingGeometry,
+        filter: &[SockFilter],
+        fanout: Option<Arc<FanoutGroup>>,
+    ) -> io::Result<Self> {
+        match open_ring(ifindex, geometry, filter, true, fanout.as_deref()) {
+            Ok(ring) => Ok(Self { ring, vnet_hdr: true, geometry, fanout }),
             Err(e) => {
                 tracing::info!(error = %e, "no virtio_net_hdr on the capture ring; super-frames are split at the MTU");
-                Ok(Self { ring: PacketRing::open(ifindex, geometry, filter, false)?, vnet_hdr: false, geometry })
+                let ring = open_ring(ifindex, geometry, filter, false, fanout.as_deref())?;
+                Ok(Self { ring, vnet_hdr: false, geometry, fanout })
             }
         }
+    }
+}
+
+fn open_ring(
+    ifindex: u32,
+    geometry: RingGeometry,
+    filter: &[SockFilter],
+    vnet_hdr: bool,
+    fanout: Option<&FanoutGroup>,
+) -> io::Result<PacketRing> {
+    match fanout {
+        Some(group) => group.open(ifindex, geometry, filter, vnet_hdr),
+        None => PacketRing::open(ifindex, geometry, filter, vnet_hdr, None),
     }
 }
 
@@ -133,7 +185,7 @@ impl Capture for RingCapture {
     }
 
     fn reattach(&mut self, ifindex: u32, filter: &[SockFilter]) -> io::Result<()> {
-        self.ring = PacketRing::open(ifindex, self.geometry, filter, self.vnet_hdr)?;
+        self.ring = open_ring(ifindex, self.geometry, filter, self.vnet_hdr, self.fanout.as_deref())?;
         Ok(())
     }
 }

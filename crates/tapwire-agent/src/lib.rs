@@ -1,12 +1,15 @@
 //! tapwire's host agent: mirrors the packets of local interfaces to VXLAN targets the way
 //! AWS/Alibaba VPC Traffic Mirroring does, driven by the control plane.
 //!
-//! Per monitored interface, two threads:
-//! - **capture** ([`pipeline::run`]): an AF_PACKET TPACKET_V3 ring ([`capture`]) with the
+//! Per monitored interface, `workers` capture threads and a watcher:
+//! - **capture** ([`pipeline::run`]), one per worker: an AF_PACKET TPACKET_V3 ring
+//!   ([`capture`]; with several workers, the rings form one `PACKET_FANOUT_HASH` group,
+//!   so each flow, both directions, stays on one worker, in order) with the
 //!   engine's cBPF pre-filter → flow key (tapwire-wire) → session decision (the engine's
 //!   [`tapwire_mirror::Classifier`]) → offload segmentation or truncation ([`offload`]) →
 //!   outer headers and inner frame written once into a preallocated batch → `sendmmsg`
-//!   on raw, marked, non-blocking UDP sockets, one per target ([`output`]);
+//!   through the worker's own sockets ([`output`]). Each worker publishes its own
+//!   counters; readers add them up ([`shared::InterfaceShared::counters`]);
 //! - **watch** ([`watch::watch`]): registers the interface, long-polls its configuration
 //!   by revision, compiles it off the packet path and hands it over through a
 //!   [`applied::ConfigSlot`] (an atomic generation + an `Arc` behind a mutex the capture
@@ -44,7 +47,7 @@ use std::time::{Duration, Instant};
 use tapwire_mirror::SockFilter;
 use tapwire_mirror::bpf::op;
 
-use crate::capture::RingCapture;
+use crate::capture::{FanoutGroup, RingCapture};
 use crate::offload::OffloadMode;
 use crate::output::{SendPath, SocketTransmit};
 pub use crate::pipeline::Oversize;
@@ -83,9 +86,25 @@ pub struct AgentOptions {
     pub poll_timeout: Duration,
     /// Config watch timing.
     pub watch: WatchOptions,
-    /// CPU to pin the capture threads to (keeps mirroring off the CPUs that run the
-    /// host's own work); `None` lets the scheduler decide.
-    pub capture_cpu: Option<usize>,
+    /// Capture threads per interface (at least one).
+    pub workers: usize,
+    /// CPUs to pin the capture threads to, worker `i` to `capture_cpus[i % len]` (keeps
+    /// mirroring off the CPUs that run the host's own work); empty lets the scheduler
+    /// decide.
+    pub capture_cpus: Vec<usize>,
+}
+
+/// The most capture workers per interface chosen by default (each has its own ring).
+pub const MAX_DEFAULT_WORKERS: usize = 4;
+
+/// The default number of capture workers: one per CPU the agent may run on (all of
+/// `cpus` when it is pinned), at most [`MAX_DEFAULT_WORKERS`].
+pub fn default_workers(cpus: &[usize]) -> usize {
+    let allowed = match cpus.len() {
+        0 => sys::allowed_cpus().unwrap_or(1),
+        n => n,
+    };
+    allowed.clamp(1, MAX_DEFAULT_WORKERS)
 }
 
 impl Default for AgentOptions {
@@ -107,7 +126,8 @@ impl Default for AgentOptions {
             send_buffer: 4 << 20,
             poll_timeout: Duration::from_millis(50),
             watch: WatchOptions::default(),
-            capture_cpu: None,
+            workers: 1,
+            capture_cpus: Vec::new(),
         }
     }
 }
@@ -121,8 +141,9 @@ pub struct Agent {
     host: String,
 }
 
-/// A pre-filter that accepts nothing: in place until the first configuration arrives.
-const DROP_ALL: [SockFilter; 1] = [SockFilter { code: op::RET | op::K, jt: 0, jf: 0, k: 0 }];
+/// A pre-filter that accepts nothing: in place until the first configuration arrives
+/// (and while a ring joins its fanout group).
+pub(crate) const DROP_ALL: [SockFilter; 1] = [SockFilter { code: op::RET | op::K, jt: 0, jf: 0, k: 0 }];
 
 impl Agent {
     /// Opens every interface's ring and output socket and starts the threads;
@@ -138,42 +159,13 @@ impl Agent {
         let health = Arc::new(health::Health::default());
         for name in &options.interfaces {
             let described = host::describe(name)?;
-            let shared = Arc::new(InterfaceShared::new(&described).with_health(Arc::clone(&health)));
-            let mut capture = RingCapture::open(described.ifindex, options.ring, &DROP_ALL)
-                .map_err(|e| io::Error::new(e.kind(), format!("capture ring on {name}: {e}")))?;
-            let transmit = SocketTransmit::open(
-                options.mark,
-                options.send_buffer,
-                options.batch_size,
-                options.oversize,
-                options.send_path,
-            )
-            .map_err(|e| io::Error::new(e.kind(), format!("output socket: {e}")))?;
-            let settings = PipelineSettings {
-                offload: options.offload,
-                interface_mtu: described.mtu,
-                batch_size: options.batch_size,
-                oversize: options.oversize,
-            };
-            let mut pipeline = Pipeline::new(settings, Arc::clone(&shared.slot), transmit);
-            let (thread_shared, thread_stop, poll) = (Arc::clone(&shared), Arc::clone(&stop), options.poll_timeout);
-            let cpu = options.capture_cpu;
-            capture_threads.push(std::thread::Builder::new().name(format!("tw-capture-{name}")).spawn(move || {
-                if let Some(cpu) = cpu
-                    && let Err(e) = sys::pin_current_thread(cpu)
-                {
-                    tracing::warn!(cpu, error = %e, "could not pin the capture thread");
-                }
-                pipeline::run(
-                    &mut capture,
-                    &mut pipeline,
-                    &thread_shared.name,
-                    poll,
-                    &thread_stop,
-                    &thread_shared.counters,
-                    &thread_shared.link,
-                )
-            })?);
+            let workers = options.workers.max(1);
+            let shared = Arc::new(InterfaceShared::new(&described, workers).with_health(Arc::clone(&health)));
+            let fanout = (workers > 1).then(|| Arc::new(FanoutGroup::default()));
+            for worker in 0..workers {
+                let thread = start_worker(options, name, &described, &shared, fanout.clone(), worker, &stop)?;
+                capture_threads.push(thread);
+            }
 
             let registration = Registration {
                 host: options.host.clone(),
@@ -238,6 +230,50 @@ impl Agent {
             }
         }
     }
+}
+
+/// Opens worker `worker`'s ring (in `fanout` when there are several) and output sockets
+/// and starts its capture thread, which publishes into its own counter slot.
+fn start_worker(
+    options: &AgentOptions,
+    name: &str,
+    described: &host::HostInterface,
+    shared: &Arc<InterfaceShared>,
+    fanout: Option<Arc<FanoutGroup>>,
+    worker: usize,
+    stop: &Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    let mut capture = RingCapture::open(described.ifindex, options.ring, &DROP_ALL, fanout)
+        .map_err(|e| io::Error::new(e.kind(), format!("capture ring on {name}: {e}")))?;
+    let transmit = SocketTransmit::open(
+        options.mark,
+        options.send_buffer,
+        options.batch_size,
+        options.oversize,
+        options.send_path,
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("output socket: {e}")))?;
+    let settings = PipelineSettings {
+        offload: options.offload,
+        interface_mtu: described.mtu,
+        batch_size: options.batch_size,
+        oversize: options.oversize,
+    };
+    let mut pipeline = Pipeline::new(settings, Arc::clone(&shared.slot), transmit);
+    let (shared, stop, poll) = (Arc::clone(shared), Arc::clone(stop), options.poll_timeout);
+    let cpu = (!options.capture_cpus.is_empty()).then(|| options.capture_cpus[worker % options.capture_cpus.len()]);
+    let thread_name = match worker {
+        0 => format!("tw-capture-{name}"),
+        n => format!("tw-capture-{name}-{n}"),
+    };
+    std::thread::Builder::new().name(thread_name).spawn(move || {
+        if let Some(cpu) = cpu
+            && let Err(e) = sys::pin_current_thread(cpu)
+        {
+            tracing::warn!(cpu, error = %e, "could not pin the capture thread");
+        }
+        pipeline::run(&mut capture, &mut pipeline, &shared.name, poll, &stop, &shared.counters[worker], &shared.link)
+    })
 }
 
 /// Probes the checked sensor-group members every [`health::PROBE_EVERY`] until `stop`;

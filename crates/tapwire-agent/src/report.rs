@@ -109,6 +109,27 @@ pub struct InterfaceCounters {
     pub poll_errors: u64,
 }
 
+impl InterfaceCounters {
+    /// Adds another capture worker's counters: frames and ring counts add up; what every
+    /// worker's socket goes through once (a filter attached or refused, a re-attachment,
+    /// a failed poll) is counted once per interface, as the most any worker saw.
+    pub fn add_worker(&mut self, o: &InterfaceCounters) {
+        self.frames_ingress += o.frames_ingress;
+        self.frames_egress += o.frames_egress;
+        self.ignored_loopback += o.ignored_loopback;
+        self.ignored_not_ip += o.ignored_not_ip;
+        self.ignored_malformed += o.ignored_malformed;
+        self.ignored_unconfigured += o.ignored_unconfigured;
+        self.ring_packets += o.ring_packets;
+        self.ring_drops += o.ring_drops;
+        self.ring_freezes += o.ring_freezes;
+        self.filter_updates = self.filter_updates.max(o.filter_updates);
+        self.filter_errors = self.filter_errors.max(o.filter_errors);
+        self.reattached = self.reattached.max(o.reattached);
+        self.poll_errors = self.poll_errors.max(o.poll_errors);
+    }
+}
+
 /// One session's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionReport {
@@ -139,6 +160,17 @@ pub struct SessionReport {
     pub delivery: DeliveryCounters,
 }
 
+impl SessionReport {
+    /// Adds `o`'s counts (the same session, counted elsewhere or earlier).
+    pub fn add_counts(&mut self, o: &SessionReport) {
+        self.matched_packets += o.matched_packets;
+        self.matched_bytes += o.matched_bytes;
+        self.truncated_packet_length += o.truncated_packet_length;
+        self.network_service_packets += o.network_service_packets;
+        self.delivery.add(&o.delivery);
+    }
+}
+
 /// One rule's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleReport {
@@ -160,6 +192,15 @@ pub struct RuleReport {
     pub matched_bytes: u64,
     /// Copies cut to the packet length.
     pub truncated_packets: u64,
+}
+
+impl RuleReport {
+    /// Adds `o`'s counts (the same rule, counted elsewhere or earlier).
+    pub fn add_counts(&mut self, o: &RuleReport) {
+        self.matched_packets += o.matched_packets;
+        self.matched_bytes += o.matched_bytes;
+        self.truncated_packets += o.truncated_packets;
+    }
 }
 
 /// Control-plane connection state of one interface.
@@ -196,6 +237,57 @@ pub struct InterfaceReport {
     /// Health checks of the sensor-group members this interface's copies may go to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub member_health: Vec<MemberHealthReport>,
+    /// Each capture worker's share of `counters` (several workers split the interface
+    /// by flow hash), so a worker that gets most of the traffic shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerReport>,
+}
+
+/// What one capture worker of an interface took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// Frames its ring delivered (every direction, looped-back duplicates included).
+    pub frames: u64,
+    /// Packets the kernel dropped because its ring was full.
+    pub ring_drops: u64,
+}
+
+impl WorkerReport {
+    /// The worker's share of an interface's counters.
+    pub fn of(c: &InterfaceCounters) -> Self {
+        Self { frames: c.frames_ingress + c.frames_egress + c.ignored_loopback, ring_drops: c.ring_drops }
+    }
+}
+
+impl InterfaceReport {
+    /// Folds in another capture worker's report of the same interface: counters add up
+    /// by session and rule ID; the applied revision is the one every worker has (none
+    /// until all have one).
+    pub fn add_worker(&mut self, o: &InterfaceReport) {
+        self.applied_revision = match (self.applied_revision, o.applied_revision) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        self.counters.add_worker(&o.counters);
+        for s in &o.sessions {
+            match self.sessions.iter_mut().find(|m| m.session_id == s.session_id) {
+                Some(m) => {
+                    m.add_counts(s);
+                    m.active |= s.active;
+                }
+                None => self.sessions.push(s.clone()),
+            }
+        }
+        for r in &o.rules {
+            match self.rules.iter_mut().find(|m| m.rule_id == r.rule_id) {
+                Some(m) => {
+                    m.add_counts(r);
+                    m.active |= r.active;
+                }
+                None => self.rules.push(r.clone()),
+            }
+        }
+    }
 }
 
 /// One probed sensor-group member, as this agent sees it.
@@ -269,6 +361,20 @@ pub fn prometheus(status: &AgentStatus) -> String {
         m.family(name, "counter", help);
         for i in &status.interfaces {
             m.sample(name, &[("interface", &i.interface)], get(&i.counters));
+        }
+    }
+    let worker_fields: [Field<WorkerReport>; 2] = [
+        ("tapwire_agent_worker_frames_total", "Frames each capture worker's ring delivered.", |w| w.frames),
+        ("tapwire_agent_worker_ring_drops_total", "Packets dropped because a worker's ring was full.", |w| {
+            w.ring_drops
+        }),
+    ];
+    for (name, help, get) in worker_fields {
+        m.family(name, "counter", help);
+        for i in &status.interfaces {
+            for (n, w) in i.workers.iter().enumerate() {
+                m.sample(name, &[("interface", &i.interface), ("worker", &n.to_string())], get(w));
+            }
         }
     }
 
@@ -393,5 +499,49 @@ mod tests {
             "tapwire_session_dropped_packets_total{interface=\"eth0\",session=\"tms-1\",reason=\"send_busy\"} 1"
         ));
         assert_eq!(text.matches("# TYPE tapwire_session_matched_packets_total counter").count(), 1);
+    }
+
+    #[test]
+    fn workers_add_up_by_session_and_rule_and_agree_on_the_oldest_revision() {
+        let session = |id: &str, n| SessionReport {
+            session_id: id.into(),
+            active: true,
+            matched_packets: n,
+            delivery: DeliveryCounters { mirrored_packets: n, ..Default::default() },
+            ..Default::default()
+        };
+        let rule = |n| RuleReport { rule_id: "tmfr-1".into(), matched_packets: n, ..Default::default() };
+        let counters = |frames, filters| InterfaceCounters {
+            frames_ingress: frames,
+            ring_drops: 1,
+            filter_updates: filters,
+            ..Default::default()
+        };
+        let mut total = InterfaceReport {
+            applied_revision: Some(3),
+            counters: counters(10, 2),
+            sessions: vec![session("tms-1", 4)],
+            rules: vec![rule(4)],
+            ..Default::default()
+        };
+        let other = InterfaceReport {
+            applied_revision: Some(2),
+            counters: counters(5, 2),
+            sessions: vec![session("tms-1", 3), session("tms-2", 1)],
+            rules: vec![rule(3)],
+            ..Default::default()
+        };
+        total.add_worker(&other);
+        assert_eq!(total.applied_revision, Some(2));
+        assert_eq!((total.counters.frames_ingress, total.counters.ring_drops), (15, 2));
+        // Each worker attached the same two filters: the interface had two.
+        assert_eq!(total.counters.filter_updates, 2);
+        let by_id: Vec<_> = total.sessions.iter().map(|s| (s.session_id.as_str(), s.matched_packets)).collect();
+        assert_eq!(by_id, [("tms-1", 7), ("tms-2", 1)]);
+        assert_eq!(total.sessions[0].delivery.mirrored_packets, 7);
+        assert_eq!(total.rules.len(), 1);
+        assert_eq!(total.rules[0].matched_packets, 7);
+        total.add_worker(&InterfaceReport::default());
+        assert_eq!(total.applied_revision, None, "a worker with nothing applied yet holds the revision back");
     }
 }

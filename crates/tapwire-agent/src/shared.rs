@@ -1,5 +1,5 @@
 //! What one monitored interface's threads share: the configuration slot, the counters the
-//! capture thread publishes, the control-plane state the watcher keeps, and the host's
+//! capture workers publish (one slot each, added up when read), the control-plane state the watcher keeps, and the host's
 //! view of the interface the follower keeps current ([`crate::follow`]).
 //!
 //! Invariants: the configuration slot is written under [`InterfaceShared::apply_lock`]
@@ -18,7 +18,7 @@ use crate::applied::ConfigSlot;
 use crate::follow::Link;
 use crate::health::Health;
 use crate::host::HostInterface;
-use crate::report::{ControlState, InterfaceReport, MemberHealthReport};
+use crate::report::{ControlState, InterfaceReport, MemberHealthReport, WorkerReport};
 use crate::watch::Registration;
 
 /// State shared by one interface's capture thread, watcher, follower and status readers.
@@ -28,8 +28,8 @@ pub struct InterfaceShared {
     pub name: String,
     /// Configurations for the capture thread.
     pub slot: Arc<ConfigSlot>,
-    /// Counters, published by the capture thread.
-    pub counters: Mutex<InterfaceReport>,
+    /// Counters, one slot per capture worker, each published by its worker.
+    pub counters: Vec<Mutex<InterfaceReport>>,
     /// The interface index the capture is to be bound to.
     pub link: Link,
     control: Mutex<(Option<NetworkInterfaceId>, ControlState)>,
@@ -53,11 +53,13 @@ pub struct HostChanges {
 }
 
 impl InterfaceShared {
-    /// Fresh state for the interface `described`.
-    pub fn new(described: &HostInterface) -> Self {
+    /// Fresh state for the interface `described`, captured by `workers` threads (at
+    /// least one).
+    pub fn new(described: &HostInterface, workers: usize) -> Self {
         let name = described.name.clone();
+        let empty = || Mutex::new(InterfaceReport { interface: name.clone(), ..Default::default() });
         Self {
-            counters: Mutex::new(InterfaceReport { interface: name.clone(), ..Default::default() }),
+            counters: (0..workers.max(1)).map(|_| empty()).collect(),
             name,
             slot: Arc::new(ConfigSlot::default()),
             link: Link::new(described.ifindex),
@@ -161,9 +163,26 @@ impl InterfaceShared {
         self.apply.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Every worker's counters added up, with each worker's share.
+    pub fn counters(&self) -> InterfaceReport {
+        let mut total: Option<InterfaceReport> = None;
+        let mut workers = Vec::with_capacity(self.counters.len());
+        for slot in &self.counters {
+            let report = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            workers.push(WorkerReport::of(&report.counters));
+            match &mut total {
+                Some(total) => total.add_worker(&report),
+                None => total = Some(report.clone()),
+            }
+        }
+        let mut total = total.unwrap_or_default();
+        total.workers = workers;
+        total
+    }
+
     /// Counters plus control-plane state.
     pub fn report(&self) -> InterfaceReport {
-        let mut report = self.counters.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut report = self.counters();
         let (eni, mut state) = self.control.lock().unwrap_or_else(PoisonError::into_inner).clone();
         if !self.missing.load(Ordering::Relaxed) {
             state.link_error = None;

@@ -9,8 +9,8 @@
 //! different store); an unknown interface is registered again.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -243,7 +243,7 @@ fn apply(shared: &InterfaceShared, settings: &ApplySettings, config: InterfaceCo
             shared.slot.publish(Arc::new(applied));
             shared.update_control(|(_, s)| s.config_error = None);
             let deadline = Instant::now() + Duration::from_millis(500);
-            let in_use = || shared.counters.lock().unwrap_or_else(PoisonError::into_inner).applied_revision;
+            let in_use = || shared.counters().applied_revision;
             while in_use() != Some(revision) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -105,9 +105,15 @@ struct RunArgs {
     /// Milliseconds after which a partly filled ring block is handed over (1-10).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
     block_timeout_ms: u32,
-    /// Pin the capture threads to this CPU (keeps mirroring off the CPUs doing the host's work).
-    #[arg(long)]
-    cpu: Option<usize>,
+    /// Pin the capture threads to these CPUs, e.g. `--cpu 2,3` (keeps mirroring off the
+    /// CPUs doing the host's work); worker i runs on the i-th, round the list.
+    #[arg(long, value_delimiter = ',')]
+    cpu: Vec<usize>,
+    /// Capture threads per interface, sharing it by flow hash (PACKET_FANOUT_HASH: a flow
+    /// stays on one worker, in order). Default: one per CPU the agent may use (those of
+    /// --cpu if given), at most 4.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: Option<u16>,
 }
 
 fn report_interval(text: &str) -> Result<Duration, String> {
@@ -157,7 +163,8 @@ fn run_agent(args: RunArgs) -> anyhow::Result<()> {
             retire_timeout_ms: args.block_timeout_ms,
             ..defaults.ring
         },
-        capture_cpu: args.cpu,
+        workers: args.workers.map_or_else(|| tapwire_agent::default_workers(&args.cpu), usize::from),
+        capture_cpus: args.cpu.clone(),
         watch: tapwire_agent::watch::WatchOptions { status_interval: args.report_interval, ..defaults.watch },
         ..defaults
     };
@@ -285,6 +292,11 @@ pub fn status_table(status: &AgentStatus) -> String {
             c.ignored_not_ip,
             c.ignored_malformed
         );
+        if i.workers.len() > 1 {
+            let shares: Vec<String> =
+                i.workers.iter().map(|w| format!("{} frames, {} ring drops", w.frames, w.ring_drops)).collect();
+            let _ = writeln!(out, "  workers {}: {}", i.workers.len(), shares.join("; "));
+        }
         let _ = writeln!(
             out,
             "  {:<22} {:>5} {:>8} {:<21} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8}",

@@ -78,10 +78,9 @@ pub struct Pipeline<T: Transmit> {
     config: Option<Arc<AppliedConfig>>,
     engine: Counters,
     delivery: Vec<DeliveryCounters>,
-    /// Each session's sampling and caps, by classifier index.
+    /// Each uncapped session's sampling, by classifier index (capped sessions use the
+    /// configuration's shared gate).
     gates: Vec<Gate>,
-    /// What the caps' buckets are refilled by.
-    started: std::time::Instant,
     interface: InterfaceCounters,
     retired_sessions: BTreeMap<String, SessionReport>,
     retired_rules: BTreeMap<String, RuleReport>,
@@ -103,7 +102,6 @@ impl<T: Transmit> Pipeline<T> {
             engine: Counters::default(),
             delivery: Vec::new(),
             gates: Vec::new(),
-            started: std::time::Instant::now(),
             interface: InterfaceCounters::default(),
             retired_sessions: BTreeMap::new(),
             retired_rules: BTreeMap::new(),
@@ -206,13 +204,15 @@ impl<T: Transmit> Pipeline<T> {
             }
             return;
         };
-        if let Some(gate) = self.gates.get_mut(session) {
-            let now_ns = if gate.capped() { self.started.elapsed().as_nanos() as u64 } else { 0 };
-            match gate.admit(decision.flow_hash, decision.inner_len(logical_len), now_ns) {
-                Verdict::Pass => {}
-                Verdict::SampledOut => return self.delivery[session].sampled_out += 1,
-                Verdict::RateLimited => return self.delivery[session].rate_limited += 1,
-            }
+        let inner_len = decision.inner_len(logical_len);
+        let verdict = match config.admit_capped(session, decision.flow_hash, inner_len) {
+            Some(verdict) => verdict,
+            None => self.gates.get_mut(session).map_or(Verdict::Pass, |g| g.admit(decision.flow_hash, inner_len, 0)),
+        };
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::SampledOut => return self.delivery[session].sampled_out += 1,
+            Verdict::RateLimited => return self.delivery[session].rate_limited += 1,
         }
         let interface_mtu = config.interface_mtu.unwrap_or(self.settings.interface_mtu);
         // Shorter than an Ethernet header plus the MTU: not a super-frame.

@@ -13,16 +13,14 @@ impl<T: Transmit> Pipeline<T> {
         for s in sessions {
             let entry = self.retired_sessions.entry(s.session_id.clone()).or_default();
             let mut merged = s.clone();
-            add_session(&mut merged, entry);
+            merged.add_counts(entry);
             merged.active = false;
             *entry = merged;
         }
         for r in rules {
             let entry = self.retired_rules.entry(r.rule_id.clone()).or_default();
             let mut merged = r.clone();
-            merged.matched_packets += entry.matched_packets;
-            merged.matched_bytes += entry.matched_bytes;
-            merged.truncated_packets += entry.truncated_packets;
+            merged.add_counts(entry);
             merged.active = false;
             *entry = merged;
         }
@@ -86,7 +84,7 @@ impl<T: Transmit> Pipeline<T> {
         let mut seen_sessions = std::collections::BTreeSet::new();
         for s in &mut sessions {
             if let Some(old) = self.retired_sessions.get(&s.session_id) {
-                add_session(s, old);
+                s.add_counts(old);
             }
             seen_sessions.insert(s.session_id.clone());
         }
@@ -112,9 +110,7 @@ impl<T: Transmit> Pipeline<T> {
         let mut seen_rules = std::collections::BTreeSet::new();
         for r in &mut rules {
             if let Some(old) = self.retired_rules.get(&r.rule_id) {
-                r.matched_packets += old.matched_packets;
-                r.matched_bytes += old.matched_bytes;
-                r.truncated_packets += old.truncated_packets;
+                r.add_counts(old);
             }
             seen_rules.insert(r.rule_id.clone());
         }
@@ -128,12 +124,4 @@ impl<T: Transmit> Pipeline<T> {
             ..Default::default()
         }
     }
-}
-
-fn add_session(s: &mut SessionReport, old: &SessionReport) {
-    s.matched_packets += old.matched_packets;
-    s.matched_bytes += old.matched_bytes;
-    s.truncated_packet_length += old.truncated_packet_length;
-    s.network_service_packets += old.network_service_packets;
-    s.delivery.add(&old.delivery);
 }

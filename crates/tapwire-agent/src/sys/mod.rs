@@ -51,3 +51,9 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     set.set(cpu).map_err(|_| io::Error::other(format!("CPU {cpu} is out of range")))?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(io::Error::from)
 }
+
+/// How many CPUs the calling thread may run on.
+pub fn allowed_cpus() -> io::Result<usize> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(io::Error::from)?;
+    Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).count())
+}

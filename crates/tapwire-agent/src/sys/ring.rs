@@ -6,6 +6,11 @@
 //! it back by writing `TP_STATUS_KERNEL`. Blocks are used in order, so [`PacketRing`]
 //! only ever looks at the next one.
 //!
+//! Several rings may share one interface as a `PACKET_FANOUT_HASH` group: the kernel then
+//! hands each packet to one member by its symmetric flow hash, so both directions of a
+//! flow reach the same ring in order. A member joins with a drop-all filter and gets its
+//! real one after joining, so no packet reaches it outside the group.
+//!
 //! Invariant: a [`RingBlock`] borrows the ring mutably, exposes the block's packet area
 //! (after the descriptor, so the status word is never covered by a Rust reference) and
 //! gives the block back to the kernel when dropped.
@@ -18,6 +23,7 @@ use std::sync::atomic::{Ordering, fence};
 use tapwire_mirror::SockFilter;
 
 use super::{check, set_option};
+use crate::DROP_ALL;
 
 const ETH_P_ALL: u16 = 0x0003;
 const TPACKET_V3: libc::c_int = 2;
@@ -27,6 +33,19 @@ const TP_STATUS_USER: u32 = 1;
 const BLOCK_STATUS_OFFSET: usize = 8;
 const BLOCK_NUM_PKTS_OFFSET: usize = 12;
 const BLOCK_FIRST_PKT_OFFSET: usize = 16;
+const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_FANOUT_HASH: u32 = 0;
+/// The kernel picks a free group ID for the first member (Linux 4.3).
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+
+/// Which fanout group a ring joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// A new group, its ID picked by the kernel.
+    New,
+    /// The group of this ID.
+    Join(u16),
+}
 
 /// Ring geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +83,7 @@ pub struct PacketRing {
     map: NonNull<u8>,
     geometry: RingGeometry,
     next: usize,
+    fanout_group: Option<u16>,
 }
 
 // SAFETY: the mapping is owned by this value alone (no aliases are handed out beyond
@@ -83,14 +103,22 @@ impl PacketRing {
     /// Opens a ring on interface `ifindex` with `filter` attached before any packet can
     /// arrive. With `vnet_hdr`, each frame comes after the kernel's `virtio_net_hdr`
     /// (`PACKET_VNET_HDR`), which says an offload super-frame's segment size.
-    pub fn open(ifindex: u32, geometry: RingGeometry, filter: &[SockFilter], vnet_hdr: bool) -> io::Result<Self> {
+    /// With `fanout`, the ring joins that hash group right after `bind` (see the module
+    /// docs); [`PacketRing::fanout_group`] then says the group's ID.
+    pub fn open(
+        ifindex: u32,
+        geometry: RingGeometry,
+        filter: &[SockFilter],
+        vnet_hdr: bool,
+        fanout: Option<Fanout>,
+    ) -> io::Result<Self> {
         // SAFETY: plain socket(2) call; the descriptor is owned right below.
         let raw = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: `raw` is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // Protocol 0 receives nothing, so the filter is in place before bind() starts
         // the flow of packets.
-        attach_filter(fd.as_raw_fd(), filter)?;
+        attach_filter(fd.as_raw_fd(), if fanout.is_some() { &DROP_ALL } else { filter })?;
         set_option(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_VERSION, TPACKET_V3)?;
         if vnet_hdr {
             // Before the ring: the kernel refuses it on a socket that has one.
@@ -123,7 +151,7 @@ impl PacketRing {
             return Err(io::Error::last_os_error());
         }
         let map = NonNull::new(map.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        let ring = Self { fd, map, geometry, next: 0 };
+        let mut ring = Self { fd, map, geometry, next: 0, fanout_group: None };
         // SAFETY: sockaddr_ll is a plain C struct; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -137,7 +165,39 @@ impl PacketRing {
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         })?;
+        if let Some(fanout) = fanout {
+            let (id, flags) = match fanout {
+                Fanout::New => (0, PACKET_FANOUT_FLAG_UNIQUEID),
+                Fanout::Join(id) => (u32::from(id), 0),
+            };
+            let value = (id | ((PACKET_FANOUT_HASH | flags) << 16)) as libc::c_int;
+            set_option(ring.fd.as_raw_fd(), libc::SOL_PACKET, PACKET_FANOUT, value)?;
+            ring.fanout_group = Some(ring.read_fanout_id()?);
+            attach_filter(ring.fd.as_raw_fd(), filter)?;
+        }
         Ok(ring)
+    }
+
+    /// The ID of the fanout group the ring is in, if it was opened with one.
+    pub fn fanout_group(&self) -> Option<u16> {
+        self.fanout_group
+    }
+
+    /// The group ID the kernel reports (its low 16 bits; 0 is a valid ID).
+    fn read_fanout_id(&self) -> io::Result<u16> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are live locals; the kernel writes at most `len` bytes.
+        check(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_FANOUT,
+                ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(value as u32 as u16)
     }
 
     /// Replaces the socket's filter.
