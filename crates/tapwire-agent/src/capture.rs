@@ -64,6 +64,9 @@ pub struct CapturedFrame<'a> {
     /// For a super-frame, the segment size (TCP MSS) the kernel built it from or merged
     /// it of; `None` when the kernel did not say.
     pub gso_size: Option<u16>,
+    /// When the kernel took the frame (`CLOCK_REALTIME`, since the Unix epoch); zero
+    /// where unknown.
+    pub timestamp: Duration,
 }
 
 /// Bytes of `struct virtio_net_hdr` (flags, gso_type, hdr_len, gso_size, csum_start,
@@ -95,7 +98,8 @@ pub struct FanoutGroup {
 }
 
 impl FanoutGroup {
-    fn open(
+    /// Opens a ring on `ifindex` in this group (see [`PacketRing::open`]).
+    pub fn open(
         &self,
         ifindex: u32,
         geometry: RingGeometry,
@@ -218,6 +222,7 @@ pub fn walk_block(packets: &[u8], count: u32, vnet_hdr: bool, sink: &mut dyn FnM
 }
 
 fn parse_packet_header(h: &[u8], vnet_hdr: bool) -> Option<CapturedFrame<'_>> {
+    let timestamp = Duration::new(u64::from(read_u32(h, 4)?), read_u32(h, 8)?.min(999_999_999));
     let snaplen = read_u32(h, 12)? as usize;
     let wire_len = read_u32(h, 16)? as usize;
     let status = read_u32(h, 20)?;
@@ -250,6 +255,7 @@ fn parse_packet_header(h: &[u8], vnet_hdr: bool) -> Option<CapturedFrame<'_>> {
         checksum_partial: status & TP_STATUS_CSUMNOTREADY != 0,
         vlan,
         gso_size,
+        timestamp,
     })
 }
 
@@ -297,6 +303,7 @@ impl Capture for MemoryCapture {
                 checksum_partial: f.checksum_partial,
                 vlan: f.vlan,
                 gso_size: f.gso_size,
+                timestamp: Duration::ZERO,
             });
         }
         Ok(frames.len())

@@ -375,6 +375,7 @@ fn an_ipv6_target_gets_an_ipv6_outer_header() {
         checksum_partial: false,
         vlan: None,
         gso_size: None,
+        timestamp: std::time::Duration::ZERO,
     });
     h.pipeline.flush();
     let (datagram, to) = h.pipeline.transmit().sent[0].clone();

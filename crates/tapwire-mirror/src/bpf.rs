@@ -103,6 +103,8 @@ pub mod op {
 pub const SKF_AD_OFF: u32 = 0xffff_f000;
 /// Offset of `skb->mark` among the ancillary loads.
 pub const SKF_AD_MARK: u32 = 20;
+/// Ancillary load of the packet type (`PACKET_HOST`, `PACKET_OUTGOING`, …).
+pub const SKF_AD_PKTTYPE: u32 = 4;
 /// Most instructions the kernel accepts.
 pub const MAX_INSTRUCTIONS: usize = 4096;
 /// Return value meaning "the whole frame": larger than any frame, GSO super-frames
@@ -395,6 +397,49 @@ impl Classifier {
         }
         Prefilter { program, snaplen, exact }
     }
+}
+
+/// `udp dst port PORT` as a capture filter (`tapwire receive --capture`): IPv4 or IPv6
+/// UDP to `port`, whole, received (not sent) by the interface, and also the first
+/// fragment of a fragmented datagram to `port` (so the receiver can count what it cannot
+/// reassemble); later fragments carry no port and are left out. Offsets are those of an
+/// untagged Ethernet frame: on receive the kernel moves a VLAN tag into metadata before
+/// packet taps see the frame.
+pub fn udp_destination_port(port: u16) -> Vec<SockFilter> {
+    const ACCEPT: u32 = WHOLE_FRAME_SNAPLEN;
+    const PACKET_OUTGOING: u32 = 4;
+    let port = u32::from(port);
+    let jump = |k: u32, jt: u8, jf: u8| SockFilter { code: op::JMP | op::JEQ | op::K, jt, jf, k };
+    let jset = |k: u32, jt: u8, jf: u8| SockFilter { code: op::JMP | op::JSET | op::K, jt, jf, k };
+    // Jump offsets count from the next instruction; the last two are accept (23) and
+    // drop (24).
+    vec![
+        stmt(op::LD | op::W | op::ABS, SKF_AD_OFF + SKF_AD_PKTTYPE), // 0
+        jump(PACKET_OUTGOING, 22, 0),                                // 1: sent, not received
+        stmt(op::LD | op::H | op::ABS, 12),                          // 2: EtherType
+        jump(0x0800, 0, 7),                                          // 3: IPv4, else 11
+        stmt(op::LD | op::B | op::ABS, 23),                          // 4: protocol
+        jump(17, 0, 18),                                             // 5: UDP
+        stmt(op::LD | op::H | op::ABS, 20),                          // 6: flags, offset
+        jset(0x1fff, 16, 0),                                         // 7: a later fragment
+        stmt(op::LDX | op::B | op::MSH, 14),                         // 8: X = header length
+        stmt(op::LD | op::H | op::IND, 16),                          // 9: UDP destination
+        jump(port, 12, 13),                                          // 10
+        jump(0x86dd, 0, 12),                                         // 11: IPv6
+        stmt(op::LD | op::B | op::ABS, 20),                          // 12: next header
+        jump(17, 0, 2),                                              // 13: UDP, else 16
+        stmt(op::LD | op::H | op::ABS, 56),                          // 14: UDP destination
+        jump(port, 7, 8),                                            // 15
+        jump(44, 0, 7),                                              // 16: a fragment header
+        stmt(op::LD | op::B | op::ABS, 54),                          // 17: its next header
+        jump(17, 0, 5),                                              // 18: UDP
+        stmt(op::LD | op::H | op::ABS, 56),                          // 19: offset, flags
+        jset(0xfff8, 3, 0),                                          // 20: a later fragment
+        stmt(op::LD | op::H | op::ABS, 64),                          // 21: UDP destination
+        jump(port, 0, 1),                                            // 22
+        stmt(op::RET | op::K, ACCEPT),                               // 23: accept
+        stmt(op::RET | op::K, 0),                                    // 24: drop
+    ]
 }
 
 /// Whether a program is structurally valid for the kernel: non-empty, at most

@@ -13,14 +13,23 @@ use tapwire_mirror::bpf::{self, SockFilter};
 use tapwire_model::Direction;
 use tapwire_wire::FlowKey;
 
-/// Runs `program` over `packet` as Linux does; a load past the end returns 0.
+/// Runs `program` over `packet` as Linux does; a load past the end returns 0. The packet
+/// is one the interface received (`PACKET_HOST`).
 fn run(program: &[SockFilter], packet: &[u8], mark: u32) -> u32 {
+    run_as(program, packet, mark, 0)
+}
+
+/// The same for a packet of type `pkttype` (4: sent by the interface).
+fn run_as(program: &[SockFilter], packet: &[u8], mark: u32, pkttype: u32) -> u32 {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; 16];
     let mut pc = 0usize;
     let load = |at: u32, size: usize| -> Option<u32> {
         if at == bpf::SKF_AD_OFF + bpf::SKF_AD_MARK && size == 4 {
             return Some(mark);
+        }
+        if at == bpf::SKF_AD_OFF + bpf::SKF_AD_PKTTYPE && size == 4 {
+            return Some(pkttype);
         }
         let at = at as usize;
         let bytes = packet.get(at..at.checked_add(size)?)?;
@@ -221,4 +230,77 @@ fn oversized_rule_sets_fall_back_to_all_ip() {
     }
     let arp = tapwire_wire::build::arp_request([2, 0, 0, 0, 0, 1], [198, 18, 0, 1], [198, 18, 0, 2]);
     assert_eq!(run(&pf.program, &arp, 0), 0);
+}
+
+#[test]
+fn the_capture_filter_takes_udp_to_its_port_and_first_fragments_only() {
+    use tapwire_wire::build::{FrameSpec, L4};
+    let program = bpf::udp_destination_port(4789);
+    assert!(bpf::is_well_formed(&program));
+    let v6 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let udp = |port| L4::Udp { source_port: 50000, destination_port: port };
+    let cases: [(&str, FrameSpec, bool); 9] = [
+        ("IPv4 UDP to the port", FrameSpec { l4: udp(4789), ..FrameSpec::default() }, true),
+        ("IPv4 UDP to another port", FrameSpec { l4: udp(4790), ..FrameSpec::default() }, false),
+        (
+            "IPv4 TCP to the port",
+            FrameSpec { l4: L4::Tcp { source_port: 1, destination_port: 4789 }, ..FrameSpec::default() },
+            false,
+        ),
+        ("IPv4 first fragment", FrameSpec { l4: udp(4789), more_fragments: true, ..FrameSpec::default() }, true),
+        ("IPv4 later fragment", FrameSpec { l4: udp(4789), fragment_offset: 10, ..FrameSpec::default() }, false),
+        (
+            "IPv6 UDP to the port",
+            FrameSpec {
+                l4: udp(4789),
+                source: v6("2001:db8::1"),
+                destination: v6("2001:db8::2"),
+                ..FrameSpec::default()
+            },
+            true,
+        ),
+        (
+            "IPv6 first fragment",
+            FrameSpec {
+                l4: udp(4789),
+                source: v6("2001:db8::1"),
+                destination: v6("2001:db8::2"),
+                more_fragments: true,
+                ..FrameSpec::default()
+            },
+            true,
+        ),
+        (
+            "IPv6 later fragment",
+            FrameSpec {
+                l4: udp(4789),
+                source: v6("2001:db8::1"),
+                destination: v6("2001:db8::2"),
+                fragment_offset: 10,
+                ..FrameSpec::default()
+            },
+            false,
+        ),
+        (
+            "IPv6 UDP to another port",
+            FrameSpec {
+                l4: udp(53),
+                source: v6("2001:db8::1"),
+                destination: v6("2001:db8::2"),
+                ..FrameSpec::default()
+            },
+            false,
+        ),
+    ];
+    for (what, spec, accepted) in cases {
+        let verdict = run(&program, &spec.to_bytes(), 0);
+        assert_eq!(verdict != 0, accepted, "{what}");
+        if accepted {
+            assert_eq!(verdict, bpf::WHOLE_FRAME_SNAPLEN, "{what}: the frame is taken whole");
+        }
+    }
+    let arp = tapwire_wire::build::arp_request([2, 0, 0, 0, 0, 1], [198, 18, 0, 1], [198, 18, 0, 2]);
+    assert_eq!(run(&program, &arp, 0), 0);
+    let sent = FrameSpec { l4: udp(4789), ..FrameSpec::default() }.to_bytes();
+    assert_eq!(run_as(&program, &sent, 0, 4), 0, "the interface's own output is left out");
 }

@@ -6,8 +6,11 @@
 //! must at least hold an Ethernet header, and names each reason for a drop so it can be
 //! counted.
 
-use tapwire_wire::WireError;
+use std::net::IpAddr;
+
+use tapwire_wire::ethernet::{self, ethertype};
 use tapwire_wire::vxlan;
+use tapwire_wire::{WireError, ipv4, ipv6, udp};
 
 /// Length of an Ethernet II header (destination, source, EtherType).
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -23,6 +26,55 @@ pub enum Malformed {
     Runt,
     /// The datagram did not fit the receive buffer (the kernel cut it).
     Truncated,
+    /// `--capture`: an outer IPv4 fragment or IPv6 fragment header, which a capture
+    /// cannot put back together (the socket path, through the kernel's reassembly, can).
+    Fragment,
+    /// `--capture`: the outer headers could not be read as Ethernet, IP (no IPv6
+    /// extension headers) and UDP to the listening port.
+    Outer,
+}
+
+/// IPv6's next-header value for a fragment header.
+const IPV6_FRAGMENT: u8 = 44;
+const UDP: u8 = 17;
+
+/// The outer source and UDP payload of a captured frame sent to `port` (`--capture`):
+/// Ethernet with any VLAN tags, IPv4 or IPv6, UDP. The payload ends where the UDP length
+/// says, so a short frame's Ethernet padding never reaches the output.
+pub fn outer_udp(frame: &[u8], port: u16) -> Result<(IpAddr, &[u8]), Malformed> {
+    let eth = ethernet::Frame::new_checked(frame).map_err(|_| Malformed::Outer)?;
+    let (mut kind, mut rest) = (eth.ethertype(), eth.payload());
+    while ethertype::is_vlan_tag(kind) {
+        let tag = rest.get(..4).ok_or(Malformed::Outer)?;
+        kind = u16::from_be_bytes([tag[2], tag[3]]);
+        rest = &rest[4..];
+    }
+    let (source, datagram) = match kind {
+        ethertype::IPV4 => {
+            let ip = ipv4::Packet::new_checked(rest).map_err(|_| Malformed::Outer)?;
+            if ip.is_fragment() {
+                return Err(Malformed::Fragment);
+            }
+            if ip.protocol() != UDP {
+                return Err(Malformed::Outer);
+            }
+            (IpAddr::V4(ip.source()), ip.payload())
+        }
+        ethertype::IPV6 => {
+            let ip = ipv6::Packet::new_checked(rest).map_err(|_| Malformed::Outer)?;
+            match ip.next_header() {
+                UDP => (IpAddr::V6(ip.source()), ip.payload()),
+                IPV6_FRAGMENT => return Err(Malformed::Fragment),
+                _ => return Err(Malformed::Outer),
+            }
+        }
+        _ => return Err(Malformed::Outer),
+    };
+    let udp = udp::Packet::new_checked(datagram).map_err(|_| Malformed::Outer)?;
+    if udp.destination_port() != port {
+        return Err(Malformed::Outer);
+    }
+    Ok((source, udp.payload()))
 }
 
 /// Splits a VXLAN datagram into its VNI and inner Ethernet frame.
@@ -73,5 +125,29 @@ mod tests {
         assert_eq!(decap(&unflagged), Err(Malformed::NoIFlag));
         assert_eq!(decap(&datagram(1, &[0; 13])), Err(Malformed::Runt));
         assert_eq!(decap(&datagram(1, &[])), Err(Malformed::Runt));
+    }
+
+    #[test]
+    fn outer_udp_gives_the_source_and_the_payload_without_padding() {
+        use tapwire_wire::build::{FrameSpec, L4};
+        let udp = L4::Udp { source_port: 50000, destination_port: 4789 };
+        let base = FrameSpec { l4: udp, payload_len: 12, ..FrameSpec::default() };
+        let mut padded = base.to_bytes();
+        padded.extend_from_slice(&[0; 20]);
+        let (src, payload) = outer_udp(&padded, 4789).unwrap();
+        assert_eq!((src, payload.len()), ("198.18.0.1".parse().unwrap(), 12));
+        let tagged = FrameSpec { vlan_tags: vec![(0x8100, 7)], ..base.clone() }.to_bytes();
+        assert_eq!(outer_udp(&tagged, 4789).map(|(_, p)| p.len()), Ok(12));
+        let v6 = FrameSpec {
+            source: "2001:db8::1".parse().unwrap(),
+            destination: "2001:db8::2".parse().unwrap(),
+            ..base.clone()
+        };
+        assert_eq!(outer_udp(&v6.to_bytes(), 4789).map(|(s, _)| s), Ok("2001:db8::1".parse().unwrap()));
+        let first = FrameSpec { more_fragments: true, ..base.clone() };
+        assert_eq!(outer_udp(&first.to_bytes(), 4789), Err(Malformed::Fragment));
+        assert_eq!(outer_udp(&FrameSpec { more_fragments: true, ..v6 }.to_bytes(), 4789), Err(Malformed::Fragment));
+        assert_eq!(outer_udp(&base.to_bytes(), 4790), Err(Malformed::Outer));
+        assert_eq!(outer_udp(&padded[..20], 4789), Err(Malformed::Outer));
     }
 }

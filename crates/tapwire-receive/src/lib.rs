@@ -9,12 +9,14 @@
 //! - [`rotate`]: split keys, file names, the size/time rotation policy.
 //! - [`sink`]: [`sink::Output`], the demultiplexer that owns files, limits and counters.
 //! - [`receiver`]: sockets (`SO_REUSEPORT`, `recvmmsg`), worker threads, status line.
+//! - [`capture`]: `--capture IFACE`, the same datagrams read from TPACKET_V3 rings.
 //! - `sys`: the only `unsafe` (the `recvmmsg` wrapper and two tiny syscalls).
 //!
 //! Shutdown: SIGINT/SIGTERM set a flag; workers wake within 100 ms (`SO_RCVTIMEO`),
 //! drain their sockets, everything is flushed, a final summary line goes to stderr and
 //! the command exits 0. A second SIGINT/SIGTERM exits at once with status 1.
 
+pub mod capture;
 pub mod decap;
 pub mod dedup;
 pub mod encode;
@@ -77,7 +79,15 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = rotate::parse_duration, conflicts_with = "stdout")]
     pub rotate_interval: Option<Duration>,
 
-    /// Receive sockets (SO_REUSEPORT), one thread each.
+    /// Read the datagrams to --listen's port from capture rings on IFACE (TPACKET_V3
+    /// with a kernel filter; no system call per datagram) instead of a socket. Needs
+    /// CAP_NET_RAW. Outer fragments cannot be reassembled from a capture: they are
+    /// counted as fragmented and skipped.
+    #[arg(long, value_name = "IFACE")]
+    pub capture: Option<String>,
+
+    /// Receive sockets (SO_REUSEPORT), or with --capture rings (one fanout group), one
+    /// thread each.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
 
@@ -117,8 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
 
-    let receiver =
-        Receiver::bind(args.listen, usize::from(args.workers), usize::try_from(args.rcvbuf).unwrap_or(usize::MAX))?;
+    let workers = usize::from(args.workers);
+    let receiver = match &args.capture {
+        Some(interface) => Receiver::capture(interface, args.listen, workers)?,
+        None => Receiver::bind(args.listen, workers, usize::try_from(args.rcvbuf).unwrap_or(usize::MAX))?,
+    };
     let mut output = Output::new(
         args.target()?,
         args.format,
@@ -130,13 +143,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         output = output.with_dedup(window);
     }
     // Tests and scripts wait for this line before sending.
-    eprintln!(
-        "tapwire receive: listening on {} ({} worker{}, rcvbuf {} bytes)",
-        receiver.local_addr(),
-        receiver.workers(),
-        if receiver.workers() == 1 { "" } else { "s" },
-        receiver.rcvbuf(),
-    );
+    let workers = format!("{} worker{}", receiver.workers(), if receiver.workers() == 1 { "" } else { "s" });
+    match &args.capture {
+        Some(interface) => {
+            eprintln!("tapwire receive: listening on {} (capturing on {interface}, {workers})", receiver.local_addr())
+        }
+        None => eprintln!(
+            "tapwire receive: listening on {} ({workers}, rcvbuf {} bytes)",
+            receiver.local_addr(),
+            receiver.rcvbuf()
+        ),
+    }
 
     let summary = receiver.run(output, stop, std::io::stderr().is_terminal());
     eprintln!("{}", summary_line(&summary));
@@ -151,7 +168,8 @@ pub fn summary_line(summary: &Summary) -> String {
     let s = &summary.stats;
     format!(
         "tapwire receive: received={} written={} malformed={} (short={} no_i_flag={} runt={} truncated={}) \
-         duplicates={} (evicted_early={}) bytes={} files={} over_count={} batches={} elapsed={:.3}s",
+         duplicates={} (evicted_early={}) bytes={} files={} over_count={} batches={} elapsed={:.3}s \
+         fragmented={} outer_malformed={} ring_drops={}",
         s.received,
         s.written,
         s.malformed(),
@@ -166,5 +184,8 @@ pub fn summary_line(summary: &Summary) -> String {
         s.over_limit,
         s.batches,
         summary.elapsed.as_secs_f64(),
+        s.fragmented,
+        s.outer_malformed,
+        s.ring_drops,
     )
 }

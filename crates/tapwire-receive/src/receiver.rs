@@ -1,5 +1,6 @@
-//! Socket I/O: `SO_REUSEPORT` UDP sockets, one `recvmmsg` worker thread each, and the
-//! supervising loop (periodic flush, live status line, shutdown).
+//! Socket I/O: `SO_REUSEPORT` UDP sockets, one `recvmmsg` worker thread each, or
+//! `--capture` rings ([`crate::capture`]), one worker thread each, and the supervising
+//! loop (periodic flush, live status line, shutdown).
 //!
 //! Invariants: every socket has `SO_RCVTIMEO` set, so a worker notices the stop flag
 //! within [`WAKE`]; after a stop by signal each worker drains what its socket already
@@ -32,11 +33,20 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 pub const COALESCE: Duration = Duration::from_micros(200);
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Bound sockets, ready to run.
+/// Bound sockets or open rings, ready to run.
 pub struct Receiver {
-    sockets: Vec<Socket>,
+    input: Input,
     local: SocketAddr,
     rcvbuf: usize,
+}
+
+/// One worker's loop, over the shared output and stop flag.
+type WorkerFn = Box<dyn FnOnce(&Mutex<Output>, &AtomicBool) -> anyhow::Result<()> + Send>;
+
+/// Where datagrams come from.
+enum Input {
+    Sockets(Vec<Socket>),
+    Rings(crate::capture::Rings),
 }
 
 /// What a run did.
@@ -74,7 +84,16 @@ impl Receiver {
             sockets.push(s);
         }
         let rcvbuf = sockets[0].recv_buffer_size()?;
-        Ok(Self { sockets, local: addr, rcvbuf })
+        Ok(Self { input: Input::Sockets(sockets), local: addr, rcvbuf })
+    }
+
+    /// Opens `workers` capture rings on `interface` for UDP to `listen`'s port
+    /// (`--capture`; see [`crate::capture`]).
+    pub fn capture(interface: &str, listen: SocketAddr, workers: usize) -> anyhow::Result<Self> {
+        let rings = crate::capture::open(interface, listen, workers)?;
+        let local = SocketAddr::new(listen.ip(), rings.port);
+        let rcvbuf = rings.blocker.recv_buffer_size()?;
+        Ok(Self { input: Input::Rings(rings), local, rcvbuf })
     }
 
     /// The address the sockets are bound to.
@@ -82,9 +101,17 @@ impl Receiver {
         self.local
     }
 
-    /// Number of sockets (= worker threads).
+    /// Number of sockets or rings (= worker threads).
     pub fn workers(&self) -> usize {
-        self.sockets.len()
+        match &self.input {
+            Input::Sockets(sockets) => sockets.len(),
+            Input::Rings(rings) => rings.rings.len(),
+        }
+    }
+
+    /// Whether datagrams are read from capture rings.
+    pub fn captures(&self) -> bool {
+        matches!(self.input, Input::Rings(_))
     }
 
     /// The receive buffer the kernel granted (as `SO_RCVBUF` reports it).
@@ -97,20 +124,29 @@ impl Receiver {
     pub fn run(self, output: Output, stop: Arc<AtomicBool>, status: bool) -> Summary {
         let start = Instant::now();
         let output = Arc::new(Mutex::new(output));
-        let handles: Vec<_> = self
-            .sockets
-            .into_iter()
-            .map(|socket| {
-                let output = Arc::clone(&output);
-                let stop = Arc::clone(&stop);
-                thread::spawn(move || {
-                    let result = worker(&socket, &output, &stop);
-                    // Whatever ended this worker ends the run.
-                    stop.store(true, Ordering::SeqCst);
-                    (result, thread_cpu_time())
-                })
+        let spawn = |run: WorkerFn| {
+            let (output, stop) = (Arc::clone(&output), Arc::clone(&stop));
+            thread::spawn(move || {
+                let result = run(&output, &stop);
+                // Whatever ended this worker ends the run.
+                stop.store(true, Ordering::SeqCst);
+                (result, thread_cpu_time())
             })
-            .collect();
+        };
+        let (handles, _blocker): (Vec<_>, _) = match self.input {
+            Input::Sockets(sockets) => {
+                (sockets.into_iter().map(|socket| spawn(Box::new(move |o, s| worker(&socket, o, s)))).collect(), None)
+            }
+            Input::Rings(rings) => {
+                let port = rings.port;
+                let handles = rings
+                    .rings
+                    .into_iter()
+                    .map(|mut ring| spawn(Box::new(move |o, s| crate::capture::worker(&mut ring, port, o, s, lock))))
+                    .collect();
+                (handles, Some(rings.blocker))
+            }
+        };
 
         let mut line = StatusLine::new(start);
         let mut last_flush = Instant::now();

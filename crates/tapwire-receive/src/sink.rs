@@ -66,6 +66,12 @@ pub struct Stats {
     pub runt: u64,
     /// Datagrams larger than the receive buffer.
     pub truncated: u64,
+    /// `--capture`: outer fragments skipped (a capture does not reassemble them).
+    pub fragmented: u64,
+    /// `--capture`: frames whose outer headers could not be read.
+    pub outer_malformed: u64,
+    /// `--capture`: packets the kernel dropped because a capture ring was full.
+    pub ring_drops: u64,
     /// Valid frames not written because `--count` was reached.
     pub over_limit: u64,
     /// Files opened (rotations included).
@@ -83,7 +89,7 @@ pub struct Stats {
 impl Stats {
     /// All malformed datagrams.
     pub fn malformed(&self) -> u64 {
-        self.short + self.no_i_flag + self.runt + self.truncated
+        self.short + self.no_i_flag + self.runt + self.truncated + self.fragmented + self.outer_malformed
     }
 
     /// Counts one skipped datagram.
@@ -93,6 +99,8 @@ impl Stats {
             Malformed::NoIFlag => self.no_i_flag += 1,
             Malformed::Runt => self.runt += 1,
             Malformed::Truncated => self.truncated += 1,
+            Malformed::Fragment => self.fragmented += 1,
+            Malformed::Outer => self.outer_malformed += 1,
         }
     }
 }
@@ -211,9 +219,19 @@ impl Output {
 
     /// Counts one datagram that the kernel cut to fit the receive buffer.
     pub fn handle_truncated(&mut self, len: usize) {
+        self.handle_skipped(len, Malformed::Truncated);
+    }
+
+    /// Counts a datagram or captured frame of `len` bytes skipped for `why`.
+    pub fn handle_skipped(&mut self, len: usize, why: Malformed) {
         self.stats.received += 1;
         self.stats.received_bytes += len as u64;
-        self.stats.count_malformed(Malformed::Truncated);
+        self.stats.count_malformed(why);
+    }
+
+    /// Adds packets the kernel dropped at a full capture ring.
+    pub fn record_ring_drops(&mut self, drops: u64) {
+        self.stats.ring_drops += drops;
     }
 
     fn flow(&self) -> Flow {
