@@ -80,7 +80,8 @@ pub struct Args {
     pub rotate_interval: Option<Duration>,
 
     /// Read the datagrams to --listen's port from capture rings on IFACE (TPACKET_V3
-    /// with a kernel filter; no system call per datagram) instead of a socket. Needs
+    /// with a kernel filter; no system call per datagram) instead of a socket: every
+    /// datagram to the port that IFACE receives, whatever its address. Needs
     /// CAP_NET_RAW. Outer fragments cannot be reassembled from a capture: they are
     /// counted as fragmented and skipped.
     #[arg(long, value_name = "IFACE")]

@@ -67,10 +67,7 @@ fn main() {
     let rounds = env_number("TAPWIRE_BENCH_ROUNDS", 5).max(1) as usize;
     let saved_path = std::path::PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/mirror-bench.json"));
     let baseline_path = std::env::var_os("TAPWIRE_BENCH_BASELINE").map_or(saved_path.clone(), Into::into);
-    let baseline: Option<Saved> = std::fs::read(&baseline_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v.get("figures")?.clone()).ok());
+    let baseline = read_saved(&baseline_path);
     let lab = Lab::build();
     lab::tcp_sink(SENDER_CPU);
     load::drive(Traffic::Udp { frame_len: 64, flows: 1 }, Duration::from_millis(500), SENDER_CPU); // ARP, caches
@@ -80,7 +77,8 @@ fn main() {
         lab::num_cpus(),
         if baseline.is_some() { baseline_path.display().to_string() } else { "none saved".into() }
     );
-    let mut saved = Saved::new();
+    // Traffics not run this time keep the figures saved before.
+    let mut saved = read_saved(&saved_path).unwrap_or_default();
     let workloads = [
         Traffic::Udp { frame_len: 64, flows: 1 },
         Traffic::Udp { frame_len: 64, flows: 256 },
@@ -147,6 +145,12 @@ fn main() {
     }
     std::fs::write(&saved_path, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
     println!("\nsaved the medians (revision {rev}) in {}", saved_path.display());
+}
+
+/// The medians a run saved at `path`.
+fn read_saved(path: &std::path::Path) -> Option<Saved> {
+    let document: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    serde_json::from_value(document.get("figures")?.clone()).ok()
 }
 
 /// One peer's case in one round.
