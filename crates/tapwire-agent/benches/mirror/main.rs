@@ -19,8 +19,10 @@
 //! worker to CPU 1 (the second shares CPU 0, as `--workers` does on two CPUs).
 //!
 //! `TAPWIRE_BENCH_TRAFFIC=udp-64-1,udp-64-256,udp-1500-256,tcp` picks some of the
-//! traffics (all by default). The medians are saved in `CARGO_TARGET_TMPDIR/mirror-bench.json`; the run before
-//! (or `TAPWIRE_BENCH_BASELINE=<file>`, saved by another build) is shown beside them.
+//! traffics (all by default). The medians are saved in
+//! `CARGO_TARGET_TMPDIR/mirror-bench.json` (traffics not run keep what was saved for
+//! them); the run before (or `TAPWIRE_BENCH_BASELINE=<file>`, saved by another build) is
+//! shown beside them.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
