@@ -5,7 +5,8 @@
 //! or `TAPWIRE_BENCH_DATAGRAMS`) to 127.0.0.1
 //! once per consumer, each consumer alone: nothing (a socket holds the port and drops
 //! everything), `tcpdump -w` on `lo`, tapwire's socket path (`recvmmsg`) and tapwire
-//! `--capture lo` (TPACKET_V3 rings), both writing pcapng. Per pass it reads:
+//! `--capture lo` (TPACKET_V3 rings), both writing pcapng, and `--capture` writing pcap
+//! as tcpdump does. Per pass it reads:
 //! - the consumer's own CPU in nanoseconds: schedstat of every tcpdump thread from just
 //!   before the first datagram (its start-up is not counted), or tapwire's workers';
 //! - the whole system's busy CPU over the pass (`/proc/stat`), from which the round's
@@ -41,9 +42,12 @@ enum Consumer {
     Tcpdump,
     Socket,
     Capture,
+    /// `--capture --format pcap`: the file format tcpdump writes.
+    CapturePcap,
 }
 
-const CONSUMERS: [Consumer; 4] = [Consumer::Nothing, Consumer::Tcpdump, Consumer::Socket, Consumer::Capture];
+const CONSUMERS: [Consumer; 5] =
+    [Consumer::Nothing, Consumer::Tcpdump, Consumer::Socket, Consumer::Capture, Consumer::CapturePcap];
 
 /// What one pass measured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,19 +88,20 @@ fn report(frame_len: usize, passes: &[Vec<Pass>]) {
     println!("{:<28} {:>14} {:>30} {:>30}", "consumer", "frames", "frames per own CPU-s", "frames per system CPU-s");
     let own = |p: &Pass| p.frames as f64 / (p.own_ns as f64 / 1e9);
     let system = |p: &Pass, base: &Pass| p.frames as f64 / (p.system_ns.saturating_sub(base.system_ns) as f64 / 1e9);
-    for (i, name) in ["tcpdump -w", "tapwire receive (socket)", "tapwire receive --capture"].iter().enumerate() {
+    let names = ["tcpdump -w", "tapwire receive (socket)", "tapwire receive --capture", "  the same, --format pcap"];
+    for (i, name) in names.iter().enumerate() {
         let c = i + 1;
         let frames: Vec<f64> = passes.iter().map(|r| r[c].frames as f64).collect();
         let owns: Vec<f64> = passes.iter().map(|r| own(&r[c])).collect();
         let systems: Vec<f64> = passes.iter().map(|r| system(&r[c], &r[0])).collect();
         println!("{name:<28} {:>14} {:>30} {:>30}", spread(&frames), spread(&owns), spread(&systems));
     }
-    for (c, name) in [(3, "--capture"), (2, "socket path")] {
+    for (c, name) in [(3, "--capture"), (4, "--capture --format pcap"), (2, "socket path")] {
         let whole: Vec<f64> = passes.iter().map(|r| system(&r[c], &r[0]) / system(&r[1], &r[0])).collect();
         let mine: Vec<f64> = passes.iter().map(|r| own(&r[c]) / own(&r[1])).collect();
         let (m, lo, hi) = median_range(&whole);
         let goal =
-            if c == 3 { format!(" (goal >= 1.5: {})", if m >= 1.5 { "met" } else { "MISSED" }) } else { String::new() };
+            if c >= 3 { format!(" (goal >= 1.5: {})", if m >= 1.5 { "met" } else { "MISSED" }) } else { String::new() };
         println!(
             "summary: {frame_len}B: tapwire {name} / tcpdump -w, frames per system CPU-s {m:.2} [{lo:.2}, {hi:.2}]{goal}; per own CPU-s {}",
             spread_ratio(&mine)
@@ -126,10 +131,9 @@ fn spread_ratio(v: &[f64]) -> String {
 /// One consumer's pass: start it, send N datagrams, let it finish.
 fn pass(consumer: Consumer, frame_len: usize, dir: &std::path::Path) -> Pass {
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let output = || {
-        Output::new(Target::File(dir.join("tapwire.pcapng")), Format::Pcapng, Rotation::default(), None)
-            .expect("output")
-    };
+    let format = if consumer == Consumer::CapturePcap { Format::Pcap } else { Format::Pcapng };
+    let output =
+        || Output::new(Target::File(dir.join("tapwire.out")), format, Rotation::default(), None).expect("output");
     match consumer {
         Consumer::Nothing => {
             let holder = port_holder();
@@ -141,7 +145,7 @@ fn pass(consumer: Consumer, frame_len: usize, dir: &std::path::Path) -> Pass {
             let port = holder.local_addr().expect("holder address").port();
             tcpdump(port, frame_len, dir)
         }
-        Consumer::Socket | Consumer::Capture => {
+        Consumer::Socket | Consumer::Capture | Consumer::CapturePcap => {
             let receiver = match consumer {
                 Consumer::Socket => Receiver::bind(any_port, 1, 64 << 20),
                 _ => Receiver::capture("lo", any_port, 1),
