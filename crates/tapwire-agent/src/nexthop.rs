@@ -7,7 +7,9 @@
 //! output and neighbour output. Anything else — no route, a local target, a device
 //! without Ethernet framing, a neighbour not resolved (yet) or failed — is a
 //! [`NextHop::Kernel`] with the reason, and copies take the kernel's own path, which
-//! also makes the kernel resolve the neighbour.
+//! also makes the kernel resolve the neighbour. Only a neighbour not resolved yet (or a
+//! failed request) is "waiting", asked about again every second; the others change with
+//! a route or link event.
 //!
 //! [`CHANGES`] moves whenever the follower thread sees a neighbour, route or link event;
 //! senders ask again when it moved. Three short requests on a fresh socket, only when
@@ -43,8 +45,31 @@ pub fn generation() -> u64 {
 pub enum NextHop {
     /// Straight to the device as an Ethernet frame.
     Direct(LinkPath),
-    /// Through the kernel's IP output; why.
-    Kernel(String),
+    /// Through the kernel's IP output.
+    Kernel {
+        /// Why.
+        why: String,
+        /// Whether it may go direct without a route or link event reaching the agent
+        /// (a neighbour not resolved yet, a failed netlink request): then it is asked
+        /// again every second. A local target or a device without Ethernet framing,
+        /// up or with a MAC stays as it is until such an event.
+        waiting: bool,
+    },
+}
+
+impl NextHop {
+    fn settled(why: String) -> Self {
+        NextHop::Kernel { why, waiting: false }
+    }
+
+    fn waiting(why: String) -> Self {
+        NextHop::Kernel { why, waiting: true }
+    }
+
+    /// A path through the kernel that is worth asking about again soon.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, NextHop::Kernel { waiting: true, .. })
+    }
 }
 
 /// A resolved way to the next hop.
@@ -92,28 +117,28 @@ const ANSWER_TIMEOUT: Duration = Duration::from_millis(200);
 pub fn resolve(source: IpAddr, target: IpAddr) -> NextHop {
     match try_resolve(source, target) {
         Ok(hop) => hop,
-        Err(e) => NextHop::Kernel(format!("netlink: {e}")),
+        Err(e) => NextHop::waiting(format!("netlink: {e}")),
     }
 }
 
 fn try_resolve(source: IpAddr, target: IpAddr) -> io::Result<NextHop> {
     let socket = Netlink::open()?;
     let Some(route) = socket.route(source, target)? else {
-        return Ok(NextHop::Kernel("the route is not a unicast route (a local target?)".to_owned()));
+        return Ok(NextHop::settled("the route is not a unicast route (a local target?)".to_owned()));
     };
     let link = socket.link(route.ifindex)?;
     if link.kind != ARPHRD_ETHER {
-        return Ok(NextHop::Kernel(format!("device {} has no Ethernet framing", route.ifindex)));
+        return Ok(NextHop::settled(format!("device {} has no Ethernet framing", route.ifindex)));
     }
     if link.flags & IFF_UP == 0 {
-        return Ok(NextHop::Kernel(format!("device {} is down", route.ifindex)));
+        return Ok(NextHop::settled(format!("device {} is down", route.ifindex)));
     }
     let Some(source_mac) = link.mac else {
-        return Ok(NextHop::Kernel(format!("device {} has no MAC", route.ifindex)));
+        return Ok(NextHop::settled(format!("device {} has no MAC", route.ifindex)));
     };
     let next = route.gateway.unwrap_or(target);
     let Some(destination_mac) = socket.neighbour(route.ifindex, next)? else {
-        return Ok(NextHop::Kernel(format!("neighbour {next} not resolved")));
+        return Ok(NextHop::waiting(format!("neighbour {next} not resolved")));
     };
     let mut header = [0u8; 14];
     header[..6].copy_from_slice(&destination_mac);
@@ -339,6 +364,9 @@ mod tests {
     #[test]
     fn loopback_target_goes_through_the_kernel() {
         // 127.0.0.1 is a local route: no device to send a frame to.
-        assert!(matches!(resolve(IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 1])), NextHop::Kernel(_)));
+        assert!(matches!(
+            resolve(IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 1])),
+            NextHop::Kernel { waiting: false, .. }
+        ));
     }
 }

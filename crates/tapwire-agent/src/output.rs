@@ -154,8 +154,8 @@ impl std::str::FromStr for SendPath {
 /// (one that stopped answering turns `FAILED`, an event the agent follows).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Next hops are asked again at least this often, events or not; and every
-/// [`PROBE_EVERY`] while some path goes through the kernel (its neighbour may have been
-/// resolved without an event reaching this thread's namespace).
+/// [`PROBE_EVERY`] while some path waits for its neighbour ([`NextHop::is_waiting`]: it
+/// may be resolved without an event reaching this thread's namespace).
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 /// And at most this often (a burst of neighbour events costs one round of requests).
 const RESOLVE_GAP: Duration = Duration::from_millis(100);
@@ -228,7 +228,14 @@ impl SocketTransmit {
                 None
             }
         };
-        let mut path = Path { source, target, routed, hop: NextHop::Kernel(String::new()), path_mtu, last_probe: None };
+        let mut path = Path {
+            source,
+            target,
+            routed,
+            hop: NextHop::Kernel { why: String::new(), waiting: true },
+            path_mtu,
+            last_probe: None,
+        };
         self.resolve(&mut path);
         path
     }
@@ -245,7 +252,7 @@ impl SocketTransmit {
                     target = %path.target, ifindex = link.ifindex, next_hop_mac = %mac(&link.header[..6]),
                     "copies leave straight through the device"
                 ),
-                NextHop::Kernel(why) => tracing::info!(
+                NextHop::Kernel { why, .. } => tracing::info!(
                     target = %path.target, reason = %why,
                     "copies go through the kernel's IP output (counted as sent_routed)"
                 ),
@@ -259,8 +266,11 @@ impl SocketTransmit {
     fn refresh_next_hops(&mut self, now: Instant) {
         let generation = nexthop::generation();
         let since = now.saturating_duration_since(self.resolved_at);
-        let routed = self.packet.is_some() && self.paths.iter().any(|p| matches!(p.hop, NextHop::Kernel(_)));
-        let every = if routed { PROBE_EVERY } else { RESOLVE_EVERY };
+        // A neighbour may resolve with no event reaching this agent (its follower may
+        // watch another namespace); a local target or a device without Ethernet framing
+        // changes only with a route or link event, so those are not asked every second.
+        let waiting = self.packet.is_some() && self.paths.iter().any(|p| p.hop.is_waiting());
+        let every = if waiting { PROBE_EVERY } else { RESOLVE_EVERY };
         if (generation == self.generation || since < RESOLVE_GAP) && since < every {
             return;
         }
