@@ -6,6 +6,7 @@ together, is counted and skipped; nothing answers the sender with ICMP."""
 import struct
 
 from lab import BIN, PYTHON, sh, wait_for
+from test_dedup import summary
 
 # VXLAN datagrams of a fixed content, sent from the peer to the sensor: inner frames of
 # several lengths on two VNIs, then one datagram too big for the link (fragmented).
@@ -57,12 +58,6 @@ def receive(env, name, *extra, count, listen="0.0.0.0:4789"):
     return proc, out, log
 
 
-def summary(log):
-    line = next(l for l in log.read_text().splitlines() if "received=" in l)
-    return {k: int(v) for k, v in (w.split("=") for w in line.replace("(", " ").replace(")", " ").split()
-                                   if "=" in w and w.split("=")[1].isdigit())}
-
-
 def icmp_unreachable_sent(env):
     snmp = env.lab.run("sens", "cat", "/proc/net/snmp").splitlines()
     names, values = [l.split() for l in snmp if l.startswith("Icmp:")][:2]
@@ -85,6 +80,7 @@ def test_capture_writes_what_the_socket_path_writes(mirror_env):
     by_socket, by_capture = pcapng(socket_file), pcapng(capture_file)
     # The socket path got the big datagram reassembled: the capture skipped it.
     assert len(by_socket[1]) == 61 and len(by_capture[1]) == 60
+    # Interfaces carry their description (source and VNI), which the comparison covers.
     assert by_socket[0][by_socket[1][0][0]][1] is not None
     skipped_big = [(by_socket[0][i], f) for i, f in by_socket[1][1:]]
     assert [(by_capture[0][i], f) for i, f in by_capture[1]] == skipped_big

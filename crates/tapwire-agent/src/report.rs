@@ -260,6 +260,21 @@ impl WorkerReport {
 }
 
 impl InterfaceReport {
+    /// The interface's report from its workers' reports, in worker order: their counters
+    /// added up ([`InterfaceReport::add_worker`]) and each one's share in `workers`.
+    pub fn of_workers<'a>(reports: impl IntoIterator<Item = &'a InterfaceReport>) -> InterfaceReport {
+        let mut total: Option<InterfaceReport> = None;
+        let mut workers = Vec::new();
+        for report in reports {
+            workers.push(WorkerReport::of(&report.counters));
+            match &mut total {
+                Some(total) => total.add_worker(report),
+                None => total = Some(report.clone()),
+            }
+        }
+        InterfaceReport { workers, ..total.unwrap_or_default() }
+    }
+
     /// Folds in another capture worker's report of the same interface: counters add up
     /// by session and rule ID; the applied revision is the one every worker has (none
     /// until all have one).
@@ -543,5 +558,19 @@ mod tests {
         assert_eq!(total.rules[0].matched_packets, 7);
         total.add_worker(&InterfaceReport::default());
         assert_eq!(total.applied_revision, None, "a worker with nothing applied yet holds the revision back");
+    }
+
+    #[test]
+    fn the_interface_report_shows_each_workers_share() {
+        let worker = |frames, drops| InterfaceReport {
+            counters: InterfaceCounters { frames_ingress: frames, ring_drops: drops, ..Default::default() },
+            ..Default::default()
+        };
+        let total = InterfaceReport::of_workers(&[worker(10, 1), worker(5, 0)]);
+        assert_eq!(total.counters.frames_ingress, 15);
+        assert_eq!(
+            total.workers,
+            [WorkerReport { frames: 10, ring_drops: 1 }, WorkerReport { frames: 5, ring_drops: 0 }]
+        );
     }
 }

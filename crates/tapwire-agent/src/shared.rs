@@ -1,6 +1,7 @@
 //! What one monitored interface's threads share: the configuration slot, the counters the
-//! capture workers publish (one slot each, added up when read), the control-plane state the watcher keeps, and the host's
-//! view of the interface the follower keeps current ([`crate::follow`]).
+//! capture workers publish (one slot each, added up when read), the control-plane state
+//! the watcher keeps, and the host's view of the interface the follower keeps current
+//! ([`crate::follow`]).
 //!
 //! Invariants: the configuration slot is written under [`InterfaceShared::apply_lock`]
 //! only, by the watcher (a new revision) or the follower (the same revision rebuilt for
@@ -18,7 +19,7 @@ use crate::applied::ConfigSlot;
 use crate::follow::Link;
 use crate::health::Health;
 use crate::host::HostInterface;
-use crate::report::{ControlState, InterfaceReport, MemberHealthReport, WorkerReport};
+use crate::report::{ControlState, InterfaceReport, MemberHealthReport};
 use crate::watch::Registration;
 
 /// State shared by one interface's capture thread, watcher, follower and status readers.
@@ -165,19 +166,8 @@ impl InterfaceShared {
 
     /// Every worker's counters added up, with each worker's share.
     pub fn counters(&self) -> InterfaceReport {
-        let mut total: Option<InterfaceReport> = None;
-        let mut workers = Vec::with_capacity(self.counters.len());
-        for slot in &self.counters {
-            let report = slot.lock().unwrap_or_else(PoisonError::into_inner);
-            workers.push(WorkerReport::of(&report.counters));
-            match &mut total {
-                Some(total) => total.add_worker(&report),
-                None => total = Some(report.clone()),
-            }
-        }
-        let mut total = total.unwrap_or_default();
-        total.workers = workers;
-        total
+        let slots: Vec<_> = self.counters.iter().map(|c| c.lock().unwrap_or_else(PoisonError::into_inner)).collect();
+        InterfaceReport::of_workers(slots.iter().map(|s| &**s))
     }
 
     /// Counters plus control-plane state.

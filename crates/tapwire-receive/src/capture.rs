@@ -16,8 +16,8 @@
 //! [`STATISTICS_EVERY`] and counted.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -26,7 +26,7 @@ use tapwire_agent::capture::{FanoutGroup, Origin, walk_block};
 use tapwire_agent::sys::ring::{PacketRing, RingGeometry};
 
 use crate::decap::{Malformed, outer_udp};
-use crate::receiver::{DRAIN_LIMIT, WAKE};
+use crate::receiver::{DRAIN_LIMIT, WAKE, lock};
 use crate::sink::{Flow, Output};
 
 /// Each worker's ring: 128 blocks of 1 MiB, handed over after at most 5 ms.
@@ -65,13 +65,7 @@ pub fn open(interface: &str, listen: SocketAddr, workers: usize) -> anyhow::Resu
 }
 
 /// Reads `ring` until `stop`, then what it already holds (at most [`DRAIN_LIMIT`]).
-pub fn worker(
-    ring: &mut PacketRing,
-    port: u16,
-    output: &Mutex<Output>,
-    stop: &AtomicBool,
-    lock: fn(&Mutex<Output>) -> MutexGuard<'_, Output>,
-) -> anyhow::Result<()> {
+pub fn worker(ring: &mut PacketRing, port: u16, output: &Mutex<Output>, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut last_statistics = Instant::now();
     let timeout = i32::try_from(WAKE.as_millis()).unwrap_or(100);
     let mut flow = Flow::Continue;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::decap::Malformed;
 use crate::sink::{Flow, Output, Stats};
 use crate::sys::{RecvBatch, enable_receive_timestamps, set_rcvbuf_force, thread_cpu_time};
 
@@ -109,11 +110,6 @@ impl Receiver {
         }
     }
 
-    /// Whether datagrams are read from capture rings.
-    pub fn captures(&self) -> bool {
-        matches!(self.input, Input::Rings(_))
-    }
-
     /// The receive buffer the kernel granted (as `SO_RCVBUF` reports it).
     pub fn rcvbuf(&self) -> usize {
         self.rcvbuf
@@ -142,7 +138,7 @@ impl Receiver {
                 let handles = rings
                     .rings
                     .into_iter()
-                    .map(|mut ring| spawn(Box::new(move |o, s| crate::capture::worker(&mut ring, port, o, s, lock))))
+                    .map(|mut ring| spawn(Box::new(move |o, s| crate::capture::worker(&mut ring, port, o, s))))
                     .collect();
                 (handles, Some(rings.blocker))
             }
@@ -191,7 +187,7 @@ impl Receiver {
     }
 }
 
-fn lock(output: &Mutex<Output>) -> MutexGuard<'_, Output> {
+pub(crate) fn lock(output: &Mutex<Output>) -> MutexGuard<'_, Output> {
     // A worker that panicked mid-batch leaves counters and buffers consistent enough
     // to flush what was written; keep going.
     output.lock().unwrap_or_else(|p| p.into_inner())
@@ -250,7 +246,7 @@ fn deliver(batch: &RecvBatch, n: usize, output: &Mutex<Output>) -> anyhow::Resul
         let d = batch.get(i);
         let src = d.src.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if d.truncated {
-            out.handle_truncated(d.payload.len());
+            out.handle_skipped(d.payload.len(), Malformed::Truncated);
             continue;
         }
         if out.handle(src, d.payload, d.received_at.unwrap_or(read_at), now)? == Flow::Stop {

@@ -217,11 +217,6 @@ impl Output {
         }
     }
 
-    /// Counts one datagram that the kernel cut to fit the receive buffer.
-    pub fn handle_truncated(&mut self, len: usize) {
-        self.handle_skipped(len, Malformed::Truncated);
-    }
-
     /// Counts a datagram or captured frame of `len` bytes skipped for `why`.
     pub fn handle_skipped(&mut self, len: usize, why: Malformed) {
         self.stats.received += 1;

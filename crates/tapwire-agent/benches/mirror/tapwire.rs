@@ -96,15 +96,11 @@ impl Running {
     pub fn stop(self) -> (u64, InterfaceReport) {
         self.stop.store(true, Ordering::Relaxed);
         let mut cpu = 0;
-        let mut total: Option<InterfaceReport> = None;
+        let mut reports = Vec::new();
         for (thread, published) in self.workers {
             cpu += thread.join().unwrap();
-            let report = published.lock().unwrap().clone();
-            match &mut total {
-                Some(t) => t.add_worker(&report),
-                None => total = Some(report),
-            }
+            reports.push(published.lock().unwrap().clone());
         }
-        (cpu, total.unwrap_or_default())
+        (cpu, InterfaceReport::of_workers(&reports))
     }
 }
