@@ -38,7 +38,8 @@ pub mod ethertype {
     /// Whether `t` announces a VLAN tag (802.1Q, 802.1ad or the legacy 0x9100).
     #[inline]
     pub fn is_vlan_tag(t: u16) -> bool {
-        t == VLAN || t == QINQ || t == QINQ_LEGACY
+        // `|`, not `||`: no branch per value (tagged and untagged frames mix).
+        (t == VLAN) | (t == QINQ) | (t == QINQ_LEGACY)
     }
 }
 

@@ -274,22 +274,19 @@ fn fast_fields(frame: &[u8]) -> Option<Fast> {
     if frame.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN + ipv4::MIN_HEADER_LEN {
         return None;
     }
+    // One tag or none is decided without a branch (a mix of tagged and untagged frames
+    // would mispredict it): the offsets and fields are selected, not jumped to.
     let outer = be16(frame, ethernet::field::ETHERTYPE);
-    let tagged = ethertype::is_vlan_tag(outer);
     let tag = ethernet::HEADER_LEN;
     let inner = be16(frame, tag + vlan::field::ETHERTYPE.start..tag + vlan::field::ETHERTYPE.end);
-    let (ether, l3, tci) = if tagged {
-        if ethertype::is_vlan_tag(inner) {
-            return None;
-        }
-        (
-            inner,
-            ethernet::HEADER_LEN + vlan::HEADER_LEN,
-            Some(be16(frame, tag + vlan::field::TCI.start..tag + vlan::field::TCI.end)),
-        )
-    } else {
-        (outer, ethernet::HEADER_LEN, None)
-    };
+    let tci = be16(frame, tag + vlan::field::TCI.start..tag + vlan::field::TCI.end);
+    let tagged = ethertype::is_vlan_tag(outer);
+    if tagged & ethertype::is_vlan_tag(inner) {
+        return None;
+    }
+    let ether = if tagged { inner } else { outer };
+    let l3 = ethernet::HEADER_LEN + usize::from(tagged) * vlan::HEADER_LEN;
+    let tci = tagged.then_some(tci);
     let (addresses, protocol, l4, end, fragment) = match ether {
         ethertype::IPV4 => {
             let h: &[u8; ipv4::MIN_HEADER_LEN] = frame.get(l3..l3 + ipv4::MIN_HEADER_LEN)?.try_into().ok()?;
@@ -329,19 +326,18 @@ fn fast_fields(frame: &[u8]) -> Option<Fast> {
     Some(Fast { tci, ether, l3, l4, fragment, key })
 }
 
+/// The ports of TCP or UDP whose header is complete in `upper` (for TCP: the data offset
+/// is at least 20 bytes and inside `upper`, as [`tcp::Packet::new_checked`] wants), found
+/// without a branch on the protocol: TCP, UDP and the rest are mixed on a link.
 #[inline(always)]
 fn ports_of(protocol: u8, upper: &[u8]) -> Option<Ports> {
-    match protocol {
-        protocol::TCP => {
-            let p = tcp::Packet::new_checked(upper).ok()?;
-            Some(Ports { source: p.source_port(), destination: p.destination_port() })
-        }
-        protocol::UDP => {
-            let p = udp::Packet::new_checked(upper).ok()?;
-            Some(Ports { source: p.source_port(), destination: p.destination_port() })
-        }
-        _ => None,
-    }
+    let tcp_header = upper.get(tcp::field::DATA_OFFSET).map_or(0, |&b| usize::from(b >> 4) * 4);
+    let tcp_complete = (tcp_header >= tcp::MIN_HEADER_LEN) & (tcp_header <= upper.len());
+    let udp_complete = upper.len() >= udp::HEADER_LEN;
+    let complete = ((protocol == protocol::TCP) & tcp_complete) | ((protocol == protocol::UDP) & udp_complete);
+    // Both headers start with the two ports.
+    let ports = upper.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    complete.then_some(Ports { source: (ports >> 16) as u16, destination: ports as u16 })
 }
 
 #[cfg(test)]
