@@ -2,28 +2,31 @@
 //! tested against the packet and the results form one `u64`, bit `i` = rule `i` matches,
 //! in the same bit order as the bit-vector index.
 //!
-//! Rules are stored struct-of-arrays in chunks of four, each field one [`wide::i32x4`]
-//! (an SSE2 register on baseline x86-64, plain integers elsewhere), and every test is
-//! lane arithmetic: no table lookup, no branch, no load that waits on another.
-//! A rule matches when all of these hold:
+//! Rules are stored struct-of-arrays in chunks of four, each field one 128-bit register
+//! ([`wide::i32x4`], or [`wide::u16x8`] for port pairs: SSE2 on baseline x86-64, plain
+//! integers elsewhere), and every test is lane arithmetic: no table lookup, no branch, no
+//! load that waits on another. A rule matches when all of these hold:
 //! - addresses: each 32-bit word satisfies `word & mask == net` (a CIDR is a prefix
 //!   mask);
-//! - protocol: `protocol & mask == net`, the mask 0 for a rule that names none;
-//! - each port lies in the rule's inclusive bounds. A packet without ports (not TCP or
-//!   UDP, or its header cut short) has [`NO_PORT`] on both sides, which lies in a
-//!   portless rule's bounds (every `i32`) and in no ranged rule's (inside `0..=65535`):
-//!   rules with a port range match only packets with ports.
+//! - protocol: `tag & mask == net`, where a packet's tag is its protocol number with
+//!   bit 8 ([`HAS_PORTS`]) set when it has ports (TCP or UDP with its header whole). A
+//!   rule that names no protocol has no mask bits below bit 8; a rule with a port range
+//!   has [`HAS_PORTS`] in its mask and net, so only packets with ports match it;
+//! - ports: the packet's `(source, destination)` pair, one `u16` each, satisfies
+//!   `port - low <= high - low` in wrapping `u16` arithmetic on both sides at once (a
+//!   saturating subtraction of the span leaves zero exactly then). A rule without ports
+//!   has the whole range, which every pair satisfies.
 //!
 //! Padding lanes have a net bit outside their address mask, so they never match.
 
-use wide::{CmpEq, CmpGt, i32x4};
+use wide::{CmpEq, i32x4, u16x8};
 
-/// Rules per chunk: one SSE2 register of `i32`.
+/// Rules per chunk: one 128-bit register of `i32`.
 const LANES: usize = 4;
 /// Most rules a [`Scan`] holds: one `u64` of results.
 pub(crate) const MAX_RULES: usize = 64;
-/// The port of a packet without ports: outside every port range.
-const NO_PORT: i32 = -1;
+/// Bit of a protocol tag that says the packet has ports.
+const HAS_PORTS: i32 = 0x100;
 
 /// One rule as the scan sees it; `W` is the number of 32-bit words of an address.
 /// Addresses are `(net, mask)` pairs, ports inclusive `(low, high)` ranges.
@@ -51,7 +54,8 @@ pub(crate) struct ScanKey<const W: usize> {
 /// [`LANES`] rules' values of one field (`u32` words as their bit patterns).
 type Lanes = i32x4;
 
-/// [`LANES`] rules, field by field.
+/// [`LANES`] rules, field by field. Port fields hold one `(source, destination)` pair
+/// of `u16` per rule, source in the low half of the rule's 32-bit lane.
 #[derive(Debug, Clone, Copy)]
 struct Chunk<const W: usize> {
     source_net: [Lanes; W],
@@ -60,10 +64,8 @@ struct Chunk<const W: usize> {
     destination_mask: [Lanes; W],
     protocol_net: Lanes,
     protocol_mask: Lanes,
-    source_port_low: Lanes,
-    source_port_high: Lanes,
-    destination_port_low: Lanes,
-    destination_port_high: Lanes,
+    port_low: u16x8,
+    port_span: u16x8,
 }
 
 /// Up to [`MAX_RULES`] rules.
@@ -77,30 +79,29 @@ struct Lane<const W: usize> {
     source: [(i32, i32); W],
     destination: [(i32, i32); W],
     protocol: (i32, i32),
-    source_port: (i32, i32),
-    destination_port: (i32, i32),
+    /// `(low, high - low)` of the source and destination port.
+    ports: [(u16, u16); 2],
+}
+
+/// The lane of a `(source, destination)` port pair: source in the low half.
+fn port_pair(source: u16, destination: u16) -> i32 {
+    (u32::from(source) | u32::from(destination) << 16) as i32
 }
 
 impl<const W: usize> Lane<W> {
     /// A lane no packet matches.
-    const PADDING: Self = Self {
-        source: [(1, 0); W],
-        destination: [(1, 0); W],
-        protocol: (0, 0),
-        source_port: (i32::MIN, i32::MAX),
-        destination_port: (i32::MIN, i32::MAX),
-    };
+    const PADDING: Self =
+        Self { source: [(1, 0); W], destination: [(1, 0); W], protocol: (0, 0), ports: [(0, u16::MAX); 2] };
 
     fn of(rule: &ScanRule<W>) -> Self {
-        let bounds = |(low, high): (u16, u16)| {
-            if rule.ported { (i32::from(low), i32::from(high)) } else { (i32::MIN, i32::MAX) }
-        };
+        let range = |(low, high): (u16, u16)| if rule.ported { (low, high - low) } else { (0, u16::MAX) };
+        let (protocol_net, protocol_mask) = rule.protocol.map_or((0, 0), |p| (i32::from(p), 0xff));
+        let needs_ports = if rule.ported { HAS_PORTS } else { 0 };
         Self {
             source: rule.source.map(|(net, mask)| (net as i32, mask as i32)),
             destination: rule.destination.map(|(net, mask)| (net as i32, mask as i32)),
-            protocol: rule.protocol.map_or((0, 0), |p| (i32::from(p), 0xff)),
-            source_port: bounds(rule.source_port),
-            destination_port: bounds(rule.destination_port),
+            protocol: (protocol_net | needs_ports, protocol_mask | needs_ports),
+            ports: [range(rule.source_port), range(rule.destination_port)],
         }
     }
 }
@@ -108,6 +109,9 @@ impl<const W: usize> Lane<W> {
 impl<const W: usize> Chunk<W> {
     fn of(lanes: &[Lane<W>; LANES]) -> Self {
         let field = |f: &dyn Fn(&Lane<W>) -> i32| i32x4::new([f(&lanes[0]), f(&lanes[1]), f(&lanes[2]), f(&lanes[3])]);
+        let pairs = |f: &dyn Fn((u16, u16)) -> u16| {
+            bytemuck::cast::<i32x4, u16x8>(field(&|l| port_pair(f(l.ports[0]), f(l.ports[1]))))
+        };
         Self {
             source_net: std::array::from_fn(|w| field(&|l| l.source[w].0)),
             source_mask: std::array::from_fn(|w| field(&|l| l.source[w].1)),
@@ -115,10 +119,8 @@ impl<const W: usize> Chunk<W> {
             destination_mask: std::array::from_fn(|w| field(&|l| l.destination[w].1)),
             protocol_net: field(&|l| l.protocol.0),
             protocol_mask: field(&|l| l.protocol.1),
-            source_port_low: field(&|l| l.source_port.0),
-            source_port_high: field(&|l| l.source_port.1),
-            destination_port_low: field(&|l| l.destination_port.0),
-            destination_port_high: field(&|l| l.destination_port.1),
+            port_low: pairs(&|(low, _)| low),
+            port_span: pairs(&|(_, span)| span),
         }
     }
 
@@ -130,12 +132,11 @@ impl<const W: usize> Chunk<W> {
             hit &= (key.source[w] & self.source_mask[w]).cmp_eq(self.source_net[w]);
             hit &= (key.destination[w] & self.destination_mask[w]).cmp_eq(self.destination_net[w]);
         }
-        let outside = self.source_port_low.cmp_gt(key.source_port)
-            | key.source_port.cmp_gt(self.source_port_high)
-            | self.destination_port_low.cmp_gt(key.destination_port)
-            | key.destination_port.cmp_gt(self.destination_port_high);
+        // Zero in both halves of a lane exactly when both ports are in range.
+        let beyond = (key.ports - self.port_low).saturating_sub(self.port_span);
+        hit &= bytemuck::cast::<u16x8, i32x4>(beyond).cmp_eq(i32x4::splat(0));
         // A set lane is all ones, so its sign bit is the lane's result.
-        u64::from(((hit & !outside).move_mask() as u32) & 0xf)
+        u64::from((hit.move_mask() as u32) & 0xf)
     }
 }
 
@@ -144,8 +145,7 @@ struct Splat<const W: usize> {
     source: [Lanes; W],
     destination: [Lanes; W],
     protocol: Lanes,
-    source_port: Lanes,
-    destination_port: Lanes,
+    ports: u16x8,
 }
 
 impl<const W: usize> Scan<W> {
@@ -164,14 +164,15 @@ impl<const W: usize> Scan<W> {
     /// Bit `i` set when rule `i` matches `key`.
     #[inline]
     pub(crate) fn matches(&self, key: &ScanKey<W>) -> u64 {
-        let (source_port, destination_port) =
-            key.ports.map_or((NO_PORT, NO_PORT), |(s, d)| (i32::from(s), i32::from(d)));
+        let (tag, ports) = match key.ports {
+            Some((source, destination)) => (HAS_PORTS, port_pair(source, destination)),
+            None => (0, 0),
+        };
         let key = Splat {
             source: key.source.map(|word| i32x4::splat(word as i32)),
             destination: key.destination.map(|word| i32x4::splat(word as i32)),
-            protocol: i32x4::splat(i32::from(key.protocol)),
-            source_port: i32x4::splat(source_port),
-            destination_port: i32x4::splat(destination_port),
+            protocol: i32x4::splat(i32::from(key.protocol) | tag),
+            ports: bytemuck::cast::<i32x4, u16x8>(i32x4::splat(ports)),
         };
         let mut bits = 0u64;
         for (c, chunk) in self.chunks.iter().enumerate() {
