@@ -1,19 +1,22 @@
 //! Frames per second of the pure receive path on one core: VXLAN decapsulation plus
 //! pcapng (and classic pcap) encoding into a writer, for 64-byte and 1500-byte inner
 //! frames, 64 datagrams (one `recvmmsg` batch) per iteration from four (source, VNI)
-//! pairs. The end-to-end comparison with tcpdump is the `receive_e2e` bench. Beside the
+//! pairs; and the same through [`Output::handle`], the receiver's whole per-datagram
+//! call, into `/dev/null`. The end-to-end comparison with tcpdump is the `receive_e2e` bench. Beside the
 //! pcapng path, the same with `--dedup`'s check in front (every frame new, so each is
 //! keyed, remembered and written: its whole cost), as a ratio.
 
 use std::hint::black_box;
 use std::io::{self, BufWriter};
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tapwire_receive::decap::decap;
 use tapwire_receive::dedup::{Dedup, Seen};
 use tapwire_receive::encode::{CaptureWriter, Format};
+use tapwire_receive::rotate::Rotation;
+use tapwire_receive::{Output, Target};
 use tapwire_wire::vxlan;
 
 const BATCH: usize = 64;
@@ -46,6 +49,21 @@ fn bench(c: &mut Criterion) {
                     for (src, d) in &input {
                         let (vni, frame) = decap(black_box(d)).expect("valid");
                         w.write_frame(*src, vni, ts, frame).expect("sink");
+                    }
+                });
+            });
+        }
+        // The whole per-datagram path the receiver calls (decapsulation, the stream and
+        // per-VNI tables, encoding), into /dev/null through the real file buffering.
+        for format in [Format::Pcapng, Format::Pcap] {
+            let mut output =
+                Output::new(Target::File("/dev/null".into()), format, Rotation::default(), None).expect("/dev/null");
+            let ts = Duration::new(1_700_000_000, 0);
+            let now = Instant::now();
+            group.bench_function(format!("Output/{format:?}/{frame_len}B"), |b| {
+                b.iter(|| {
+                    for (src, d) in &input {
+                        output.handle(*src, black_box(d), ts, now).expect("/dev/null");
                     }
                 });
             });

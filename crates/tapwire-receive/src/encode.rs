@@ -12,10 +12,11 @@
 //! an interface block is written before the first packet that names it, once per file;
 //! pcapng timestamps are nanoseconds (`if_tsresol` = 9), pcap timestamps microseconds.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::Map;
 
 /// Largest frame kept whole. Wireshark's own limit for Ethernet; larger than any
 /// inner frame a UDP datagram can carry, so jumbo frames are never cut.
@@ -183,6 +184,25 @@ pub fn write_packet(
     }
 }
 
+/// A pcapng interface's (outer source, VNI) as integers, which hash in a few
+/// multiplications (an `IpAddr` hashes as a tag and a byte string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct InterfaceKey {
+    address: u128,
+    /// The VNI, and bit 32 set for an IPv6 source.
+    vni_family: u64,
+}
+
+impl InterfaceKey {
+    fn of(src: IpAddr, vni: u32) -> Self {
+        let (address, v6) = match src {
+            IpAddr::V4(a) => (u128::from(a.to_bits()), 0),
+            IpAddr::V6(a) => (a.to_bits(), 1u64 << 32),
+        };
+        Self { address, vni_family: u64::from(vni) | v6 }
+    }
+}
+
 /// One capture stream: a file header, then interfaces on first use, then packets.
 ///
 /// Keeps its own interface table, so each file (and each rotated file) is complete on
@@ -190,7 +210,7 @@ pub fn write_packet(
 pub struct CaptureWriter<W: Write> {
     out: W,
     format: Format,
-    interfaces: HashMap<(IpAddr, u32), u32>,
+    interfaces: Map<InterfaceKey, u32>,
     bytes: u64,
     frames: u64,
 }
@@ -199,19 +219,19 @@ impl<W: Write> CaptureWriter<W> {
     /// Writes the file header to `out` and returns the writer.
     pub fn new(mut out: W, format: Format) -> io::Result<Self> {
         let bytes = write_file_header(&mut out, format)?;
-        Ok(Self { out, format, interfaces: HashMap::new(), bytes, frames: 0 })
+        Ok(Self { out, format, interfaces: Map::default(), bytes, frames: 0 })
     }
 
     /// Writes `frame`, received from `src` on `vni` at `ts` (since the Unix epoch).
     pub fn write_frame(&mut self, src: IpAddr, vni: u32, ts: Duration, frame: &[u8]) -> io::Result<()> {
         let interface = match self.format {
             Format::Pcap => 0,
-            Format::Pcapng => match self.interfaces.get(&(src, vni)) {
+            Format::Pcapng => match self.interfaces.get(&InterfaceKey::of(src, vni)) {
                 Some(&id) => id,
                 None => {
                     let id = self.interfaces.len() as u32;
                     self.bytes += write_interface_block(&mut self.out, src, vni)?;
-                    self.interfaces.insert((src, vni), id);
+                    self.interfaces.insert(InterfaceKey::of(src, vni), id);
                     id
                 }
             },

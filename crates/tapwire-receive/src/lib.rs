@@ -25,6 +25,11 @@ pub mod rotate;
 pub mod sink;
 mod sys;
 
+/// The maps looked up for every datagram (streams, interfaces, per-VNI counts): foldhash
+/// rather than SipHash, which cost more than encoding a 64-byte frame; still seeded
+/// per map, as the keys (sources, VNIs) come from the network.
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;

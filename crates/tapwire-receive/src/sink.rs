@@ -7,7 +7,7 @@
 //! nothing more is written. Steady state (known file, known interface, known VNI)
 //! allocates nothing.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::Map;
 use crate::decap::{Malformed, decap};
 use crate::dedup::{Dedup, Seen};
 use crate::encode::{CaptureWriter, Format};
@@ -79,7 +80,7 @@ pub struct Stats {
     /// Receive batches (`recvmmsg` calls that returned datagrams).
     pub batches: u64,
     /// Per-VNI counts of written frames.
-    pub per_vni: HashMap<u32, VniCount>,
+    pub per_vni: Map<u32, VniCount>,
     /// Copies dropped by `--dedup` as identical to one within the window.
     pub duplicates: u64,
     /// `--dedup` keys forgotten before their window ended, for room.
@@ -128,7 +129,7 @@ pub struct Output {
     format: Format,
     rotation: Rotation,
     limit: Option<u64>,
-    streams: HashMap<SplitKey, Stream>,
+    streams: Map<SplitKey, Stream>,
     stats: Stats,
     closed: bool,
     dedup: Option<Dedup>,
@@ -144,7 +145,7 @@ impl Output {
             format,
             rotation,
             limit,
-            streams: HashMap::new(),
+            streams: Map::default(),
             stats: Stats::default(),
             closed: false,
             dedup: None,
@@ -152,7 +153,7 @@ impl Output {
         match &out.target {
             Target::Dir { dir, .. } => fs::create_dir_all(dir)?,
             Target::File(_) | Target::Stdout => {
-                let stream = out.open(SplitKey::All)?;
+                let stream = open(&out.target, out.format, &mut out.stats, SplitKey::All)?;
                 out.streams.insert(SplitKey::All, stream);
             }
         }
@@ -170,27 +171,6 @@ impl Output {
             Target::Dir { split, .. } => *split,
             Target::File(_) | Target::Stdout => None,
         }
-    }
-
-    fn base_path(&self, key: SplitKey) -> Option<PathBuf> {
-        match &self.target {
-            Target::File(path) => Some(path.clone()),
-            Target::Dir { dir, .. } => Some(dir.join(key.file_name(self.format))),
-            Target::Stdout => None,
-        }
-    }
-
-    fn open(&mut self, key: SplitKey) -> io::Result<Stream> {
-        let base = self.base_path(key);
-        let sink: Box<dyn Write + Send> = match &base {
-            Some(path) => Box::new(BufWriter::with_capacity(WRITE_BUFFER, create(path)?)),
-            // A File on a duplicate of fd 1 skips Stdout's line buffering.
-            None => {
-                Box::new(BufWriter::with_capacity(WRITE_BUFFER, File::from(io::stdout().as_fd().try_clone_to_owned()?)))
-            }
-        };
-        self.stats.files += 1;
-        Ok(Stream { writer: CaptureWriter::new(sink, self.format)?, base, seq: 0, opened: Instant::now() })
     }
 
     /// Counts and (if valid) writes one datagram from `src`, received at `ts` (since
@@ -239,12 +219,9 @@ impl Output {
             return Ok(Flow::Stop);
         }
         let key = SplitKey::of(self.split(), src, vni);
-        if !self.streams.contains_key(&key) {
-            let stream = self.open(key)?;
-            self.streams.insert(key, stream);
-        }
-        let Some(stream) = self.streams.get_mut(&key) else {
-            return Err(io::Error::other("capture stream vanished"));
+        let stream = match self.streams.entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => new.insert(open(&self.target, self.format, &mut self.stats, key)?),
         };
         let next = stream.writer.format().record_len(frame.len());
         if let Some(base) = &stream.base
@@ -316,6 +293,26 @@ impl Output {
     pub fn current_files(&self) -> Vec<PathBuf> {
         self.streams.values().filter_map(|s| s.base.as_deref().map(|b| rotated_path(b, s.seq))).collect()
     }
+}
+
+/// Opens the stream of `key` (a file, or standard output), counting it in `stats`.
+/// Takes the output's fields rather than the output, so a caller can hold one of its
+/// table entries meanwhile.
+fn open(target: &Target, format: Format, stats: &mut Stats, key: SplitKey) -> io::Result<Stream> {
+    let base = match target {
+        Target::File(path) => Some(path.clone()),
+        Target::Dir { dir, .. } => Some(dir.join(key.file_name(format))),
+        Target::Stdout => None,
+    };
+    let sink: Box<dyn Write + Send> = match &base {
+        Some(path) => Box::new(BufWriter::with_capacity(WRITE_BUFFER, create(path)?)),
+        // A File on a duplicate of fd 1 skips Stdout's line buffering.
+        None => {
+            Box::new(BufWriter::with_capacity(WRITE_BUFFER, File::from(io::stdout().as_fd().try_clone_to_owned()?)))
+        }
+    };
+    stats.files += 1;
+    Ok(Stream { writer: CaptureWriter::new(sink, format)?, base, seq: 0, opened: Instant::now() })
 }
 
 fn create(path: &Path) -> io::Result<File> {
