@@ -78,13 +78,30 @@ impl RuleAction {
     }
 }
 
-/// An inclusive port range.
+/// An inclusive port range; `from <= to` always (deserialising refuses an inverted one, so
+/// the classifier's interval arithmetic never sees one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "PortRangeFields")]
 pub struct PortRange {
     /// First port in the range.
     pub from: u16,
     /// Last port in the range (inclusive).
     pub to: u16,
+}
+
+/// [`PortRange`] as written, before its invariant is checked.
+#[derive(Deserialize)]
+struct PortRangeFields {
+    from: u16,
+    to: u16,
+}
+
+impl TryFrom<PortRangeFields> for PortRange {
+    type Error = String;
+
+    fn try_from(f: PortRangeFields) -> Result<Self, String> {
+        Self::new(f.from, f.to).ok_or_else(|| format!("port range {}-{} ends before it starts", f.from, f.to))
+    }
 }
 
 impl PortRange {
@@ -130,6 +147,9 @@ mod tests {
         let r = PortRange::new(80, 443).unwrap();
         assert!(r.contains(80) && r.contains(443) && !r.contains(79) && !r.contains(444));
         assert!(PortRange::new(2, 1).is_none());
+        let read = |json: &str| serde_json::from_str::<PortRange>(json).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"from": 80, "to": 443}"#), Ok(r));
+        assert!(read(r#"{"from": 92, "to": 22}"#).unwrap_err().contains("port range 92-22 ends before it starts"));
     }
 
     #[test]
