@@ -10,7 +10,9 @@
 //!
 //! Invariants: output is little-endian; every pcapng block length is a multiple of 4;
 //! an interface block is written before the first packet that names it, once per file;
-//! pcapng timestamps are nanoseconds (`if_tsresol` = 9), pcap timestamps microseconds.
+//! a file describes at most [`MAX_INTERFACES`] (source, VNI) pairs plus one overflow
+//! interface that every later pair shares; pcapng timestamps are nanoseconds
+//! (`if_tsresol` = 9), pcap timestamps microseconds.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -23,6 +25,13 @@ use crate::Map;
 pub const SNAPLEN: u32 = 262_144;
 /// Link type of every interface: Ethernet (LINKTYPE_ETHERNET).
 pub const LINKTYPE_ETHERNET: u16 = 1;
+/// (outer source, VNI) pairs one pcapng file gives interfaces of their own. Sources come
+/// from the network and can be spoofed: past this many, frames go to one shared
+/// overflow interface ([`OVERFLOW_INTERFACE_NAME`]), counted, so neither the table here
+/// nor a reader's grows without bound.
+pub const MAX_INTERFACES: usize = 4096;
+/// `if_name` of the overflow interface.
+pub const OVERFLOW_INTERFACE_NAME: &str = "overflow";
 
 const SHB_TYPE: u32 = 0x0A0D_0D0A;
 const IDB_TYPE: u32 = 0x0000_0001;
@@ -119,10 +128,13 @@ pub fn interface_description(src: IpAddr, vni: u32) -> String {
     format!("vxlan vni={vni} src={src}")
 }
 
-/// Writes a pcapng Interface Description Block for (`src`, `vni`). Returns bytes written.
-pub fn write_interface_block(out: &mut impl Write, src: IpAddr, vni: u32) -> io::Result<u64> {
-    let name = interface_name(src, vni);
-    let desc = interface_description(src, vni);
+/// `if_description` of the overflow interface.
+pub fn overflow_interface_description() -> String {
+    format!("vxlan: every source and VNI past the first {MAX_INTERFACES} of this file")
+}
+
+/// Writes a pcapng Interface Description Block named `name`. Returns bytes written.
+pub fn write_interface_block(out: &mut impl Write, name: &str, desc: &str) -> io::Result<u64> {
     let len = (16 + option_len(name.len()) + option_len(desc.len()) + option_len(1) + 4 + 4) as u32;
     out.write_all(&IDB_TYPE.to_le_bytes())?;
     out.write_all(&len.to_le_bytes())?;
@@ -203,6 +215,15 @@ impl InterfaceKey {
     }
 }
 
+/// Which interface a frame was recorded on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Its own (source, VNI) interface (always, in classic pcap).
+    Own,
+    /// The shared overflow interface: the file already describes [`MAX_INTERFACES`].
+    Overflow,
+}
+
 /// One capture stream: a file header, then interfaces on first use, then packets.
 ///
 /// Keeps its own interface table, so each file (and each rotated file) is complete on
@@ -211,6 +232,8 @@ pub struct CaptureWriter<W: Write> {
     out: W,
     format: Format,
     interfaces: Map<InterfaceKey, u32>,
+    /// The overflow interface's id, once written.
+    overflow: Option<u32>,
     bytes: u64,
     frames: u64,
 }
@@ -219,26 +242,43 @@ impl<W: Write> CaptureWriter<W> {
     /// Writes the file header to `out` and returns the writer.
     pub fn new(mut out: W, format: Format) -> io::Result<Self> {
         let bytes = write_file_header(&mut out, format)?;
-        Ok(Self { out, format, interfaces: Map::default(), bytes, frames: 0 })
+        Ok(Self { out, format, interfaces: Map::default(), overflow: None, bytes, frames: 0 })
     }
 
     /// Writes `frame`, received from `src` on `vni` at `ts` (since the Unix epoch).
-    pub fn write_frame(&mut self, src: IpAddr, vni: u32, ts: Duration, frame: &[u8]) -> io::Result<()> {
-        let interface = match self.format {
-            Format::Pcap => 0,
+    pub fn write_frame(&mut self, src: IpAddr, vni: u32, ts: Duration, frame: &[u8]) -> io::Result<Recorded> {
+        let (interface, recorded) = match self.format {
+            Format::Pcap => (0, Recorded::Own),
             Format::Pcapng => match self.interfaces.get(&InterfaceKey::of(src, vni)) {
-                Some(&id) => id,
-                None => {
-                    let id = self.interfaces.len() as u32;
-                    self.bytes += write_interface_block(&mut self.out, src, vni)?;
-                    self.interfaces.insert(InterfaceKey::of(src, vni), id);
-                    id
-                }
+                Some(&id) => (id, Recorded::Own),
+                None => self.add_interface(src, vni)?,
             },
         };
         self.bytes += write_packet(&mut self.out, self.format, interface, ts, frame)?;
         self.frames += 1;
-        Ok(())
+        Ok(recorded)
+    }
+
+    /// The interface of a pair not seen in this file: a new one while there is room,
+    /// else the overflow interface (written on its first use).
+    #[cold]
+    fn add_interface(&mut self, src: IpAddr, vni: u32) -> io::Result<(u32, Recorded)> {
+        let next = (self.interfaces.len() + usize::from(self.overflow.is_some())) as u32;
+        if self.interfaces.len() < MAX_INTERFACES {
+            self.bytes +=
+                write_interface_block(&mut self.out, &interface_name(src, vni), &interface_description(src, vni))?;
+            self.interfaces.insert(InterfaceKey::of(src, vni), next);
+            return Ok((next, Recorded::Own));
+        }
+        let id = match self.overflow {
+            Some(id) => id,
+            None => {
+                let desc = overflow_interface_description();
+                self.bytes += write_interface_block(&mut self.out, OVERFLOW_INTERFACE_NAME, &desc)?;
+                *self.overflow.insert(next)
+            }
+        };
+        Ok((id, Recorded::Overflow))
     }
 
     /// Bytes written so far, headers included.
@@ -324,6 +364,32 @@ mod tests {
         assert_eq!(u32_at(e, 16), 61);
         assert_eq!(&e[20..81], &f1[..]);
         assert_eq!(&epbs[1][20..84], &f2[..]);
+    }
+
+    #[test]
+    fn pairs_past_the_interface_limit_share_one_overflow_interface() {
+        let mut w = CaptureWriter::new(Vec::new(), Format::Pcapng).unwrap();
+        let frame = [0u8; 60];
+        let source = |n: usize| IpAddr::V4(Ipv4Addr::from(0xc612_0000 + n as u32));
+        for n in 0..MAX_INTERFACES {
+            assert_eq!(w.write_frame(source(n), 7, Duration::ZERO, &frame).unwrap(), Recorded::Own);
+        }
+        // Two new pairs, then a known one: the new ones overflow, the known one does not.
+        assert_eq!(w.write_frame(source(MAX_INTERFACES), 7, Duration::ZERO, &frame).unwrap(), Recorded::Overflow);
+        assert_eq!(w.write_frame(source(0), 8, Duration::ZERO, &frame).unwrap(), Recorded::Overflow);
+        assert_eq!(w.write_frame(source(3), 7, Duration::ZERO, &frame).unwrap(), Recorded::Own);
+        let bytes = w.bytes();
+        let out = w.into_inner();
+        assert_eq!(bytes, out.len() as u64);
+
+        let bl = blocks(&out);
+        let idbs: Vec<&Vec<u8>> = bl.iter().filter(|(t, _)| *t == IDB_TYPE).map(|(_, b)| b).collect();
+        assert_eq!(idbs.len(), MAX_INTERFACES + 1);
+        let last = idbs[MAX_INTERFACES];
+        assert!(last.windows(OVERFLOW_INTERFACE_NAME.len()).any(|w| w == OVERFLOW_INTERFACE_NAME.as_bytes()));
+        let ifaces: Vec<u32> = bl.iter().filter(|(t, _)| *t == EPB_TYPE).map(|(_, b)| u32_at(b, 0)).collect();
+        let overflow = MAX_INTERFACES as u32;
+        assert_eq!(ifaces[MAX_INTERFACES..], [overflow, overflow, 3]);
     }
 
     #[test]

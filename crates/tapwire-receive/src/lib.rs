@@ -71,6 +71,18 @@ pub struct Args {
     #[arg(long, value_enum, requires = "write_dir")]
     pub split_by: Option<SplitBy>,
 
+    /// With --split-by: most keys given a file of their own (each holds a descriptor and
+    /// a 64 KiB buffer; sources can be spoofed). Frames of later keys all go to
+    /// `src-other.<ext>` or `vni-other.<ext>`, counted as split_overflow.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "split_by",
+        default_value_t = sink::DEFAULT_SPLIT_LIMIT,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub split_limit: u16,
+
     /// Output format. Classic pcap cannot record sources or VNIs per interface.
     #[arg(long, value_enum, default_value_t = Format::Pcapng)]
     pub format: Format,
@@ -144,7 +156,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rotate::Rotation { max_bytes: args.rotate, max_age: args.rotate_interval },
         args.count,
     )
-    .context("cannot open output")?;
+    .context("cannot open output")?
+    .with_split_limit(usize::from(args.split_limit));
     if let Some(window) = args.dedup {
         output = output.with_dedup(window);
     }
@@ -175,7 +188,8 @@ pub fn summary_line(summary: &Summary) -> String {
     format!(
         "tapwire receive: received={} written={} malformed={} (short={} no_i_flag={} runt={} truncated={}) \
          duplicates={} (evicted_early={}) bytes={} files={} over_count={} batches={} elapsed={:.3}s \
-         fragmented={} outer_malformed={} ring_drops={}",
+         fragmented={} outer_malformed={} ring_drops={} split_overflow={} interface_overflow={} \
+         other_vni_frames={}",
         s.received,
         s.written,
         s.malformed(),
@@ -193,5 +207,8 @@ pub fn summary_line(summary: &Summary) -> String {
         s.fragmented,
         s.outer_malformed,
         s.ring_drops,
+        s.split_overflow,
+        s.interface_overflow,
+        s.other_vnis.frames,
     )
 }

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::decap::Malformed;
-use crate::sink::{Flow, Output, Stats};
+use crate::sink::{Flow, MAX_VNI_COUNTS, Output, Stats};
 use crate::sys::{RecvBatch, enable_receive_timestamps, set_rcvbuf_force, thread_cpu_time};
 
 /// Datagrams per `recvmmsg` call.
@@ -285,6 +285,9 @@ impl StatusLine {
         }
         if vnis.len() > 4 {
             per_vni.push_str(&format!(" | +{} vnis", vnis.len() - 4));
+        }
+        if s.other_vnis.frames > 0 {
+            per_vni.push_str(&format!(" | {} pkts of vnis past the first {MAX_VNI_COUNTS}", s.other_vnis.frames));
         }
         let mut err = io::stderr().lock();
         let _ = write!(

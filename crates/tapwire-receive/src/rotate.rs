@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::encode::Format;
 
 /// How `--write-dir` spreads frames over files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum SplitBy {
     /// One file per VNI: `vni-42.pcapng`.
     Vni,
@@ -28,6 +28,8 @@ pub enum SplitKey {
     Vni(u32),
     /// One outer source address.
     Source(IpAddr),
+    /// Every key past the split limit: `src-other.pcapng` or `vni-other.pcapng`.
+    Overflow(SplitBy),
 }
 
 impl SplitKey {
@@ -40,6 +42,16 @@ impl SplitKey {
         }
     }
 
+    /// The key that stands for every key past the split limit (`All` has none).
+    pub fn overflow(self) -> Self {
+        match self {
+            SplitKey::All => SplitKey::All,
+            SplitKey::Vni(_) => SplitKey::Overflow(SplitBy::Vni),
+            SplitKey::Source(_) => SplitKey::Overflow(SplitBy::Source),
+            SplitKey::Overflow(by) => SplitKey::Overflow(by),
+        }
+    }
+
     /// File name of this key's first file inside `--write-dir`.
     pub fn file_name(self, format: Format) -> String {
         let ext = format.extension();
@@ -47,6 +59,8 @@ impl SplitKey {
             SplitKey::All => format!("mirror.{ext}"),
             SplitKey::Vni(vni) => format!("vni-{vni}.{ext}"),
             SplitKey::Source(src) => format!("src-{src}.{ext}"),
+            SplitKey::Overflow(SplitBy::Vni) => format!("vni-other.{ext}"),
+            SplitKey::Overflow(SplitBy::Source) => format!("src-other.{ext}"),
         }
     }
 }
@@ -163,6 +177,9 @@ mod tests {
         assert_eq!(SplitKey::of(Some(SplitBy::Vni), src, 42).file_name(Format::Pcapng), "vni-42.pcapng");
         assert_eq!(SplitKey::of(Some(SplitBy::Source), src, 42).file_name(Format::Pcap), "src-198.18.0.2.pcap");
         assert_eq!(SplitKey::of(None, src, 42), SplitKey::All);
+        assert_eq!(SplitKey::of(Some(SplitBy::Vni), src, 42).overflow().file_name(Format::Pcapng), "vni-other.pcapng");
+        assert_eq!(SplitKey::of(Some(SplitBy::Source), src, 42).overflow().file_name(Format::Pcap), "src-other.pcap");
+        assert_eq!(SplitKey::All.overflow(), SplitKey::All);
         let base = Path::new("/x/vni-42.pcapng");
         assert_eq!(rotated_path(base, 0), PathBuf::from("/x/vni-42.pcapng"));
         assert_eq!(rotated_path(base, 2), PathBuf::from("/x/vni-42.pcapng.2"));

@@ -6,6 +6,11 @@
 //! over the limit); a file is flushed before it is closed; once the limit is reached
 //! nothing more is written. Steady state (known file, known interface, known VNI)
 //! allocates nothing.
+//!
+//! Bounded against spoofed sources and VNIs: `--split-by` opens at most the split limit
+//! of files (later keys share `src-other`/`vni-other`), each pcapng file describes at
+//! most [`crate::encode::MAX_INTERFACES`] pairs, and at most [`MAX_VNI_COUNTS`] VNIs are
+//! counted one by one; every frame past a limit is still written, and counted.
 
 use std::collections::hash_map::Entry;
 use std::fs::{self, File};
@@ -18,10 +23,18 @@ use std::time::{Duration, Instant};
 use crate::Map;
 use crate::decap::{Malformed, decap};
 use crate::dedup::{Dedup, Seen};
-use crate::encode::{CaptureWriter, Format};
+use crate::encode::{CaptureWriter, Format, Recorded};
 use crate::rotate::{Rotation, SplitBy, SplitKey, rotated_path};
 
+/// Write buffer of the one stream of `--write`, `--stdout` or an unsplit `--write-dir`.
 const WRITE_BUFFER: usize = 1 << 20;
+/// Write buffer of each `--split-by` stream: split limit × this is the worst case.
+const SPLIT_WRITE_BUFFER: usize = 64 << 10;
+/// Default `--split-limit`: keys `--split-by` gives a file of their own.
+pub const DEFAULT_SPLIT_LIMIT: u16 = 256;
+/// VNIs counted one by one; frames of later VNIs are counted together
+/// ([`Stats::other_vnis`]).
+pub const MAX_VNI_COUNTS: usize = 4096;
 
 /// Where frames are written.
 #[derive(Debug, Clone)]
@@ -79,8 +92,16 @@ pub struct Stats {
     pub files: u64,
     /// Receive batches (`recvmmsg` calls that returned datagrams).
     pub batches: u64,
-    /// Per-VNI counts of written frames.
+    /// Per-VNI counts of written frames (the first [`MAX_VNI_COUNTS`] VNIs seen).
     pub per_vni: Map<u32, VniCount>,
+    /// Written frames of VNIs past the first [`MAX_VNI_COUNTS`].
+    pub other_vnis: VniCount,
+    /// Frames written to the `src-other`/`vni-other` file: their key came after the
+    /// split limit was reached.
+    pub split_overflow: u64,
+    /// pcapng frames recorded on a file's overflow interface: their (source, VNI) came
+    /// after the file described [`crate::encode::MAX_INTERFACES`] pairs.
+    pub interface_overflow: u64,
     /// Copies dropped by `--dedup` as identical to one within the window.
     pub duplicates: u64,
     /// `--dedup` keys forgotten before their window ended, for room.
@@ -130,6 +151,8 @@ pub struct Output {
     rotation: Rotation,
     limit: Option<u64>,
     streams: Map<SplitKey, Stream>,
+    /// Most `--split-by` keys with a file of their own.
+    split_limit: usize,
     stats: Stats,
     closed: bool,
     dedup: Option<Dedup>,
@@ -146,6 +169,7 @@ impl Output {
             rotation,
             limit,
             streams: Map::default(),
+            split_limit: usize::from(DEFAULT_SPLIT_LIMIT),
             stats: Stats::default(),
             closed: false,
             dedup: None,
@@ -158,6 +182,12 @@ impl Output {
             }
         }
         Ok(out)
+    }
+
+    /// Gives at most `limit` (at least 1) `--split-by` keys a file of their own.
+    pub fn with_split_limit(mut self, limit: usize) -> Self {
+        self.split_limit = limit.max(1);
+        self
     }
 
     /// Drops copies identical to one received within `window` ([`Dedup`]).
@@ -218,7 +248,15 @@ impl Output {
             self.stats.over_limit += 1;
             return Ok(Flow::Stop);
         }
-        let key = SplitKey::of(self.split(), src, vni);
+        let mut key = SplitKey::of(self.split(), src, vni);
+        // Only at the limit does a new key cost a second lookup; the overflow stream
+        // itself is one of `streams`, so own keys never pass the limit.
+        if key != SplitKey::All && self.streams.len() >= self.split_limit && !self.streams.contains_key(&key) {
+            key = key.overflow();
+        }
+        if let SplitKey::Overflow(_) = key {
+            self.stats.split_overflow += 1;
+        }
         let stream = match self.streams.entry(key) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(new) => new.insert(open(&self.target, self.format, &mut self.stats, key)?),
@@ -235,14 +273,15 @@ impl Output {
             let seq = stream.seq + 1;
             let path = rotated_path(base, seq);
             stream.writer.flush()?;
-            let sink: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(WRITE_BUFFER, create(&path)?));
+            let sink: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(buffer_of(key), create(&path)?));
             stream.writer = CaptureWriter::new(sink, self.format)?;
             stream.seq = seq;
             stream.opened = now;
             self.stats.files += 1;
         }
         match stream.writer.write_frame(src, vni, ts, frame) {
-            Ok(()) => {}
+            Ok(Recorded::Own) => {}
+            Ok(Recorded::Overflow) => self.stats.interface_overflow += 1,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe && stream.base.is_none() => {
                 // The reader of standard output went away (e.g. `| head`): a normal end.
                 self.closed = true;
@@ -252,7 +291,12 @@ impl Output {
         }
         self.stats.written += 1;
         self.stats.written_bytes += frame.len() as u64;
-        let v = self.stats.per_vni.entry(vni).or_default();
+        let per_vni = &mut self.stats.per_vni;
+        let v = if per_vni.len() < MAX_VNI_COUNTS || per_vni.contains_key(&vni) {
+            per_vni.entry(vni).or_default()
+        } else {
+            &mut self.stats.other_vnis
+        };
         v.frames += 1;
         v.bytes += frame.len() as u64;
         Ok(self.flow())
@@ -305,7 +349,7 @@ fn open(target: &Target, format: Format, stats: &mut Stats, key: SplitKey) -> io
         Target::Stdout => None,
     };
     let sink: Box<dyn Write + Send> = match &base {
-        Some(path) => Box::new(BufWriter::with_capacity(WRITE_BUFFER, create(path)?)),
+        Some(path) => Box::new(BufWriter::with_capacity(buffer_of(key), create(path)?)),
         // A File on a duplicate of fd 1 skips Stdout's line buffering.
         None => {
             Box::new(BufWriter::with_capacity(WRITE_BUFFER, File::from(io::stdout().as_fd().try_clone_to_owned()?)))
@@ -313,6 +357,11 @@ fn open(target: &Target, format: Format, stats: &mut Stats, key: SplitKey) -> io
     };
     stats.files += 1;
     Ok(Stream { writer: CaptureWriter::new(sink, format)?, base, seq: 0, opened: Instant::now() })
+}
+
+/// The write buffer of `key`'s stream: split streams are many, so theirs is smaller.
+fn buffer_of(key: SplitKey) -> usize {
+    if key == SplitKey::All { WRITE_BUFFER } else { SPLIT_WRITE_BUFFER }
 }
 
 fn create(path: &Path) -> io::Result<File> {
@@ -345,16 +394,16 @@ mod tests {
         v
     }
 
+    /// An unlimited pcapng output into `dir`, split by `by`.
+    fn split_output(dir: &Path, by: SplitBy) -> Output {
+        let target = Target::Dir { dir: dir.to_path_buf(), split: Some(by) };
+        Output::new(target, Format::Pcapng, Rotation::default(), None).unwrap()
+    }
+
     #[test]
     fn splits_by_vni_and_counts_everything_once() {
         let dir = temp_dir("split");
-        let mut out = Output::new(
-            Target::Dir { dir: dir.clone(), split: Some(SplitBy::Vni) },
-            Format::Pcapng,
-            Rotation::default(),
-            None,
-        )
-        .unwrap();
+        let mut out = split_output(&dir, SplitBy::Vni);
         let src = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
         let now = Instant::now();
         for vni in [1, 2, 1, 3] {
@@ -370,6 +419,37 @@ mod tests {
         assert_eq!(s.per_vni[&1], VniCount { frames: 2, bytes: 120 });
         assert_eq!(names(&dir), ["vni-1.pcapng", "vni-2.pcapng", "vni-3.pcapng"]);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn keys_past_the_split_limit_share_the_other_file_and_are_counted() {
+        let dir = temp_dir("split-limit");
+        let mut out = split_output(&dir, SplitBy::Source).with_split_limit(2);
+        let now = Instant::now();
+        let source = |n: u8| IpAddr::V4(Ipv4Addr::new(198, 18, 0, n));
+        // 1 and 2 get files; 3 and 4 go to src-other; 1 again keeps its own file.
+        for n in [1, 2, 3, 4, 1, 3] {
+            out.handle(source(n), &datagram(9, &[n; 60]), Duration::ZERO, now).unwrap();
+        }
+        out.flush().unwrap();
+        let s = out.stats();
+        assert_eq!((s.written, s.split_overflow, s.files), (6, 3, 3));
+        assert_eq!(names(&dir), ["src-198.18.0.1.pcapng", "src-198.18.0.2.pcapng", "src-other.pcapng"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn vnis_past_the_counted_ones_are_counted_together() {
+        let mut out = Output::new(Target::File("/dev/null".into()), Format::Pcap, Rotation::default(), None).unwrap();
+        let (src, now) = (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), Instant::now());
+        for vni in 0..MAX_VNI_COUNTS as u32 + 2 {
+            out.handle(src, &datagram(vni, &[0; 60]), Duration::ZERO, now).unwrap();
+        }
+        out.handle(src, &datagram(0, &[0; 60]), Duration::ZERO, now).unwrap();
+        let s = out.stats();
+        assert_eq!(s.per_vni.len(), MAX_VNI_COUNTS);
+        assert_eq!(s.per_vni[&0].frames, 2);
+        assert_eq!(s.other_vnis, VniCount { frames: 2, bytes: 120 });
     }
 
     #[test]

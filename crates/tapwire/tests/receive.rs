@@ -351,6 +351,50 @@ fn splits_by_source_and_by_vni() {
     }
 }
 
+/// Keys from the network are bounded: past `--split-limit` sources share `src-other`,
+/// past 4,096 (source, VNI) pairs a file's frames share one `overflow` interface; every
+/// frame is still written, and each overflow is counted.
+#[test]
+fn spoofed_sources_and_vnis_cannot_grow_files_or_interfaces_without_bound() {
+    let dir = temp_dir("bounded");
+    let split = dir.join("split");
+    let args = ["--listen", "127.0.0.1:0", "--write-dir", split.to_str().unwrap(), "--split-by", "source"];
+    let rx = start(&[&args[..], &["--split-limit", "2", "--count", "6"]].concat(), Stdio::null());
+    let senders = ["127.0.0.1", "127.0.0.2", "127.0.0.3"].map(|a| sender(&format!("{a}:0"), rx.addr));
+    for (n, s) in [0, 1, 2, 0, 2, 1].into_iter().enumerate() {
+        senders[s].send(&vxlan_datagram(1, &inner_frame(n as u16, 60))).unwrap();
+    }
+    let (ok, lines) = rx.wait();
+    assert!(ok, "{lines:?}");
+    let s = summary(&lines);
+    assert_eq!((s["written"], s["split_overflow"], s["files"]), (6, 2, 3), "{lines:?}");
+    let rows = fields(&split.join("src-other.pcapng"), &["frame.interface_description", "ip.id"]);
+    assert_eq!(rows, [["vxlan vni=1 src=127.0.0.3", "0x0002"], ["vxlan vni=1 src=127.0.0.3", "0x0004"]]);
+    assert_eq!(fields(&split.join("src-127.0.0.2.pcapng"), &["ip.id"]), [["0x0001"], ["0x0005"]]);
+
+    let file = dir.join("many-vnis.pcapng");
+    let pairs = 4096 + 2;
+    let rx = start(
+        &["--listen", "127.0.0.1:0", "--write", file.to_str().unwrap(), "--count", &pairs.to_string()],
+        Stdio::null(),
+    );
+    let tx = sender("127.0.0.1:0", rx.addr);
+    for vni in 0..pairs {
+        tx.send(&vxlan_datagram(vni, &inner_frame(vni as u16, 60))).unwrap();
+    }
+    let (ok, lines) = rx.wait();
+    assert!(ok, "{lines:?}");
+    let s = summary(&lines);
+    assert_eq!((s["written"], s["interface_overflow"]), (u64::from(pairs), 2), "{lines:?}");
+    let names = fields(&file, &["frame.interface_name"]);
+    assert_eq!(names.len(), pairs as usize);
+    assert_eq!(names[4095], ["vni4095-127.0.0.1"]);
+    assert_eq!(names[4096..], [["overflow"], ["overflow"]]);
+    let capinfos = check(Command::new("capinfos").arg(&file).output().unwrap(), "capinfos");
+    assert!(capinfos.contains("Number of interfaces in file: 4097"), "{capinfos}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn rotates_by_size_and_stops_at_count() {
     let dir = temp_dir("rotate");
