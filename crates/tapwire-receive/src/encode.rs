@@ -129,7 +129,7 @@ pub fn interface_description(src: IpAddr, vni: u32) -> String {
 }
 
 /// `if_description` of the overflow interface.
-pub fn overflow_interface_description() -> String {
+fn overflow_interface_description() -> String {
     format!("vxlan: every source and VNI past the first {MAX_INTERFACES} of this file")
 }
 

@@ -42,16 +42,6 @@ impl SplitKey {
         }
     }
 
-    /// The key that stands for every key past the split limit (`All` has none).
-    pub fn overflow(self) -> Self {
-        match self {
-            SplitKey::All => SplitKey::All,
-            SplitKey::Vni(_) => SplitKey::Overflow(SplitBy::Vni),
-            SplitKey::Source(_) => SplitKey::Overflow(SplitBy::Source),
-            SplitKey::Overflow(by) => SplitKey::Overflow(by),
-        }
-    }
-
     /// File name of this key's first file inside `--write-dir`.
     pub fn file_name(self, format: Format) -> String {
         let ext = format.extension();
@@ -177,9 +167,8 @@ mod tests {
         assert_eq!(SplitKey::of(Some(SplitBy::Vni), src, 42).file_name(Format::Pcapng), "vni-42.pcapng");
         assert_eq!(SplitKey::of(Some(SplitBy::Source), src, 42).file_name(Format::Pcap), "src-198.18.0.2.pcap");
         assert_eq!(SplitKey::of(None, src, 42), SplitKey::All);
-        assert_eq!(SplitKey::of(Some(SplitBy::Vni), src, 42).overflow().file_name(Format::Pcapng), "vni-other.pcapng");
-        assert_eq!(SplitKey::of(Some(SplitBy::Source), src, 42).overflow().file_name(Format::Pcap), "src-other.pcap");
-        assert_eq!(SplitKey::All.overflow(), SplitKey::All);
+        assert_eq!(SplitKey::Overflow(SplitBy::Vni).file_name(Format::Pcapng), "vni-other.pcapng");
+        assert_eq!(SplitKey::Overflow(SplitBy::Source).file_name(Format::Pcap), "src-other.pcap");
         let base = Path::new("/x/vni-42.pcapng");
         assert_eq!(rotated_path(base, 0), PathBuf::from("/x/vni-42.pcapng"));
         assert_eq!(rotated_path(base, 2), PathBuf::from("/x/vni-42.pcapng.2"));

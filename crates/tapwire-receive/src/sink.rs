@@ -248,11 +248,15 @@ impl Output {
             self.stats.over_limit += 1;
             return Ok(Flow::Stop);
         }
-        let mut key = SplitKey::of(self.split(), src, vni);
+        let split = self.split();
+        let mut key = SplitKey::of(split, src, vni);
         // Only at the limit does a new key cost a second lookup; the overflow stream
         // itself is one of `streams`, so own keys never pass the limit.
-        if key != SplitKey::All && self.streams.len() >= self.split_limit && !self.streams.contains_key(&key) {
-            key = key.overflow();
+        if let Some(by) = split
+            && self.streams.len() >= self.split_limit
+            && !self.streams.contains_key(&key)
+        {
+            key = SplitKey::Overflow(by);
         }
         if let SplitKey::Overflow(_) = key {
             self.stats.split_overflow += 1;
@@ -273,8 +277,7 @@ impl Output {
             let seq = stream.seq + 1;
             let path = rotated_path(base, seq);
             stream.writer.flush()?;
-            let sink: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(buffer_of(key), create(&path)?));
-            stream.writer = CaptureWriter::new(sink, self.format)?;
+            stream.writer = CaptureWriter::new(file_sink(key, &path)?, self.format)?;
             stream.seq = seq;
             stream.opened = now;
             self.stats.files += 1;
@@ -349,7 +352,7 @@ fn open(target: &Target, format: Format, stats: &mut Stats, key: SplitKey) -> io
         Target::Stdout => None,
     };
     let sink: Box<dyn Write + Send> = match &base {
-        Some(path) => Box::new(BufWriter::with_capacity(buffer_of(key), create(path)?)),
+        Some(path) => file_sink(key, path)?,
         // A File on a duplicate of fd 1 skips Stdout's line buffering.
         None => {
             Box::new(BufWriter::with_capacity(WRITE_BUFFER, File::from(io::stdout().as_fd().try_clone_to_owned()?)))
@@ -359,13 +362,12 @@ fn open(target: &Target, format: Format, stats: &mut Stats, key: SplitKey) -> io
     Ok(Stream { writer: CaptureWriter::new(sink, format)?, base, seq: 0, opened: Instant::now() })
 }
 
-/// The write buffer of `key`'s stream: split streams are many, so theirs is smaller.
-fn buffer_of(key: SplitKey) -> usize {
-    if key == SplitKey::All { WRITE_BUFFER } else { SPLIT_WRITE_BUFFER }
-}
-
-fn create(path: &Path) -> io::Result<File> {
-    File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+/// A new file at `path` for `key`'s stream, buffered: split streams are many, so
+/// theirs buffer less.
+fn file_sink(key: SplitKey, path: &Path) -> io::Result<Box<dyn Write + Send>> {
+    let capacity = if key == SplitKey::All { WRITE_BUFFER } else { SPLIT_WRITE_BUFFER };
+    let file = File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Ok(Box::new(BufWriter::with_capacity(capacity, file)))
 }
 
 #[cfg(test)]
