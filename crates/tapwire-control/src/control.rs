@@ -17,6 +17,7 @@ use tapwire_model::identity::AuditRecord;
 use tapwire_store::{Record, RecordQuery, Store, StoreError, TelemetryRow};
 
 use crate::audit::{self, AuditBuffer};
+use crate::catch_up::{CatchUps, OwnCommit};
 use crate::clock::Clock;
 use crate::config::ControlConfig;
 use crate::dialect::Dialect;
@@ -43,8 +44,10 @@ pub struct Control {
     revision: tokio::sync::watch::Sender<u64>,
     /// Refusals waiting to be appended to the audit trail.
     audit: AuditBuffer,
-    /// Held while catching up, so two catch-ups do not read the same feed twice.
-    catching_up: Mutex<()>,
+    /// One catch-up at a time, shared by the callers that wait for it.
+    catch_ups: CatchUps,
+    /// This replica's commit between the store and memory.
+    own_commit: OwnCommit,
 }
 
 /// Refusals held between audit flushes.
@@ -101,7 +104,8 @@ impl Control {
             config,
             revision,
             audit: AuditBuffer::new(AUDIT_BUFFER),
-            catching_up: Mutex::new(()),
+            catch_ups: CatchUps::default(),
+            own_commit: OwnCommit::default(),
         })
     }
 
@@ -149,8 +153,9 @@ impl Control {
     fn run_batch(&self, batch: &[Arc<PendingWrite>], entropy: &mut dyn Entropy) {
         let _turn = if self.store.shared() {
             // Other replicas' commits wait while this one plans against the latest state.
-            let turn = WriterTurn::take(&*self.store);
-            if let Err(e) = self.catch_up() {
+            let (turn, store_revision) = WriterTurn::take(&*self.store);
+            let behind = store_revision.is_none_or(|revision| revision > self.read().revision);
+            if behind && let Err(e) = self.catch_up() {
                 let err = ApiError::from_store(e);
                 return batch.iter().for_each(|write| write.set_answer(Err(err.clone())));
             }
@@ -187,12 +192,15 @@ impl Control {
                 Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
             };
             commit.records = records;
-            match self.store.commit(&commit) {
-                Ok(revision) => {
-                    working.revision = revision;
-                    self.publish(working);
-                    return answer_all(batch, answers);
-                }
+            let landing = self.own_commit.begin(base.revision + 1);
+            let committed = self.store.commit(&commit);
+            if let Ok(revision) = committed {
+                working.revision = revision;
+                self.publish(working);
+            }
+            drop(landing);
+            match committed {
+                Ok(_) => return answer_all(batch, answers),
                 Err(e) if e.is_retryable() => {
                     if let Err(e) = self.catch_up() {
                         return fail_writes(batch, answers, &ApiError::from_store(e));
@@ -349,10 +357,21 @@ impl Control {
     /// committed since (the change feed; a full load only when the feed does not reach
     /// back). Returns the revision published. Cheap when nothing changed: one read of
     /// the store's revision.
+    ///
+    /// Callers at once share one catch-up begun after they asked ([`CatchUps`]).
     pub fn catch_up(&self) -> Result<u64, StoreError> {
-        let _one = self.catching_up.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.read();
-        if self.store.revision()? <= current.revision {
+        self.catch_ups.run(|| self.catch_up_now())
+    }
+
+    fn catch_up_now(&self) -> Result<u64, StoreError> {
+        let store_revision = self.store.revision()?;
+        // Read after the store's revision: a commit published meanwhile counts.
+        let mut current = self.read();
+        // This replica's own commit, about to be published: no need to read it back.
+        if store_revision > current.revision && self.own_commit.wait_for(store_revision) {
+            current = self.read();
+        }
+        if store_revision <= current.revision {
             return Ok(current.revision);
         }
         let next = match self.store.changes_since(current.revision)? {
@@ -368,13 +387,26 @@ impl Control {
         Ok(revision)
     }
 
+    /// Catches up unless word of `heard` (a revision committed) says memory has it
+    /// already, or is about to: this replica's own commits are heard of too.
+    fn catch_up_with(&self, heard: Option<u64>) -> Result<u64, StoreError> {
+        if let Some(heard) = heard {
+            self.own_commit.wait_for(heard);
+            let current = self.read().revision;
+            if heard <= current {
+                return Ok(current);
+            }
+        }
+        self.catch_up()
+    }
+
     /// Waits for word of other replicas' commits and catches up, until `stop`: what wakes
     /// the agents' long polls on this replica for a change made on another. A store
     /// without such word is checked every `every`.
     pub fn follow(&self, every: std::time::Duration, stop: &std::sync::atomic::AtomicBool) {
         let mut failing = false;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            match self.store.wait_for_change(every).and_then(|_| self.catch_up()) {
+            match self.store.wait_for_change(every).and_then(|heard| self.catch_up_with(heard)) {
                 Ok(_) if failing => {
                     failing = false;
                     tracing::info!("the store is reachable again; caught up");
@@ -408,12 +440,13 @@ impl Control {
 struct WriterTurn<'a>(&'a dyn Store);
 
 impl<'a> WriterTurn<'a> {
-    fn take(store: &'a dyn Store) -> Option<Self> {
+    /// The turn, and the store's revision under it when the store read it with the lock.
+    fn take(store: &'a dyn Store) -> (Option<Self>, Option<u64>) {
         match store.begin_writes() {
-            Ok(()) => Some(Self(store)),
+            Ok(revision) => (Some(Self(store)), revision),
             Err(e) => {
                 tracing::warn!(error = %e, "the store's writer lock was not taken; committing without it");
-                None
+                (None, None)
             }
         }
     }

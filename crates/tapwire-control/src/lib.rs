@@ -14,6 +14,7 @@
 //! [`Store`]: tapwire_store::Store
 
 pub mod audit;
+pub mod catch_up;
 pub mod clock;
 pub mod config;
 pub mod control;

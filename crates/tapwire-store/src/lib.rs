@@ -148,7 +148,7 @@ pub struct TelemetryRow {
 pub const TELEMETRY_PAGE: usize = 1_000;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Another writer committed first; reload and retry.
     #[error("store revision moved from {expected} to {actual}")]
@@ -193,18 +193,20 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool {
         false
     }
-    /// Waits up to `timeout` for word of another writer's commit; `true` when one came.
-    /// A store without such word sleeps the timeout and says `true`, so callers check.
-    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+    /// Waits up to `timeout` for word of a commit (any writer's); the highest revision
+    /// heard of. `None` when no word came in time, or a store without such word slept the
+    /// timeout: callers check the revision then.
+    fn wait_for_change(&self, timeout: std::time::Duration) -> Result<Option<u64>, StoreError> {
         std::thread::sleep(timeout);
-        Ok(true)
+        Ok(None)
     }
     /// Takes the store's writer lock, held until [`Store::end_writes`]: while one replica
     /// holds it, the others' commits wait, so a replica that caught up under it commits
     /// without a conflict (the revision check stays, as a safety net). A store of one
-    /// process has nothing to take.
-    fn begin_writes(&self) -> Result<(), StoreError> {
-        Ok(())
+    /// process has nothing to take. The store's revision once the lock is held, when the
+    /// same round trip read it (then a writer that is not behind need not ask again).
+    fn begin_writes(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
     /// Gives the writer lock back.
     fn end_writes(&self) {}

@@ -20,7 +20,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::config::{Host, SslMode};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -146,8 +146,21 @@ impl Connector {
 /// Idle connections and how many are out.
 #[derive(Default)]
 struct Slots {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     out: usize,
+}
+
+/// A pooled connection and the statements prepared on it (a statement belongs to the
+/// connection that prepared it).
+struct Conn {
+    client: Client,
+    prepared: Vec<(&'static str, Statement)>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self { client, prepared: Vec::new() }
+    }
 }
 
 /// A bounded set of connections; see the module doc.
@@ -160,7 +173,7 @@ pub struct Pool {
 /// A connection taken from the pool; back to it when dropped, unless found broken.
 pub struct Pooled<'a> {
     pool: &'a Pool,
-    client: Option<Client>,
+    conn: Option<Conn>,
 }
 
 impl Pool {
@@ -183,17 +196,17 @@ impl Pool {
         let mut slots = self.slots();
         let deadline = std::time::Instant::now() + CHECKOUT_WAIT;
         loop {
-            while let Some(client) = slots.idle.pop() {
-                if !client.is_closed() {
+            while let Some(conn) = slots.idle.pop() {
+                if !conn.client.is_closed() {
                     slots.out += 1;
-                    return Ok(Pooled { pool: self, client: Some(client) });
+                    return Ok(Pooled { pool: self, conn: Some(conn) });
                 }
             }
             if slots.out < POOL_SIZE {
                 slots.out += 1;
                 drop(slots);
                 return match self.connector.connect() {
-                    Ok(client) => Ok(Pooled { pool: self, client: Some(client) }),
+                    Ok(client) => Ok(Pooled { pool: self, conn: Some(Conn::new(client)) }),
                     Err(e) => {
                         self.slots().out -= 1;
                         self.returned.notify_one();
@@ -213,29 +226,45 @@ impl Pool {
 
     /// Every idle connection, taken out (to be closed off any async thread).
     pub fn drain(&self) -> Vec<Client> {
-        std::mem::take(&mut self.slots().idle)
+        std::mem::take(&mut self.slots().idle).into_iter().map(|conn| conn.client).collect()
     }
 }
 
 impl Pooled<'_> {
     /// The connection failed: it, and every idle one, are not given out again.
     pub fn discard(mut self) {
-        drop(self.client.take());
+        drop(self.conn.take());
         let idle = self.pool.drain();
         drop(idle);
+    }
+
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!("a pooled connection is held until dropped"))
+    }
+
+    /// `sql` prepared on this connection: once, then from its cache (a statement used
+    /// on every commit is parsed and planned once per connection, not per call).
+    pub fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        let conn = self.conn();
+        if let Some((_, statement)) = conn.prepared.iter().find(|(text, _)| *text == sql) {
+            return Ok(statement.clone());
+        }
+        let statement = conn.client.prepare(sql)?;
+        conn.prepared.push((sql, statement.clone()));
+        Ok(statement)
     }
 }
 
 impl std::ops::Deref for Pooled<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().unwrap_or_else(|| unreachable!("a pooled connection is held until dropped"))
+        &self.conn.as_ref().unwrap_or_else(|| unreachable!("a pooled connection is held until dropped")).client
     }
 }
 
 impl std::ops::DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().unwrap_or_else(|| unreachable!("a pooled connection is held until dropped"))
+        &mut self.conn().client
     }
 }
 
@@ -243,8 +272,8 @@ impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let mut slots = self.pool.slots();
         slots.out -= 1;
-        if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
-            slots.idle.push(client);
+        if let Some(conn) = self.conn.take().filter(|c| !c.client.is_closed()) {
+            slots.idle.push(conn);
         }
         drop(slots);
         self.pool.returned.notify_one();

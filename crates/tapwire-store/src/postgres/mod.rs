@@ -1,14 +1,17 @@
 //! The shared PostgreSQL backend: several control-plane replicas on one database.
 //!
 //! Invariants:
-//! - A commit locks the revision row (`FOR UPDATE`), so commits of all replicas are
-//!   serialised on it: the one computed against an old revision sees the new one and
-//!   conflicts. It is durable when PostgreSQL acknowledges it (`synchronous_commit`).
+//! - A commit is one statement ([`COMMIT_SQL`], prepared once per connection): it moves
+//!   the revision row only from the commit's base, and writes nothing else unless it
+//!   did. Commits of all replicas are serialised on that row: the one computed against
+//!   an old revision waits for the other, then finds the row moved and conflicts. It is
+//!   durable when PostgreSQL acknowledges it (`synchronous_commit`).
 //! - A replica plans and commits a batch under a writer lock (an advisory lock on a
-//!   connection of its own), so replicas writing at once take turns instead of losing
-//!   races over and over; the revision check stays.
-//! - Each commit notifies `tapwire_revision` in its own transaction: replicas that LISTEN
-//!   hear of it once it is visible, never before.
+//!   connection of its own, taken with a read of the revision in one round trip), so
+//!   replicas writing at once take turns instead of losing races over and over; the
+//!   revision check stays.
+//! - Each commit notifies `tapwire_revision` with its revision in its own transaction:
+//!   replicas that LISTEN hear of it once it is visible, never before.
 //! - Reads (`load`, `changes_since`) run in one REPEATABLE READ transaction, so the
 //!   documents and the revision they return belong together.
 //! - Calls share a small pool of connections ([`connect`]: TLS, bounds); the listener has
@@ -23,7 +26,7 @@ mod telemetry;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use connect::{Connector, Pool};
+use connect::{Connector, Pool, Pooled};
 
 use postgres::fallible_iterator::FallibleIterator;
 use std::collections::BTreeMap;
@@ -204,9 +207,13 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 /// never input); `lock` holds its row to the end of the transaction.
 fn read_meta(client: &mut impl GenericClient, key: &'static str, lock: bool) -> Result<u64, StoreError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    let messages =
-        client.simple_query(&format!("SELECT value FROM tapwire_meta WHERE key = '{key}'{lock}")).map_err(backend)?;
-    let value = messages.iter().find_map(|m| match m {
+    meta_value(client, &format!("SELECT value FROM tapwire_meta WHERE key = '{key}'{lock}"), key)
+}
+
+/// The value in the last row `sql` (simple statements, the last reading `key`) returns.
+fn meta_value(client: &mut impl GenericClient, sql: &str, key: &'static str) -> Result<u64, StoreError> {
+    let messages = client.simple_query(sql).map_err(backend)?;
+    let value = messages.iter().rev().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row.get(0),
         _ => None,
     });
@@ -227,20 +234,24 @@ fn final_documents(commit: &Commit) -> BTreeMap<(&str, &str), Option<&str>> {
     out
 }
 
-/// A commit's writes in one statement: documents, the change feed, records, the
-/// revision and the notification.
+/// A commit in one statement, so one round trip: the revision moves from `$1 - 1` to `$1`
+/// only if the store is still at `$1 - 1` (the row lock makes a concurrent commit wait,
+/// then see the moved revision), and every other write happens only if it moved. No row
+/// back means another commit came first and nothing was written. Documents, the change
+/// feed, records, and the notification.
 const COMMIT_SQL: &str = "\
-    WITH put AS (INSERT INTO tapwire_documents (kind, id, body) \
-            SELECT * FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) \
+    WITH moved AS (UPDATE tapwire_meta SET value = $1::BIGINT WHERE key = 'revision' AND value = $1::BIGINT - 1 RETURNING value), \
+        put AS (INSERT INTO tapwire_documents (kind, id, body) \
+            SELECT * FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) WHERE EXISTS (SELECT FROM moved) \
             ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body), \
         gone AS (DELETE FROM tapwire_documents d USING unnest($5::TEXT[], $6::TEXT[]) AS x (kind, id) \
-            WHERE d.kind = x.kind AND d.id = x.id), \
+            WHERE d.kind = x.kind AND d.id = x.id AND EXISTS (SELECT FROM moved)), \
         touched AS (INSERT INTO tapwire_changes (revision, kind, id) \
-            SELECT $1, * FROM unnest($7::TEXT[], $8::TEXT[])), \
+            SELECT $1, * FROM unnest($7::TEXT[], $8::TEXT[]) WHERE EXISTS (SELECT FROM moved)), \
         logged AS (INSERT INTO tapwire_records (kind, at, account, action, body) \
-            SELECT * FROM unnest($9::TEXT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[])), \
-        moved AS (UPDATE tapwire_meta SET value = $1 WHERE key = 'revision') \
-    SELECT pg_notify($14, $15)";
+            SELECT * FROM unnest($9::TEXT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[]) \
+            WHERE EXISTS (SELECT FROM moved)) \
+    SELECT pg_notify($14, $15) FROM moved";
 
 /// `*` and `?` wildcards as a LIKE pattern (`\` escapes LIKE's own `%` and `_`).
 fn like_pattern(wildcard: &str) -> String {
@@ -270,6 +281,28 @@ fn insert_records(tx: &mut Transaction<'_>, records: &[Record]) -> Result<(), St
         tx.execute(&insert, &[&r.kind, &r.at, &r.account, &r.action, &r.body]).map_err(backend)?;
     }
     Ok(())
+}
+
+/// Runs [`COMMIT_SQL`]; `trim` (every 1,000th revision) also cuts the change feed to
+/// what starts after it, in the same transaction. Whether the revision moved.
+fn commit_on(
+    conn: &mut Pooled<'_>,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    trim: Option<i64>,
+) -> Result<bool, StoreError> {
+    let statement = conn.prepared(COMMIT_SQL).map_err(backend)?;
+    let Some(start) = trim else {
+        return Ok(!conn.query(&statement, params).map_err(backend)?.is_empty());
+    };
+    let mut tx = conn.transaction().map_err(backend)?;
+    if tx.query(&statement, params).map_err(backend)?.is_empty() {
+        return Ok(false); // the transaction rolls back as it drops
+    }
+    tx.execute("DELETE FROM tapwire_changes WHERE revision <= $1", &[&start]).map_err(backend)?;
+    tx.execute("UPDATE tapwire_meta SET value = GREATEST(value, $1) WHERE key = 'feed_start'", &[&start])
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(true)
 }
 
 impl Store for PostgresStore {
@@ -308,45 +341,38 @@ impl Store for PostgresStore {
         let record_accounts: Vec<Option<&str>> = r.iter().map(|r| r.account.as_deref()).collect();
         let record_actions: Vec<&str> = r.iter().map(|r| r.action.as_str()).collect();
         let record_bodies: Vec<&str> = r.iter().map(|r| r.body.as_str()).collect();
-        self.with_conn(|client| {
-            let mut tx = client.transaction().map_err(backend)?;
-            let actual = read_meta(&mut tx, "revision", true)?;
-            if actual != commit.base_revision {
-                return Err(StoreError::Conflict { expected: commit.base_revision, actual });
-            }
-            let next = actual + 1;
-            let next_sql = sql_int(next)?;
-            let next_text = next.to_string();
-            tx.execute(
-                COMMIT_SQL,
-                &[
-                    &next_sql,
-                    &put_kinds,
-                    &put_ids,
-                    &put_bodies,
-                    &gone_kinds,
-                    &gone_ids,
-                    &touched_kinds,
-                    &touched_ids,
-                    &record_kinds,
-                    &record_at,
-                    &record_accounts,
-                    &record_actions,
-                    &record_bodies,
-                    &CHANNEL,
-                    &next_text,
-                ],
-            )
-            .map_err(backend)?;
-            if next % 1_000 == 0 && next > FEED_REVISIONS {
-                let start = sql_int(next - FEED_REVISIONS)?;
-                tx.execute("DELETE FROM tapwire_changes WHERE revision <= $1", &[&start]).map_err(backend)?;
-                tx.execute("UPDATE tapwire_meta SET value = GREATEST(value, $1) WHERE key = 'feed_start'", &[&start])
-                    .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
-            Ok(next)
-        })
+        let next =
+            commit.base_revision.checked_add(1).ok_or_else(|| StoreError::Backend("revision overflow".into()))?;
+        let (next_sql, next_text) = (sql_int(next)?, next.to_string());
+        let params: [&(dyn postgres::types::ToSql + Sync); 15] = [
+            &next_sql,
+            &put_kinds,
+            &put_ids,
+            &put_bodies,
+            &gone_kinds,
+            &gone_ids,
+            &touched_kinds,
+            &touched_ids,
+            &record_kinds,
+            &record_at,
+            &record_accounts,
+            &record_actions,
+            &record_bodies,
+            &CHANNEL,
+            &next_text,
+        ];
+        let trim = (next % 1_000 == 0 && next > FEED_REVISIONS).then(|| sql_int(next - FEED_REVISIONS)).transpose()?;
+        let mut conn = self.pool.get()?;
+        let out = match commit_on(&mut conn, &params, trim) {
+            Ok(true) => Ok(next),
+            Ok(false) => read_meta(&mut *conn, "revision", false)
+                .and_then(|actual| Err(StoreError::Conflict { expected: commit.base_revision, actual })),
+            Err(e) => Err(e),
+        };
+        if matches!(out, Err(StoreError::Unavailable(_))) {
+            conn.discard();
+        }
+        out
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
@@ -382,7 +408,7 @@ impl Store for PostgresStore {
         true
     }
 
-    fn begin_writes(&self) -> Result<(), StoreError> {
+    fn begin_writes(&self) -> Result<Option<u64>, StoreError> {
         let mut guard = self.writer.lock().map_err(|_| StoreError::Backend("store mutex poisoned".into()))?;
         if guard.as_ref().is_none_or(Client::is_closed) {
             let mut client = self.pool.connector().connect()?;
@@ -390,11 +416,15 @@ impl Store for PostgresStore {
             *guard = Some(client);
         }
         let client = guard.as_mut().ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
-        let taken = client.batch_execute(&format!("SELECT pg_advisory_lock({WRITER_LOCK})")).map_err(backend);
-        if matches!(taken, Err(StoreError::Unavailable(_))) {
+        // The lock, then the revision it lets this replica write on: one round trip.
+        let lock_then_read =
+            format!("SELECT pg_advisory_lock({WRITER_LOCK}); SELECT value FROM tapwire_meta WHERE key = 'revision'");
+        let taken = meta_value(client, &lock_then_read, "revision");
+        if taken.is_err() {
+            // The lock may be held though the read failed: ending the session frees it.
             *guard = None;
         }
-        taken
+        taken.map(Some)
     }
 
     fn end_writes(&self) {
@@ -418,14 +448,19 @@ impl Store for PostgresStore {
         Ok(took)
     }
 
-    fn wait_for_change(&self, timeout: Duration) -> Result<bool, StoreError> {
+    fn wait_for_change(&self, timeout: Duration) -> Result<Option<u64>, StoreError> {
         let mut guard = self.listener()?;
         let client = guard.as_mut().ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
         let mut notifications = client.notifications();
-        let heard = notifications.timeout_iter(timeout).next().map_err(backend)?.is_some();
-        // Commits that came together are one catch-up.
-        while notifications.iter().next().map_err(backend)?.is_some() {}
-        Ok(heard)
+        let revision = |n: postgres::Notification| n.payload().parse::<u64>().ok();
+        let Some(first) = notifications.timeout_iter(timeout).next().map_err(backend)? else { return Ok(None) };
+        // Commits that came together are one catch-up. A payload that is not a revision
+        // (none of ours) counts as the revision it follows: unknown, so check.
+        let mut highest = revision(first);
+        while let Some(next) = notifications.iter().next().map_err(backend)? {
+            highest = highest.zip(revision(next)).map(|(a, b)| a.max(b));
+        }
+        Ok(highest)
     }
 
     fn put_telemetry(&self, rows: &[TelemetryRow]) -> Result<(), StoreError> {
