@@ -131,6 +131,8 @@ class Server:
     def start(self, timeout=20.0):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        running = [p.pid for p in self.procs if p.poll() is None]
+        assert not running, f"start() while processes {running} still run: stop() them first"
         argvs = self.replica_argvs() if self.replicas else [self.argv()]
         self.procs = []
         for argv in argvs:

@@ -45,12 +45,10 @@ def test_kill_9_loses_no_acknowledged_write(server, ec2):
         t.start()
     while len(acknowledged) < 200:
         threading.Event().wait(0.01)
-    server.proc.send_signal(signal.SIGKILL)
-    server.proc.wait()
+    server.stop(signal.SIGKILL)  # every process of the server (both replicas, on replicas)
     stop.set()
     for t in threads:
         t.join()
-    server.proc = None
     server.start()
     present = {f["TrafficMirrorFilterId"] for f in server.ec2().describe_traffic_mirror_filters()["TrafficMirrorFilters"]}
     missing = [a for a in acknowledged if a not in present]

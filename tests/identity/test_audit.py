@@ -91,10 +91,7 @@ def test_a_writes_record_survives_kill_9_with_the_write(tmp_path):
     try:
         made = srv.ec2().create_traffic_mirror_filter()
         rid = made["ResponseMetadata"]["RequestId"]
-        srv.proc.send_signal(signal.SIGKILL)
-        srv.proc.wait()
-        srv.proc = None
-        srv.start()
+        srv.restart(signal.SIGKILL)
         [record] = [r for r in srv.audit() if r["RequestId"] == rid]
         assert record["Resources"] == [made["TrafficMirrorFilter"]["TrafficMirrorFilterId"]]
     finally:
