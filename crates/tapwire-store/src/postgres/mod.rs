@@ -143,6 +143,11 @@ impl PostgresStore {
 
     /// `f` on a pooled connection; one that fails for want of the database is dropped.
     fn with_conn<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.with_pooled(|conn| f(conn))
+    }
+
+    /// [`Self::with_conn`] with the pooled connection itself (its prepared statements).
+    fn with_pooled<T>(&self, f: impl FnOnce(&mut Pooled<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
         let out = f(&mut conn);
         if matches!(out, Err(StoreError::Unavailable(_))) {
@@ -204,10 +209,9 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 /// A value of `tapwire_meta`, in one round trip (a simple query: `key` is one of ours,
-/// never input); `lock` holds its row to the end of the transaction.
-fn read_meta(client: &mut impl GenericClient, key: &'static str, lock: bool) -> Result<u64, StoreError> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    meta_value(client, &format!("SELECT value FROM tapwire_meta WHERE key = '{key}'{lock}"), key)
+/// never input).
+fn read_meta(client: &mut impl GenericClient, key: &'static str) -> Result<u64, StoreError> {
+    meta_value(client, &format!("SELECT value FROM tapwire_meta WHERE key = '{key}'"), key)
 }
 
 /// The value in the last row `sql` (simple statements, the last reading `key`) returns.
@@ -308,7 +312,7 @@ fn commit_on(
 impl Store for PostgresStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         self.with_snapshot(|tx| {
-            let revision = read_meta(tx, "revision", false)?;
+            let revision = read_meta(tx, "revision")?;
             let rows = tx.query("SELECT kind, id, body FROM tapwire_documents", &[]).map_err(backend)?;
             let documents =
                 rows.iter().map(|r| StoredDocument { kind: r.get(0), id: r.get(1), body: r.get(2) }).collect();
@@ -362,27 +366,23 @@ impl Store for PostgresStore {
             &next_text,
         ];
         let trim = (next % 1_000 == 0 && next > FEED_REVISIONS).then(|| sql_int(next - FEED_REVISIONS)).transpose()?;
-        let mut conn = self.pool.get()?;
-        let out = match commit_on(&mut conn, &params, trim) {
-            Ok(true) => Ok(next),
-            Ok(false) => read_meta(&mut *conn, "revision", false)
-                .and_then(|actual| Err(StoreError::Conflict { expected: commit.base_revision, actual })),
-            Err(e) => Err(e),
-        };
-        if matches!(out, Err(StoreError::Unavailable(_))) {
-            conn.discard();
-        }
-        out
+        self.with_pooled(|conn| {
+            if commit_on(conn, &params, trim)? {
+                return Ok(next);
+            }
+            let actual = read_meta(&mut **conn, "revision")?;
+            Err(StoreError::Conflict { expected: commit.base_revision, actual })
+        })
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        self.reading(|client| read_meta(client, "revision", false))
+        self.reading(|client| read_meta(client, "revision"))
     }
 
     fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
         self.with_snapshot(|tx| {
-            let revision = read_meta(tx, "revision", false)?;
-            if after < read_meta(tx, "feed_start", false)? {
+            let revision = read_meta(tx, "revision")?;
+            if after < read_meta(tx, "feed_start")? {
                 return Ok(None);
             }
             let rows = tx
