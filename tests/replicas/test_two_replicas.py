@@ -31,6 +31,25 @@ def test_each_write_on_one_replica_is_seen_by_the_other_at_once(replicas):
     assert made[0] not in filter_ids(b)
 
 
+def test_a_replica_behind_the_change_feed_loads_everything(replicas, postgres):
+    a, b = replicas.a, replicas.b
+    database = replicas.url.split("?")[0].rsplit("/", 1)[1]
+    kept = a.ec2().create_traffic_mirror_filter(Description="kept")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    gone = a.ec2().create_traffic_mirror_filter(Description="gone")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    assert {kept, gone} <= filter_ids(b)
+    b.proc.send_signal(signal.SIGSTOP)  # b hears nothing while a writes and the feed is cut
+    try:
+        made = a.ec2().create_traffic_mirror_filter(Description="new")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+        a.ec2().delete_traffic_mirror_filter(TrafficMirrorFilterId=gone)
+        postgres.sql("BEGIN; DELETE FROM tapwire_changes; UPDATE tapwire_meta SET value = "
+                     "(SELECT value FROM tapwire_meta WHERE key = 'revision') WHERE key = 'feed_start'; COMMIT",
+                     database=database)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    seen = filter_ids(b)
+    assert made in seen and kept in seen and gone not in seen
+
+
 def mirror_parts(first, second, n):
     """A source interface and a target (made on `first`), a sensor and a filter (on
     `second`), addressed from 198.18.`n`.0/24."""

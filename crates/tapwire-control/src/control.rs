@@ -12,6 +12,7 @@
 //!   published revision; a lost commit race catches up the same way, never by a reload.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use tapwire_model::identity::AuditRecord;
 use tapwire_store::{Record, RecordQuery, Store, StoreError, TelemetryRow};
@@ -29,6 +30,9 @@ use crate::state::{Change, IdempotencyRecord, State, idempotency_key};
 
 /// How many times a commit is retried after another replica moved the store.
 const MAX_COMMIT_ATTEMPTS: usize = 8;
+
+/// How long after a lost commit race batches take the store's writer lock before planning.
+const CONTENDED_FOR: Duration = Duration::from_secs(1);
 
 /// The control plane's engine.
 pub struct Control {
@@ -48,6 +52,8 @@ pub struct Control {
     catch_ups: CatchUps,
     /// This replica's commit between the store and memory.
     own_commit: OwnCommit,
+    /// Until when batches take the writer lock first: set when a commit lost a race.
+    contended: Mutex<Option<Instant>>,
 }
 
 /// Refusals held between audit flushes.
@@ -106,6 +112,7 @@ impl Control {
             audit: AuditBuffer::new(AUDIT_BUFFER),
             catch_ups: CatchUps::default(),
             own_commit: OwnCommit::default(),
+            contended: Mutex::new(None),
         })
     }
 
@@ -150,19 +157,19 @@ impl Control {
         mine.take_answer().unwrap_or_else(|| Err(ApiError::internal("write left unanswered")))
     }
 
+    /// Plans and commits one batch. On a shared store a replica writing alone commits
+    /// without the writer lock (the revision check is enough); after a lost race it takes
+    /// turns under the lock for [`CONTENDED_FOR`].
     fn run_batch(&self, batch: &[Arc<PendingWrite>], entropy: &mut dyn Entropy) {
-        let _turn = if self.store.shared() {
-            // Other replicas' commits wait while this one plans against the latest state.
-            let (turn, store_revision) = WriterTurn::take(&*self.store);
-            let behind = store_revision.is_none_or(|revision| revision > self.read().revision);
-            if behind && let Err(e) = self.catch_up() {
-                let err = ApiError::from_store(e);
-                return batch.iter().for_each(|write| write.set_answer(Err(err.clone())));
+        let shared = self.store.shared();
+        // None: not asked for; Some(None): asked for, not given in time.
+        let mut turn = None;
+        if shared && self.contended.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|t| t > Instant::now()) {
+            match self.take_turn() {
+                Ok(taken) => turn = Some(taken),
+                Err(err) => return batch.iter().for_each(|write| write.set_answer(Err(err.clone()))),
             }
-            turn
-        } else {
-            None
-        };
+        }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let base = self.read();
             let mut working = State::clone(&base);
@@ -192,6 +199,7 @@ impl Control {
                 Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
             };
             commit.records = records;
+            commit.unlocked = shared && turn.is_none();
             let landing = self.own_commit.begin(base.revision + 1);
             let committed = self.store.commit(&commit);
             if let Ok(revision) = committed {
@@ -201,6 +209,14 @@ impl Control {
             drop(landing);
             match committed {
                 Ok(_) => return answer_all(batch, answers),
+                Err(e) if e.is_retryable() && shared && turn.is_none() => {
+                    *self.contended.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Instant::now() + CONTENDED_FOR);
+                    match self.take_turn() {
+                        Ok(taken) => turn = Some(taken),
+                        Err(err) => return fail_writes(batch, answers, &err),
+                    }
+                }
                 Err(e) if e.is_retryable() => {
                     if let Err(e) = self.catch_up() {
                         return fail_writes(batch, answers, &ApiError::from_store(e));
@@ -213,6 +229,18 @@ impl Control {
         for write in batch {
             write.set_answer(Err(err.clone()));
         }
+    }
+
+    /// Takes the store's writer turn and catches up under it unless the revision read with
+    /// the lock says memory is current. `None` when the lock did not come in time: the
+    /// batch then commits on the revision check alone.
+    fn take_turn(&self) -> Result<Option<WriterTurn<'_>>, ApiError> {
+        let (turn, store_revision) = WriterTurn::take(&*self.store);
+        let behind = store_revision.is_none_or(|revision| revision > self.read().revision);
+        if behind {
+            self.catch_up().map_err(ApiError::from_store)?;
+        }
+        Ok(turn)
     }
 
     /// Plans one write against `state`: ClientToken replay, checks, changes, dry run.

@@ -250,7 +250,7 @@ impl State {
                 Change::DeleteInterface(id) => deletes.push((kind::INTERFACE, id.to_string())),
             }
         }
-        Ok(Commit { base_revision, puts, deletes, records: Vec::new() })
+        Ok(Commit { base_revision, puts, deletes, ..Commit::default() })
     }
 
     /// Applies committed changes and moves to `revision`, keeping the index in step.

@@ -88,6 +88,10 @@ pub struct Commit {
     pub deletes: Vec<(&'static str, String)>,
     /// Records appended in the same transaction (a write's audit record).
     pub records: Vec<Record>,
+    /// Made without asking for the writer lock ([`Store::begin_writes`]): a shared store
+    /// refuses it with [`StoreError::Busy`] while another writer holds the lock, so a
+    /// replica writing on its own never overtakes one that waited its turn.
+    pub unlocked: bool,
 }
 
 /// An append-only record (the audit trail). Records are not documents: the state does
@@ -201,8 +205,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
     /// Takes the store's writer lock, held until [`Store::end_writes`]: while one replica
-    /// holds it, the others' commits wait, so a replica that caught up under it commits
-    /// without a conflict (the revision check stays, as a safety net). A store of one
+    /// holds it, the others wait for it or see their [`Commit::unlocked`] commits refused,
+    /// so a replica that caught up under it commits without a conflict (the revision
+    /// check stays, as a safety net). A store of one
     /// process has nothing to take. The store's revision once the lock is held, when the
     /// same round trip read it (then a writer that is not behind need not ask again).
     fn begin_writes(&self) -> Result<Option<u64>, StoreError> {

@@ -6,14 +6,17 @@
 //!   did. Commits of all replicas are serialised on that row: the one computed against
 //!   an old revision waits for the other, then finds the row moved and conflicts. It is
 //!   durable when PostgreSQL acknowledges it (`synchronous_commit`).
-//! - A replica plans and commits a batch under a writer lock (an advisory lock on a
+//! - A replica writing alone commits without a lock: the revision check is enough. Once
+//!   it loses a race it plans and commits under a writer lock (an advisory lock on a
 //!   connection of its own, taken with a read of the revision in one round trip), so
-//!   replicas writing at once take turns instead of losing races over and over; the
-//!   revision check stays.
+//!   replicas writing at once take turns instead of losing races over and over. A commit
+//!   made without the lock also takes it for its own transaction, without waiting: while
+//!   another replica holds it, the commit writes nothing and is `Busy`, so a replica
+//!   that waited its turn is never overtaken.
 //! - Each commit notifies `tapwire_revision` with its revision in its own transaction:
 //!   replicas that LISTEN hear of it once it is visible, never before.
-//! - Reads (`load`, `changes_since`) run in one REPEATABLE READ transaction, so the
-//!   documents and the revision they return belong together.
+//! - Reads return documents and the revision they belong to together: `load` in one
+//!   REPEATABLE READ transaction, `changes_since` in one statement.
 //! - Calls share a small pool of connections ([`connect`]: TLS, bounds); the listener has
 //!   its own. A lost connection is made again on the next use; until then calls fail with
 //!   [`StoreError::Unavailable`]. The URL (which may hold a password) is never logged.
@@ -158,9 +161,9 @@ impl PostgresStore {
 
     /// A read: on a connection found broken (the database restarted), once more on a new
     /// one. Writes are not retried here: a commit whose answer was lost may have landed.
-    fn reading<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        match self.with_conn(&mut f) {
-            Err(StoreError::Unavailable(_)) => self.with_conn(f),
+    fn reading<T>(&self, mut f: impl FnMut(&mut Pooled<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match self.with_pooled(&mut f) {
+            Err(StoreError::Unavailable(_)) => self.with_pooled(f),
             other => other,
         }
     }
@@ -210,6 +213,21 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 /// A value of `tapwire_meta`, in one round trip (a simple query: `key` is one of ours,
 /// never input).
+/// What changed after `$1`: the revision and feed start on every row, then each document
+/// touched since (its body, or none once deleted); one row without a document when
+/// nothing changed or the feed does not reach back. One statement is one snapshot, so
+/// the revision and the documents belong together.
+const CHANGES_SQL: &str = "\
+    SELECT m.revision, m.feed_start, c.kind, c.id, d.body FROM \
+        (SELECT (SELECT value FROM tapwire_meta WHERE key = 'revision') AS revision, \
+                (SELECT value FROM tapwire_meta WHERE key = 'feed_start') AS feed_start) m \
+        LEFT JOIN LATERAL (SELECT DISTINCT t.kind, t.id FROM tapwire_changes t \
+            WHERE t.revision > $1::BIGINT AND m.feed_start <= $1::BIGINT) c ON true \
+        LEFT JOIN tapwire_documents d ON d.kind = c.kind AND d.id = c.id";
+
+/// The store's revision, as [`Store::revision`] reads it.
+const REVISION_SQL: &str = "SELECT value FROM tapwire_meta WHERE key = 'revision'";
+
 fn read_meta(client: &mut impl GenericClient, key: &'static str) -> Result<u64, StoreError> {
     meta_value(client, &format!("SELECT value FROM tapwire_meta WHERE key = '{key}'"), key)
 }
@@ -244,7 +262,8 @@ fn final_documents(commit: &Commit) -> BTreeMap<(&str, &str), Option<&str>> {
 /// back means another commit came first and nothing was written. Documents, the change
 /// feed, records, and the notification.
 const COMMIT_SQL: &str = "\
-    WITH moved AS (UPDATE tapwire_meta SET value = $1::BIGINT WHERE key = 'revision' AND value = $1::BIGINT - 1 RETURNING value), \
+    WITH moved AS (UPDATE tapwire_meta SET value = $1::BIGINT WHERE key = 'revision' AND value = $1::BIGINT - 1 \
+            AND CASE WHEN $16::BOOLEAN THEN pg_try_advisory_xact_lock($17::BIGINT) ELSE true END RETURNING value), \
         put AS (INSERT INTO tapwire_documents (kind, id, body) \
             SELECT * FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) WHERE EXISTS (SELECT FROM moved) \
             ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body), \
@@ -348,7 +367,7 @@ impl Store for PostgresStore {
         let next =
             commit.base_revision.checked_add(1).ok_or_else(|| StoreError::Backend("revision overflow".into()))?;
         let (next_sql, next_text) = (sql_int(next)?, next.to_string());
-        let params: [&(dyn postgres::types::ToSql + Sync); 15] = [
+        let params: [&(dyn postgres::types::ToSql + Sync); 17] = [
             &next_sql,
             &put_kinds,
             &put_ids,
@@ -364,6 +383,8 @@ impl Store for PostgresStore {
             &record_bodies,
             &CHANNEL,
             &next_text,
+            &commit.unlocked,
+            &WRITER_LOCK,
         ];
         let trim = (next % 1_000 == 0 && next > FEED_REVISIONS).then(|| sql_int(next - FEED_REVISIONS)).transpose()?;
         self.with_pooled(|conn| {
@@ -371,30 +392,42 @@ impl Store for PostgresStore {
                 return Ok(next);
             }
             let actual = read_meta(&mut **conn, "revision")?;
+            if actual == commit.base_revision && commit.unlocked {
+                return Err(StoreError::Busy("another replica holds the writer lock".into()));
+            }
             Err(StoreError::Conflict { expected: commit.base_revision, actual })
         })
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        self.reading(|client| read_meta(client, "revision"))
+        // Asked before nearly every request: prepared, so it is not parsed and planned each time.
+        self.reading(|conn| {
+            let statement = conn.prepared(REVISION_SQL).map_err(backend)?;
+            let value: i64 = conn.query_one(&statement, &[]).map_err(backend)?.get(0);
+            u64::try_from(value).map_err(|_| StoreError::Backend(format!("tapwire_meta.revision is negative: {value}")))
+        })
     }
 
     fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
-        self.with_snapshot(|tx| {
-            let revision = read_meta(tx, "revision")?;
-            if after < read_meta(tx, "feed_start")? {
+        self.reading(|conn| {
+            let statement = conn.prepared(CHANGES_SQL).map_err(backend)?;
+            let rows = conn.query(&statement, &[&sql_int(after)?]).map_err(backend)?;
+            let first = rows.first().ok_or_else(|| StoreError::Backend("tapwire_meta is empty".into()))?;
+            let (revision, feed_start): (Option<i64>, Option<i64>) = (first.get(0), first.get(1));
+            let meta = |value: Option<i64>, key: &str| {
+                value
+                    .and_then(|v| u64::try_from(v).ok())
+                    .ok_or_else(|| StoreError::Backend(format!("tapwire_meta.{key} missing or negative")))
+            };
+            let (revision, feed_start) = (meta(revision, "revision")?, meta(feed_start, "feed_start")?);
+            if after < feed_start {
                 return Ok(None);
             }
-            let rows = tx
-                .query(
-                    "SELECT c.kind, c.id, d.body FROM (SELECT DISTINCT kind, id FROM tapwire_changes WHERE revision > $1) c \
-                     LEFT JOIN tapwire_documents d ON d.kind = c.kind AND d.id = c.id",
-                    &[&sql_int(after)?],
-                )
-                .map_err(backend)?;
             let mut set = ChangeSet { revision, ..ChangeSet::default() };
-            for row in rows {
-                let (kind, id, body): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
+            for row in &rows {
+                let (kind, id, body): (Option<String>, Option<String>, Option<String>) =
+                    (row.get(2), row.get(3), row.get(4));
+                let (Some(kind), Some(id)) = (kind, id) else { continue };
                 match body {
                     Some(body) => set.puts.push(StoredDocument { kind, id, body }),
                     None => set.deletes.push((kind, id)),
