@@ -1,10 +1,12 @@
 //! `/`: the Query-protocol front both dialects share.
 //!
 //! In order: only `GET` and `POST` (else 405 with `Allow`); the body read within its size
-//! and time limits; the dialect told apart ([`decode::envelope`]); the parameters decoded
-//! strictly ([`decode::decode`]); the signature checked and the key's bucket drawn from
+//! and time limits; on a shared store, the catch-up with other replicas ([`catch_up`]);
+//! the dialect told apart ([`decode::envelope`]); the parameters decoded strictly
+//! ([`decode::decode`]); the signature checked and the key's bucket drawn from
 //! ([`crate::auth`]); then the dialect's handler on a blocking thread, with a [`Cancel`]
-//! flag raised if the client goes first. Every refusal is answered in the dialect's own
+//! flag raised if the client goes first. On a shared store everything after the body runs
+//! in that one trip to a blocking thread. Every refusal is answered in the dialect's own
 //! envelope, and a refused signature is noted in the audit trail (a throttled request is
 //! only counted: a flood must not become one).
 
@@ -171,11 +173,59 @@ pub async fn query_api(
     body: Body,
 ) -> Response {
     let mut note = RequestNote { request_id: request_id(), ..RequestNote::default() };
-    let caught_up = catch_up(&api).await;
-    let mut resp = answer(&api, peer, method, uri, headers, body, &mut note).await;
-    mark_stale(&api, caught_up, &mut resp);
-    resp.extensions_mut().insert(note);
-    resp
+    if method != Method::GET && method != Method::POST {
+        let mut resp = (StatusCode::METHOD_NOT_ALLOWED, "Only GET and POST reach the APIs.\n").into_response();
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        resp.extensions_mut().insert(note);
+        return resp;
+    }
+    let body = match read_body(body, api.config.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            let mut resp = refuse(decode::envelope(uri.query(), &headers, b""), &e, &note.request_id);
+            resp.extensions_mut().insert(note);
+            return resp;
+        }
+    };
+    let envelope = decode::envelope(uri.query(), &headers, &body);
+    let cancel = Cancel::default();
+    let _cancel_if_dropped = cancel.on_drop();
+    let request_id = note.request_id.clone();
+    let answered = if api.control.shared() {
+        // One trip to a blocking thread for the catch-up (a round trip to the store), the
+        // checks and the handler: a second would add two thread wake-ups to every request.
+        tokio::task::spawn_blocking(move || {
+            let caught_up = caught_up(&api);
+            let mut resp = match admit(&api, peer, &method, &uri, &headers, &body, &mut note) {
+                Ok(admitted) => admitted.handle(&api, &note.request_id, &cancel),
+                Err(refused) => *refused,
+            };
+            mark_stale(&api, caught_up, &mut resp);
+            resp.extensions_mut().insert(note);
+            resp
+        })
+        .await
+    } else {
+        // Nothing to catch up with: the checks run here, only the handler (which may wait
+        // for a commit) on a blocking thread.
+        let admitted = admit(&api, peer, &method, &uri, &headers, &body, &mut note);
+        let answered = match admitted {
+            Ok(admitted) => {
+                let id = request_id.clone();
+                tokio::task::spawn_blocking(move || admitted.handle(&api, &id, &cancel)).await
+            }
+            Err(refused) => Ok(*refused),
+        };
+        answered.map(|mut resp| {
+            resp.extensions_mut().insert(note);
+            resp
+        })
+    };
+    answered.unwrap_or_else(|panicked| {
+        let mut resp = refuse(envelope, &ApiError::internal(panicked), &request_id);
+        resp.extensions_mut().insert(RequestNote { request_id, ..RequestNote::default() });
+        resp
+    })
 }
 
 /// Read-your-writes across replicas: on a shared store, what other replicas committed is
@@ -186,7 +236,12 @@ pub async fn catch_up(api: &Arc<Api>) -> bool {
         return true;
     }
     let api = api.clone();
-    matches!(tokio::task::spawn_blocking(move || api.control.catch_up()).await, Ok(Ok(_)))
+    tokio::task::spawn_blocking(move || caught_up(&api)).await.unwrap_or(false)
+}
+
+/// [`catch_up`] on this (blocking) thread.
+fn caught_up(api: &Api) -> bool {
+    !api.control.shared() || api.control.catch_up().is_ok()
 }
 
 /// Says on an answer that it came from the last state this replica had, because its
@@ -223,56 +278,38 @@ impl RequestNote {
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "the request's parts, taken apart by query_api")]
-async fn answer(
+/// Decodes and verifies a request: the request admitted, or the refusal to answer.
+fn admit(
     api: &Arc<Api>,
     peer: Option<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
     note: &mut RequestNote,
-) -> Response {
-    let api = api.clone();
-    if method != Method::GET && method != Method::POST {
-        let mut resp = (StatusCode::METHOD_NOT_ALLOWED, "Only GET and POST reach the APIs.\n").into_response();
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        return resp;
-    }
+) -> Result<Admitted, Box<Response>> {
     let query = uri.query();
     let source = peer.map(|addr| addr.ip().to_string());
     let request_id = note.request_id.clone();
-    let body = match read_body(body, api.config.body_timeout).await {
-        Ok(b) => b,
-        Err(e) => return refuse(decode::envelope(query, &headers, b""), &e, &request_id),
-    };
-    let envelope = decode::envelope(query, &headers, &body);
+    let envelope = decode::envelope(query, headers, body);
     note.dialect = match envelope {
         Envelope::Ec2 => "ec2",
         Envelope::Alibaba => "alibaba",
     };
-    let params = match decode::decode(&method, query, &headers, &body) {
+    let params = match decode::decode(method, query, headers, body) {
         Ok(p) => p,
-        Err(e) => return refuse(envelope, &e, &request_id),
+        Err(e) => return Err(Box::new(refuse(envelope, &e, &request_id))),
     };
     let find = |key: &str| params.all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let version = find("Version").or_else(|| header_text(&headers, "x-acs-version").map(str::to_owned));
-    let signed = Signed {
-        method: method.as_str(),
-        path: uri.path(),
-        query: &params.query,
-        params: &params.all,
-        headers: &headers,
-        body: &body,
-    };
-    let cancel = Cancel::default();
-    let _cancel_if_dropped = cancel.on_drop();
+    let version = find("Version").or_else(|| header_text(headers, "x-acs-version").map(str::to_owned));
+    let signed =
+        Signed { method: method.as_str(), path: uri.path(), query: &params.query, params: &params.all, headers, body };
     let state = api.control.read();
     let now = api.control.now();
     match version.as_deref() {
         Some(alibaba::VERSION) => {
             let action =
-                find("Action").or_else(|| header_text(&headers, "x-acs-action").map(str::to_owned)).unwrap_or_default();
+                find("Action").or_else(|| header_text(headers, "x-acs-action").map(str::to_owned)).unwrap_or_default();
             note.dialect = "alibaba";
             note.action.clone_from(&action);
             let who = match api.auth.alibaba(&state, &signed, now, now_fractional()) {
@@ -283,23 +320,16 @@ async fn answer(
                         let code = alibaba::error_code(&e.kind);
                         refusal(&api.control, by, source.as_deref(), "alibaba", &action, code, &request_id);
                     }
-                    return refuse(Envelope::Alibaba, &e, &request_id);
+                    return Err(Box::new(refuse(Envelope::Alibaba, &e, &request_id)));
                 }
             };
             drop(state);
             note.caller(&who);
-            if let Err(e) = no_agents(&api, &who, source.as_deref(), "alibaba", &action, &request_id) {
-                return refuse(Envelope::Alibaba, &e, &request_id);
+            if let Err(e) = no_agents(api, &who, source.as_deref(), "alibaba", &action, &request_id) {
+                return Err(Box::new(refuse(Envelope::Alibaba, &e, &request_id)));
             }
             let caller = alibaba::Caller { account: who.account, who, source };
-            let pairs = params.all;
-            let rid = request_id.clone();
-            let reply = tokio::task::spawn_blocking(move || {
-                alibaba::handle(&api, &caller, &action, alibaba::params::Params::new(pairs), &rid)
-            })
-            .await
-            .unwrap_or_else(|e| alibaba::error_reply(&ApiError::internal(e), &request_id));
-            json_response(reply.status, reply.body, &request_id)
+            Ok(Admitted::Alibaba { caller, action, params: params.all })
         }
         Some(ec2::VERSION) => {
             let action = find("Action").unwrap_or_default();
@@ -316,24 +346,17 @@ async fn answer(
                         let code = ec2::error_code(&e.kind);
                         refusal(&api.control, by, source.as_deref(), "ec2", &action, code, &request_id);
                     }
-                    return refuse(Envelope::Ec2, &e, &request_id);
+                    return Err(Box::new(refuse(Envelope::Ec2, &e, &request_id)));
                 }
             };
             drop(state);
             note.caller(&who);
-            if let Err(e) = no_agents(&api, &who, source.as_deref(), "ec2", &action, &request_id) {
-                return refuse(Envelope::Ec2, &e, &request_id);
+            if let Err(e) = no_agents(api, &who, source.as_deref(), "ec2", &action, &request_id) {
+                return Err(Box::new(refuse(Envelope::Ec2, &e, &request_id)));
             }
             let region = if region.is_empty() { api.config.region.clone() } else { region };
             let caller = ec2::Caller { account: who.account, region, who, source };
-            let pairs = params.all;
-            let rid = request_id.clone();
-            let reply = tokio::task::spawn_blocking(move || {
-                ec2::handle(&api, &caller, ec2::params::Params::new(pairs), &rid, &cancel)
-            })
-            .await
-            .unwrap_or_else(|e| ec2::error_reply(&ApiError::internal(e), &request_id));
-            xml_response(reply.status, reply.body, &request_id)
+            Ok(Admitted::Ec2 { caller, params: params.all })
         }
         other => {
             let err = match other {
@@ -345,7 +368,30 @@ async fn answer(
                     ),
                 ),
             };
-            refuse(envelope, &err, &request_id)
+            Err(Box::new(refuse(envelope, &err, &request_id)))
+        }
+    }
+}
+
+/// A request through the door: decoded, verified, its caller known; what is left is its
+/// dialect's handler.
+enum Admitted {
+    Alibaba { caller: alibaba::Caller, action: String, params: Vec<(String, String)> },
+    Ec2 { caller: ec2::Caller, params: Vec<(String, String)> },
+}
+
+impl Admitted {
+    /// Runs the handler (on a blocking thread: a write waits for its commit).
+    fn handle(self, api: &Arc<Api>, request_id: &str, cancel: &Cancel) -> Response {
+        match self {
+            Admitted::Alibaba { caller, action, params } => {
+                let reply = alibaba::handle(api, &caller, &action, alibaba::params::Params::new(params), request_id);
+                json_response(reply.status, reply.body, request_id)
+            }
+            Admitted::Ec2 { caller, params } => {
+                let reply = ec2::handle(api, &caller, ec2::params::Params::new(params), request_id, cancel);
+                xml_response(reply.status, reply.body, request_id)
+            }
         }
     }
 }
