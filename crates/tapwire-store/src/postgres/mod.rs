@@ -97,8 +97,12 @@ fn backend(err: postgres::Error) -> StoreError {
             StoreError::Unavailable(err.to_string())
         }
         Some(_) => StoreError::Backend(err.to_string()),
-        // No SQL state: the connection itself failed.
-        None => StoreError::Unavailable(err.to_string()),
+        // No SQL state: the connection failed, or this side did (a value that does not
+        // convert, a row count not as expected), which another connection would not mend.
+        None if err.is_closed() || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>()) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        None => StoreError::Backend(err.to_string()),
     }
 }
 
@@ -404,7 +408,7 @@ impl Store for PostgresStore {
         self.reading(|conn| {
             let statement = conn.prepared(REVISION_SQL).map_err(backend)?;
             let value: i64 = conn.query_one(&statement, &[]).map_err(backend)?.get(0);
-            u64::try_from(value).map_err(|_| StoreError::Backend(format!("tapwire_meta.revision is negative: {value}")))
+            unsigned(value)
         })
     }
 
@@ -415,9 +419,7 @@ impl Store for PostgresStore {
             let first = rows.first().ok_or_else(|| StoreError::Backend("tapwire_meta is empty".into()))?;
             let (revision, feed_start): (Option<i64>, Option<i64>) = (first.get(0), first.get(1));
             let meta = |value: Option<i64>, key: &str| {
-                value
-                    .and_then(|v| u64::try_from(v).ok())
-                    .ok_or_else(|| StoreError::Backend(format!("tapwire_meta.{key} missing or negative")))
+                value.ok_or_else(|| StoreError::Backend(format!("tapwire_meta.{key} missing"))).and_then(unsigned)
             };
             let (revision, feed_start) = (meta(revision, "revision")?, meta(feed_start, "feed_start")?);
             if after < feed_start {
