@@ -120,9 +120,24 @@ pub struct Args {
     #[arg(long, value_name = "WINDOW", value_parser = rotate::parse_duration)]
     pub dedup: Option<Duration>,
 
+    /// Accept VXLAN only from these outer sources (CIDRs, repeat or comma-separate;
+    /// e.g. the agents' subnet). Datagrams from anywhere else are counted as
+    /// refused_source and written nowhere. Without it every source is accepted, as the
+    /// kernel's vxlan device does.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = parse_source)]
+    pub allow_source: Vec<ipnet::IpNet>,
+
     /// Exit 0 after writing N frames.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+}
+
+/// A `--allow-source` entry: a CIDR, or one address (a /32 or /128).
+fn parse_source(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("'{text}' is not a CIDR (198.18.0.0/15) or an address"))
 }
 
 impl Args {
@@ -161,14 +176,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(window) = args.dedup {
         output = output.with_dedup(window);
     }
+    if !args.allow_source.is_empty() {
+        output = output.with_allowed_sources(args.allow_source.clone());
+    }
+    let sources = match args.allow_source.as_slice() {
+        [] => "from any source".to_owned(),
+        nets => format!("from {}", nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+    };
     // Tests and scripts wait for this line before sending.
     let workers = format!("{} worker{}", receiver.workers(), if receiver.workers() == 1 { "" } else { "s" });
     match &args.capture {
         Some(interface) => {
-            eprintln!("tapwire receive: listening on {} (capturing on {interface}, {workers})", receiver.local_addr())
+            eprintln!(
+                "tapwire receive: listening on {} (capturing on {interface}, {workers}, {sources})",
+                receiver.local_addr()
+            )
         }
         None => eprintln!(
-            "tapwire receive: listening on {} ({workers}, rcvbuf {} bytes)",
+            "tapwire receive: listening on {} ({workers}, rcvbuf {} bytes, {sources})",
             receiver.local_addr(),
             receiver.rcvbuf()
         ),
@@ -189,7 +214,7 @@ pub fn summary_line(summary: &Summary) -> String {
         "tapwire receive: received={} written={} malformed={} (short={} no_i_flag={} runt={} truncated={}) \
          duplicates={} (evicted_early={}) bytes={} files={} over_count={} batches={} elapsed={:.3}s \
          fragmented={} outer_malformed={} ring_drops={} split_overflow={} interface_overflow={} \
-         other_vni_frames={}",
+         other_vni_frames={} refused_source={}",
         s.received,
         s.written,
         s.malformed(),
@@ -210,5 +235,6 @@ pub fn summary_line(summary: &Summary) -> String {
         s.split_overflow,
         s.interface_overflow,
         s.other_vnis.frames,
+        s.refused_source,
     )
 }

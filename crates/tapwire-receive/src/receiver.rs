@@ -289,10 +289,12 @@ impl StatusLine {
         if s.other_vnis.frames > 0 {
             per_vni.push_str(&format!(" | {} pkts of vnis past the first {MAX_VNI_COUNTS}", s.other_vnis.frames));
         }
+        let refused =
+            if s.refused_source > 0 { format!(" refused {} (source)", s.refused_source) } else { String::new() };
         let mut err = io::stderr().lock();
         let _ = write!(
             err,
-            "\r\x1b[Kwritten {} pkts {}B ({}pps {}b/s) malformed {}{per_vni}",
+            "\r\x1b[Kwritten {} pkts {}B ({}pps {}b/s) malformed {}{refused}{per_vni}",
             s.written,
             human(s.written_bytes as f64),
             human(pps),

@@ -2,8 +2,8 @@
 //!
 //! [`Output`] owns every open file, the rotation policy, the `--count` limit and the
 //! counters. It is shared by the receive workers behind one mutex taken once per batch.
-//! Invariants: every datagram handed in is counted exactly once (written, malformed or
-//! over the limit); a file is flushed before it is closed; once the limit is reached
+//! Invariants: every datagram handed in is counted exactly once (written, refused for
+//! its source, malformed or over the limit); a file is flushed before it is closed; once the limit is reached
 //! nothing more is written. Steady state (known file, known interface, known VNI)
 //! allocates nothing.
 //!
@@ -19,6 +19,8 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
 
 use crate::Map;
 use crate::decap::{Malformed, decap};
@@ -64,8 +66,10 @@ pub struct VniCount {
 /// Everything counted so far.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    /// Datagrams received (valid or not).
+    /// Datagrams received (valid or not, refused included).
     pub received: u64,
+    /// Datagrams from an outer source outside `--allow-source`, written nowhere.
+    pub refused_source: u64,
     /// UDP payload bytes received.
     pub received_bytes: u64,
     /// Frames written.
@@ -156,6 +160,8 @@ pub struct Output {
     stats: Stats,
     closed: bool,
     dedup: Option<Dedup>,
+    /// `--allow-source`: the outer sources accepted; empty accepts every source.
+    allowed_sources: Vec<IpNet>,
 }
 
 impl Output {
@@ -173,6 +179,7 @@ impl Output {
             stats: Stats::default(),
             closed: false,
             dedup: None,
+            allowed_sources: Vec::new(),
         };
         match &out.target {
             Target::Dir { dir, .. } => fs::create_dir_all(dir)?,
@@ -196,6 +203,12 @@ impl Output {
         self
     }
 
+    /// Accepts datagrams only from outer sources in `nets` (none: from every source).
+    pub fn with_allowed_sources(mut self, nets: Vec<IpNet>) -> Self {
+        self.allowed_sources = nets;
+        self
+    }
+
     fn split(&self) -> Option<SplitBy> {
         match &self.target {
             Target::Dir { split, .. } => *split,
@@ -208,6 +221,10 @@ impl Output {
     pub fn handle(&mut self, src: IpAddr, datagram: &[u8], ts: Duration, now: Instant) -> io::Result<Flow> {
         self.stats.received += 1;
         self.stats.received_bytes += datagram.len() as u64;
+        if !self.allowed_sources.is_empty() && !self.allowed_sources.iter().any(|net| net.contains(&src)) {
+            self.stats.refused_source += 1;
+            return Ok(self.flow());
+        }
         match decap(datagram) {
             Ok((_, frame))
                 if self.dedup.as_mut().is_some_and(|d| {

@@ -395,6 +395,46 @@ fn spoofed_sources_and_vnis_cannot_grow_files_or_interfaces_without_bound() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--allow-source`: copies from outer sources outside the list are written nowhere,
+/// and counted; the list takes CIDRs and bare addresses, and a bad entry is refused.
+#[test]
+fn only_allowed_sources_are_written_and_the_rest_counted() {
+    let dir = temp_dir("allow");
+    let file = dir.join("allowed.pcapng");
+    let args = ["--listen", "127.0.0.1:0", "--write", file.to_str().unwrap(), "--count", "3"];
+    let rx = start(
+        &[&args[..], &["--allow-source", "127.0.0.2/32,127.0.0.4", "--allow-source", "10.0.0.0/8"]].concat(),
+        Stdio::null(),
+    );
+    assert!(rx.lines.last().unwrap().contains("from 127.0.0.2/32, 127.0.0.4/32, 10.0.0.0/8"), "{:?}", rx.lines);
+    let senders = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"].map(|a| sender(&format!("{a}:0"), rx.addr));
+    // Refused ones first: the receiver stops at its third written frame.
+    for (n, s) in [0, 2, 0, 1, 2, 3, 1].into_iter().enumerate() {
+        senders[s].send(&vxlan_datagram(7, &inner_frame(n as u16, 60))).unwrap();
+    }
+    let (ok, lines) = rx.wait();
+    assert!(ok, "{lines:?}");
+    let s = summary(&lines);
+    assert_eq!((s["received"], s["written"], s["refused_source"], s["malformed"]), (7, 3, 4, 0), "{lines:?}");
+    let rows = fields(&file, &["frame.interface_description", "ip.id"]);
+    assert_eq!(
+        rows,
+        [
+            ["vxlan vni=7 src=127.0.0.2", "0x0003"],
+            ["vxlan vni=7 src=127.0.0.4", "0x0005"],
+            ["vxlan vni=7 src=127.0.0.2", "0x0006"]
+        ]
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--stdout", "--allow-source", "198.18.0.0/33"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'198.18.0.0/33' is not a CIDR"), "{out:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn rotates_by_size_and_stops_at_count() {
     let dir = temp_dir("rotate");
