@@ -17,6 +17,9 @@
 //! `TAPWIRE_BENCH_ROUNDS` rounds (default 5), and the ratios to tcpdump within each round.
 //! Goal: `--capture` at least 1.5× tcpdump -w in frames per whole-system CPU-second.
 
+#[path = "../../tapwire-agent/benches/mirror/cpu.rs"]
+mod cpu;
+
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
@@ -29,6 +32,8 @@ use std::time::Duration;
 use tapwire_receive::rotate::Rotation;
 use tapwire_receive::{Format, Output, Receiver, Target};
 use tapwire_wire::vxlan;
+
+use crate::cpu::{process_cpu_ns, system_busy_ns};
 
 /// Datagrams per pass (`TAPWIRE_BENCH_DATAGRAMS`): long passes, so the 10 ms steps of
 /// `/proc/stat` and other load on the machine weigh little.
@@ -247,23 +252,4 @@ fn tcpdump(port: u16, frame_len: usize, dir: &std::path::Path) -> Pass {
         .find_map(|l| l.strip_suffix(" packets captured").and_then(|n| n.trim().parse::<u64>().ok()))
         .unwrap_or(0);
     pass
-}
-
-/// Nanoseconds every thread of process `pid` has run (schedstat).
-fn process_cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
-        .sum()
-}
-
-/// Whole-system busy CPU (user, nice, system, irq, softirq, steal) from `/proc/stat`, in
-/// nanoseconds (USER_HZ, 100 on every Linux architecture: 10 ms steps).
-fn system_busy_ns() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
-    let f: Vec<u64> =
-        stat.lines().next().expect("cpu line").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-    (f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0)) * 10_000_000
 }

@@ -153,27 +153,6 @@ pub fn tcp_sink(cpu: usize) {
     });
 }
 
-/// Whole-system busy CPU time in nanoseconds, from `/proc/stat` (the kernel keeps it in
-/// nanoseconds and shows it in USER_HZ ticks, 10 ms: over a 2-second case on 2 CPUs
-/// that is 1 part in 400).
-pub fn system_busy_ns() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let fields: Vec<u64> =
-        stat.lines().next().unwrap().split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields.get(7).copied().unwrap_or(0);
-    // USER_HZ is 100 on every Linux architecture (an ABI constant, unlike CONFIG_HZ).
-    busy * 10_000_000
-}
-
-/// Nanoseconds the calling thread has run on a CPU (`/proc/thread-self/schedstat`).
-pub fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
 pub fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

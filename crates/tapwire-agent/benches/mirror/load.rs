@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tapwire_agent::sys::send::{Destination, MmsgBatch, SendOutcome};
 
-use crate::lab::{A, B, SENDER, TCP_PORT, UDP_PORT, in_ns, thread_cpu_ns};
+use crate::cpu::thread_cpu_ns;
+use crate::lab::{A, B, SENDER, TCP_PORT, UDP_PORT, in_ns};
 
 /// What a case sends.
 #[derive(Debug, Clone, Copy)]

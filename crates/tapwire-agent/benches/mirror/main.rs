@@ -26,6 +26,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod cpu;
 mod lab;
 mod load;
 mod summary;
@@ -172,11 +173,11 @@ fn run_case(lab: &Lab, traffic: Traffic, peer: Peer, duration: Duration) -> Samp
         Peer::Nothing => None,
     };
     let copies_before = lab.copies();
-    let system_before = lab::system_busy_ns();
+    let system_before = cpu::system_busy_ns();
     let (sent, sender_ns) = load::drive(traffic, duration, SENDER_CPU);
     // What is still queued or in the ring gets out.
     std::thread::sleep(Duration::from_millis(200));
-    let system_ns = lab::system_busy_ns() - system_before;
+    let system_ns = cpu::system_busy_ns() - system_before;
     let copies = lab.copies() - copies_before;
     let mut sample =
         Sample { sent, seconds: duration.as_secs_f64(), sender_ns, system_ns, copies, ..Default::default() };

@@ -18,7 +18,8 @@ use tapwire_agent::pipeline::{self, Oversize, Pipeline, PipelineSettings};
 use tapwire_agent::report::InterfaceReport;
 use tapwire_model::config::InterfaceConfig;
 
-use crate::lab::{A, B, LINK_MTU, SENDER, VXLAN_PORT, in_ns, thread_cpu_ns};
+use crate::cpu::thread_cpu_ns;
+use crate::lab::{A, B, LINK_MTU, SENDER, VXLAN_PORT, in_ns};
 
 /// A running pipeline.
 pub struct Running {
