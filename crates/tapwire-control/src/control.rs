@@ -12,7 +12,7 @@
 //!   published revision; a lost commit race catches up the same way, never by a reload.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tapwire_model::identity::AuditRecord;
 use tapwire_store::{Record, RecordQuery, Store, StoreError, TelemetryRow};
@@ -30,9 +30,6 @@ use crate::state::{Change, IdempotencyRecord, State, idempotency_key};
 
 /// How many times a commit is retried after another replica moved the store.
 const MAX_COMMIT_ATTEMPTS: usize = 8;
-
-/// How long after a lost commit race batches take the store's writer lock before planning.
-const CONTENDED_FOR: Duration = Duration::from_secs(1);
 
 /// The control plane's engine.
 pub struct Control {
@@ -159,7 +156,7 @@ impl Control {
 
     /// Plans and commits one batch. On a shared store a replica writing alone commits
     /// without the writer lock (the revision check is enough); after a lost race it takes
-    /// turns under the lock for [`CONTENDED_FOR`].
+    /// turns under the lock for [`ControlConfig::contended_for`].
     fn run_batch(&self, batch: &[Arc<PendingWrite>], entropy: &mut dyn Entropy) {
         let shared = self.store.shared();
         // None: not asked for; Some(None): asked for, not given in time.
@@ -211,7 +208,7 @@ impl Control {
                 Ok(_) => return answer_all(batch, answers),
                 Err(e) if e.is_retryable() && shared && turn.is_none() => {
                     *self.contended.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(Instant::now() + CONTENDED_FOR);
+                        Some(Instant::now() + self.config.contended_for);
                     match self.take_turn() {
                         Ok(taken) => turn = Some(taken),
                         Err(err) => return fail_writes(batch, answers, &err),

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod support;
+
 use rand::SeedableRng;
 use tapwire_control::ops::{IdempotencyKey, NewRule, Operation, Output, RequestContext};
 use tapwire_control::{Control, ControlConfig, Dialect, ErrorKind, SystemClock};
 use tapwire_model::AccountId;
 use tapwire_model::rule::{Direction, RuleAction, RuleMatch};
-use tapwire_store::{ChangeSet, Commit, Record, RecordQuery, Snapshot, SqliteStore, Store, StoreError, StoredRecord};
+use tapwire_store::{Commit, SqliteStore, Store, StoreError};
 
 /// Counts commits so the test can show how many writes shared one.
 struct CountingStore {
@@ -19,27 +21,10 @@ struct CountingStore {
 }
 
 impl Store for CountingStore {
-    fn load(&self) -> Result<Snapshot, StoreError> {
-        self.inner.load()
-    }
+    support::pass_to_inner!();
     fn commit(&self, commit: &Commit) -> Result<u64, StoreError> {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.inner.commit(commit)
-    }
-    fn revision(&self) -> Result<u64, StoreError> {
-        self.inner.revision()
-    }
-    fn changes_since(&self, after: u64) -> Result<Option<ChangeSet>, StoreError> {
-        self.inner.changes_since(after)
-    }
-    fn append(&self, records: &[Record]) -> Result<(), StoreError> {
-        self.inner.append(records)
-    }
-    fn records(&self, query: &RecordQuery) -> Result<Vec<StoredRecord>, StoreError> {
-        self.inner.records(query)
-    }
-    fn prune(&self, kind: &'static str, before: i64, keep: usize) -> Result<usize, StoreError> {
-        self.inner.prune(kind, before, keep)
     }
 }
 

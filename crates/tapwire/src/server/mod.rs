@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         store,
         Box::new(SystemClock),
         Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_os_rng()),
-        ControlConfig { quotas, client_token_ttl },
+        ControlConfig { quotas, client_token_ttl, ..ControlConfig::default() },
     )
     .context("loading the store")?;
     let regions: BTreeSet<String> =
