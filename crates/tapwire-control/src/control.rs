@@ -11,6 +11,7 @@
 //! - On a shared store (replicas), [`Control::catch_up`] reads only what changed since the
 //!   published revision; a lost commit race catches up the same way, never by a reload.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -51,6 +52,8 @@ pub struct Control {
     own_commit: OwnCommit,
     /// Until when batches take the writer lock first: set when a commit lost a race.
     contended: Mutex<Option<Instant>>,
+    /// The latest revision the store's word of commits named (any replica's).
+    heard: AtomicU64,
 }
 
 /// Refusals held between audit flushes.
@@ -110,6 +113,7 @@ impl Control {
             catch_ups: CatchUps::default(),
             own_commit: OwnCommit::default(),
             contended: Mutex::new(None),
+            heard: AtomicU64::new(0),
         })
     }
 
@@ -381,7 +385,8 @@ impl Control {
     /// Brings the published state up to the store's revision with what other replicas
     /// committed since (the change feed; a full load only when the feed does not reach
     /// back). Returns the revision published. Cheap when nothing changed: one read of
-    /// the store's revision.
+    /// the store's revision. When word of a later commit came ([`Control::follow`]), the
+    /// changes are read without that first read.
     ///
     /// Callers at once share one catch-up begun after they asked ([`CatchUps`]).
     pub fn catch_up(&self) -> Result<u64, StoreError> {
@@ -389,15 +394,23 @@ impl Control {
     }
 
     fn catch_up_now(&self) -> Result<u64, StoreError> {
-        let store_revision = self.store.revision()?;
-        // Read after the store's revision: a commit published meanwhile counts.
+        // Word of a later commit (not this replica's own, which is waited for) says the
+        // store moved: its changes are read at once (they carry the store's revision),
+        // without asking the revision first.
+        let heard = self.heard.load(Ordering::Relaxed);
+        self.own_commit.wait_for(heard);
         let mut current = self.read();
-        // This replica's own commit, about to be published: no need to read it back.
-        if store_revision > current.revision && self.own_commit.wait_for(store_revision) {
+        if heard <= current.revision {
+            let store_revision = self.store.revision()?;
+            // Read after the store's revision: a commit published meanwhile counts.
             current = self.read();
-        }
-        if store_revision <= current.revision {
-            return Ok(current.revision);
+            // This replica's own commit, about to be published: no need to read it back.
+            if store_revision > current.revision && self.own_commit.wait_for(store_revision) {
+                current = self.read();
+            }
+            if store_revision <= current.revision {
+                return Ok(current.revision);
+            }
         }
         let next = match self.store.changes_since(current.revision)? {
             Some(set) => {
@@ -416,6 +429,7 @@ impl Control {
     /// already, or is about to: this replica's own commits are heard of too.
     fn catch_up_with(&self, heard: Option<u64>) -> Result<u64, StoreError> {
         if let Some(heard) = heard {
+            self.heard.fetch_max(heard, Ordering::Relaxed);
             self.own_commit.wait_for(heard);
             let current = self.read().revision;
             if heard <= current {
@@ -428,9 +442,9 @@ impl Control {
     /// Waits for word of other replicas' commits and catches up, until `stop`: what wakes
     /// the agents' long polls on this replica for a change made on another. A store
     /// without such word is checked every `every`.
-    pub fn follow(&self, every: std::time::Duration, stop: &std::sync::atomic::AtomicBool) {
+    pub fn follow(&self, every: std::time::Duration, stop: &AtomicBool) {
         let mut failing = false;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) {
             match self.store.wait_for_change(every).and_then(|heard| self.catch_up_with(heard)) {
                 Ok(_) if failing => {
                     failing = false;
