@@ -239,9 +239,9 @@ pub async fn catch_up(api: &Arc<Api>) -> bool {
     tokio::task::spawn_blocking(move || caught_up(&api)).await.unwrap_or(false)
 }
 
-/// [`catch_up`] on this (blocking) thread.
+/// [`catch_up`] on this (blocking) thread, for a shared store.
 fn caught_up(api: &Api) -> bool {
-    !api.control.shared() || api.control.catch_up().is_ok()
+    api.control.catch_up().is_ok()
 }
 
 /// Says on an answer that it came from the last state this replica had, because its

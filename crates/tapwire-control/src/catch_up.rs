@@ -146,24 +146,32 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Barrier};
 
+    /// A check of `answer()`, run on a thread of its own, that holds on once begun: when
+    /// this returns it is running, and it ends once the barrier is passed.
+    fn held_check(
+        catch_ups: &Arc<CatchUps>,
+        answer: impl FnOnce() -> Result<u64, StoreError> + Send + 'static,
+    ) -> (std::thread::JoinHandle<Result<u64, StoreError>>, Arc<Barrier>) {
+        let (in_check, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let (catch_ups, running, held) = (catch_ups.clone(), in_check.clone(), release.clone());
+        let check = std::thread::spawn(move || {
+            catch_ups.run(|| {
+                let answer = answer();
+                running.wait();
+                held.wait();
+                answer
+            })
+        });
+        in_check.wait();
+        (check, release)
+    }
+
     #[test]
     fn a_caller_arriving_during_a_check_waits_for_the_next_one() {
         let catch_ups = Arc::new(CatchUps::default());
         let store_revision = Arc::new(AtomicU64::new(1));
-        let (in_check, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-        let first = {
-            let (catch_ups, store_revision) = (catch_ups.clone(), store_revision.clone());
-            let (in_check, release) = (in_check.clone(), release.clone());
-            std::thread::spawn(move || {
-                catch_ups.run(|| {
-                    let seen = store_revision.load(Ordering::SeqCst);
-                    in_check.wait();
-                    release.wait();
-                    Ok(seen)
-                })
-            })
-        };
-        in_check.wait();
+        let seen = store_revision.clone();
+        let (first, release) = held_check(&catch_ups, move || Ok(seen.load(Ordering::SeqCst)));
         // The first check has read revision 1; a write lands, then a second caller asks.
         store_revision.store(2, Ordering::SeqCst);
         let second = {
@@ -182,18 +190,7 @@ mod tests {
     fn callers_waiting_together_share_one_check_and_its_error() {
         let catch_ups = Arc::new(CatchUps::default());
         let checks = Arc::new(AtomicU64::new(0));
-        let (in_check, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-        let blocker = {
-            let (catch_ups, in_check, release) = (catch_ups.clone(), in_check.clone(), release.clone());
-            std::thread::spawn(move || {
-                catch_ups.run(|| {
-                    in_check.wait();
-                    release.wait();
-                    Ok(0)
-                })
-            })
-        };
-        in_check.wait();
+        let (blocker, release) = held_check(&catch_ups, || Ok(0));
         let waiters: Vec<_> = (0..6)
             .map(|_| {
                 let (catch_ups, checks) = (catch_ups.clone(), checks.clone());

@@ -176,9 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(window) = args.dedup {
         output = output.with_dedup(window);
     }
-    if !args.allow_source.is_empty() {
-        output = output.with_allowed_sources(args.allow_source.clone());
-    }
+    output = output.with_allowed_sources(args.allow_source.clone());
     let sources = match args.allow_source.as_slice() {
         [] => "from any source".to_owned(),
         nets => format!("from {}", nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),

@@ -207,9 +207,9 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the store's writer lock, held until [`Store::end_writes`]: while one replica
     /// holds it, the others wait for it or see their [`Commit::unlocked`] commits refused,
     /// so a replica that caught up under it commits without a conflict (the revision
-    /// check stays, as a safety net). A store of one
-    /// process has nothing to take. The store's revision once the lock is held, when the
-    /// same round trip read it (then a writer that is not behind need not ask again).
+    /// check stays, as a safety net). A store of one process has nothing to take. The
+    /// store's revision once the lock is held, when the same round trip read it (then a
+    /// writer that is not behind need not ask again).
     fn begin_writes(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }

@@ -215,8 +215,6 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.commit().map_err(backend)
 }
 
-/// A value of `tapwire_meta`, in one round trip (a simple query: `key` is one of ours,
-/// never input).
 /// What changed after `$1`: the revision and feed start on every row, then each document
 /// touched since (its body, or none once deleted); one row without a document when
 /// nothing changed or the feed does not reach back. One statement is one snapshot, so
@@ -229,22 +227,26 @@ const CHANGES_SQL: &str = "\
             WHERE t.revision > $1::BIGINT AND m.feed_start <= $1::BIGINT) c ON true \
         LEFT JOIN tapwire_documents d ON d.kind = c.kind AND d.id = c.id";
 
-/// The store's revision, as [`Store::revision`] reads it.
+/// The store's revision: prepared by [`Store::revision`], sent as text by
+/// [`read_revision`] and after the writer lock.
 const REVISION_SQL: &str = "SELECT value FROM tapwire_meta WHERE key = 'revision'";
 
-fn read_meta(client: &mut impl GenericClient, key: &'static str) -> Result<u64, StoreError> {
-    meta_value(client, &format!("SELECT value FROM tapwire_meta WHERE key = '{key}'"), key)
+/// The store's revision, in one round trip without preparing (inside a transaction, or
+/// once after a lost race).
+fn read_revision(client: &mut impl GenericClient) -> Result<u64, StoreError> {
+    revision_in(client, REVISION_SQL)
 }
 
-/// The value in the last row `sql` (simple statements, the last reading `key`) returns.
-fn meta_value(client: &mut impl GenericClient, sql: &str, key: &'static str) -> Result<u64, StoreError> {
+/// The revision in the last row `sql` returns (simple statements, the last of them
+/// [`REVISION_SQL`]).
+fn revision_in(client: &mut impl GenericClient, sql: &str) -> Result<u64, StoreError> {
     let messages = client.simple_query(sql).map_err(backend)?;
     let value = messages.iter().rev().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row.get(0),
         _ => None,
     });
-    let value = value.ok_or_else(|| StoreError::Backend(format!("tapwire_meta.{key} missing")))?;
-    value.parse().map_err(|_| StoreError::Backend(format!("tapwire_meta.{key} is not a number: {value}")))
+    let value = value.ok_or_else(|| StoreError::Backend("tapwire_meta.revision missing".into()))?;
+    value.parse().map_err(|_| StoreError::Backend(format!("tapwire_meta.revision is not a number: {value}")))
 }
 
 /// One commit's documents as they end: each `(kind, id)` once, put (its last body) or
@@ -335,7 +337,7 @@ fn commit_on(
 impl Store for PostgresStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         self.with_snapshot(|tx| {
-            let revision = read_meta(tx, "revision")?;
+            let revision = read_revision(tx)?;
             let rows = tx.query("SELECT kind, id, body FROM tapwire_documents", &[]).map_err(backend)?;
             let documents =
                 rows.iter().map(|r| StoredDocument { kind: r.get(0), id: r.get(1), body: r.get(2) }).collect();
@@ -395,7 +397,7 @@ impl Store for PostgresStore {
             if commit_on(conn, &params, trim)? {
                 return Ok(next);
             }
-            let actual = read_meta(&mut **conn, "revision")?;
+            let actual = read_revision(&mut **conn)?;
             if actual == commit.base_revision && commit.unlocked {
                 return Err(StoreError::Busy("another replica holds the writer lock".into()));
             }
@@ -452,9 +454,7 @@ impl Store for PostgresStore {
         }
         let client = guard.as_mut().ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
         // The lock, then the revision it lets this replica write on: one round trip.
-        let lock_then_read =
-            format!("SELECT pg_advisory_lock({WRITER_LOCK}); SELECT value FROM tapwire_meta WHERE key = 'revision'");
-        let taken = meta_value(client, &lock_then_read, "revision");
+        let taken = revision_in(client, &format!("SELECT pg_advisory_lock({WRITER_LOCK}); {REVISION_SQL}"));
         if taken.is_err() {
             // The lock may be held though the read failed: ending the session frees it.
             *guard = None;
