@@ -3,7 +3,7 @@
 //! One port speaks every dialect. A request to `/` is EC2 Query when its `Version` (in the
 //! form body or the query string) is `2016-11-15`, and Alibaba RPC when its `Version` (in
 //! the body, the query string or the `x-acs-version` header) is `2016-04-28` ([`query`]);
-//! tapwire's own JSON endpoints live under `/tapwire/v1/` ([`agent`]). Parameters are read
+//! tapwire's own JSON endpoints live under `/tapwire/v1/` ([`v1`]). Parameters are read
 //! from the query string and the form body together, strictly ([`decode`]).
 //! Handlers are thin: decode → [`tapwire_control::Control`] → encode. [`serve`] is the
 //! listener: connection cap and timeouts.

@@ -1,10 +1,10 @@
 //! `/`: the Query-protocol front both dialects share.
 //!
 //! In order: only `GET` and `POST` (else 405 with `Allow`); the body read within its size
-//! and time limits; on a shared store, the catch-up with other replicas ([`catch_up`]);
-//! the dialect told apart ([`decode::envelope`]); the parameters decoded strictly
-//! ([`decode::decode`]); the signature checked and the key's bucket drawn from
-//! ([`crate::auth`]); then the dialect's handler on a blocking thread, with a [`Cancel`]
+//! and time limits; the dialect told apart ([`decode::envelope`]); the parameters decoded
+//! strictly ([`decode::decode`]); on a shared store, for a read, the catch-up with other
+//! replicas ([`catch_up`]; a write's commit checks the revision instead); the signature
+//! checked and the key's bucket drawn from ([`crate::auth`]); then the dialect's handler on a blocking thread, with a [`Cancel`]
 //! flag raised if the client goes first. On a shared store everything after the body runs
 //! in that one trip to a blocking thread. Every refusal is answered in the dialect's own
 //! envelope, and a refused signature is noted in the audit trail (a throttled request is
@@ -128,20 +128,21 @@ fn no_agents(
     api: &Api,
     who: &Identity,
     source: Option<&str>,
-    dialect: &'static str,
+    dialect: Envelope,
     action: &str,
     request_id: &str,
 ) -> Result<(), ApiError> {
     let Some(host) = &who.agent_host else { return Ok(()) };
+    let api_name = match dialect {
+        Envelope::Ec2 => "EC2",
+        Envelope::Alibaba => "Alibaba",
+    };
     let err = ApiError::new(
         ErrorKind::Unauthorized,
-        format!(
-            "The agent credential of host '{host}' cannot call the {} API.",
-            if dialect == "ec2" { "EC2" } else { "Alibaba" }
-        ),
+        format!("The agent credential of host '{host}' cannot call the {api_name} API."),
     );
-    let code = if dialect == "ec2" { ec2::error_code(&err.kind) } else { alibaba::error_code(&err.kind) };
-    refusal(&api.control, who.into(), source, dialect, action, code, request_id);
+    let code = error_code(dialect, &err.kind);
+    refusal(&api.control, who.into(), source, dialect_name(dialect), action, code, request_id);
     Err(err)
 }
 
@@ -195,12 +196,12 @@ pub async fn query_api(
         // One trip to a blocking thread for the catch-up (a round trip to the store), the
         // checks and the handler: a second would add two thread wake-ups to every request.
         tokio::task::spawn_blocking(move || {
-            let caught_up = caught_up(&api);
-            let mut resp = match admit(&api, peer, &method, &uri, &headers, &body, &mut note) {
+            let mut caught_up = None;
+            let mut resp = match admit(&api, peer, &method, &uri, &headers, &body, &mut note, &mut caught_up) {
                 Ok(admitted) => admitted.handle(&api, &note.request_id, &cancel),
                 Err(refused) => *refused,
             };
-            mark_stale(&api, caught_up, &mut resp);
+            mark_stale(&api, caught_up != Some(false), &mut resp);
             resp.extensions_mut().insert(note);
             resp
         })
@@ -208,7 +209,7 @@ pub async fn query_api(
     } else {
         // Nothing to catch up with: the checks run here, only the handler (which may wait
         // for a commit) on a blocking thread.
-        let admitted = admit(&api, peer, &method, &uri, &headers, &body, &mut note);
+        let admitted = admit(&api, peer, &method, &uri, &headers, &body, &mut note, &mut None);
         let answered = match admitted {
             Ok(admitted) => {
                 let id = request_id.clone();
@@ -278,7 +279,21 @@ impl RequestNote {
     }
 }
 
+/// Whether an action only reads: Describe, List and Get are the reads of both clouds'
+/// APIs (anything else is treated as a write, or is not an action at all).
+fn reads(action: &str) -> bool {
+    ["Describe", "List", "Get"].iter().any(|prefix| action.starts_with(prefix))
+}
+
 /// Decodes and verifies a request: the request admitted, or the refusal to answer.
+///
+/// On a shared store a read first catches up with what other replicas committed
+/// (read-your-writes); `caught_up` says how that went (`None`: not tried). A write does
+/// not: its commit's revision check and the writer's [`crate::auth::standing`] check do
+/// that job, a round trip fewer. Only an unknown key depends on the state the door
+/// reads, so a write refused for one is looked at again once caught up (a key made on
+/// another replica a moment ago).
+#[allow(clippy::too_many_arguments, reason = "the request's parts, as the route hands them over")]
 fn admit(
     api: &Arc<Api>,
     peer: Option<SocketAddr>,
@@ -287,77 +302,25 @@ fn admit(
     headers: &HeaderMap,
     body: &[u8],
     note: &mut RequestNote,
+    caught_up: &mut Option<bool>,
 ) -> Result<Admitted, Box<Response>> {
     let query = uri.query();
     let source = peer.map(|addr| addr.ip().to_string());
     let request_id = note.request_id.clone();
     let envelope = decode::envelope(query, headers, body);
-    note.dialect = match envelope {
-        Envelope::Ec2 => "ec2",
-        Envelope::Alibaba => "alibaba",
-    };
+    note.dialect = dialect_name(envelope);
     let params = match decode::decode(method, query, headers, body) {
         Ok(p) => p,
         Err(e) => return Err(Box::new(refuse(envelope, &e, &request_id))),
     };
     let find = |key: &str| params.all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let version = find("Version").or_else(|| header_text(headers, "x-acs-version").map(str::to_owned));
-    let signed =
-        Signed { method: method.as_str(), path: uri.path(), query: &params.query, params: &params.all, headers, body };
-    let state = api.control.read();
-    let now = api.control.now();
-    match version.as_deref() {
-        Some(alibaba::VERSION) => {
-            let action =
-                find("Action").or_else(|| header_text(headers, "x-acs-action").map(str::to_owned)).unwrap_or_default();
-            note.dialect = "alibaba";
-            note.action.clone_from(&action);
-            let who = match api.auth.alibaba(&state, &signed, now, now_fractional()) {
-                Ok(w) => w,
-                Err(e) => {
-                    if !matches!(e.kind, ErrorKind::Throttled) {
-                        let by = api.auth.claimed(&state, &signed);
-                        let code = alibaba::error_code(&e.kind);
-                        refusal(&api.control, by, source.as_deref(), "alibaba", &action, code, &request_id);
-                    }
-                    return Err(Box::new(refuse(Envelope::Alibaba, &e, &request_id)));
-                }
-            };
-            drop(state);
-            note.caller(&who);
-            if let Err(e) = no_agents(api, &who, source.as_deref(), "alibaba", &action, &request_id) {
-                return Err(Box::new(refuse(Envelope::Alibaba, &e, &request_id)));
-            }
-            let caller = alibaba::Caller { account: who.account, who, source };
-            Ok(Admitted::Alibaba { caller, action, params: params.all })
-        }
-        Some(ec2::VERSION) => {
-            let action = find("Action").unwrap_or_default();
-            note.dialect = "ec2";
-            note.action.clone_from(&action);
-            let (who, region) = match api.auth.sigv4(&state, &signed, "ec2", now).and_then(|(w, r)| {
-                api.auth.throttle(&w, now_fractional())?;
-                Ok((w, r))
-            }) {
-                Ok(pair) => pair,
-                Err(e) => {
-                    if !matches!(e.kind, ErrorKind::Throttled) {
-                        let by = api.auth.claimed(&state, &signed);
-                        let code = ec2::error_code(&e.kind);
-                        refusal(&api.control, by, source.as_deref(), "ec2", &action, code, &request_id);
-                    }
-                    return Err(Box::new(refuse(Envelope::Ec2, &e, &request_id)));
-                }
-            };
-            drop(state);
-            note.caller(&who);
-            if let Err(e) = no_agents(api, &who, source.as_deref(), "ec2", &action, &request_id) {
-                return Err(Box::new(refuse(Envelope::Ec2, &e, &request_id)));
-            }
-            let region = if region.is_empty() { api.config.region.clone() } else { region };
-            let caller = ec2::Caller { account: who.account, region, who, source };
-            Ok(Admitted::Ec2 { caller, params: params.all })
-        }
+    let (dialect, action) = match version.as_deref() {
+        Some(alibaba::VERSION) => (
+            Envelope::Alibaba,
+            find("Action").or_else(|| header_text(headers, "x-acs-action").map(str::to_owned)).unwrap_or_default(),
+        ),
+        Some(ec2::VERSION) => (Envelope::Ec2, find("Action").unwrap_or_default()),
         other => {
             let err = match other {
                 None => ApiError::missing("Version"),
@@ -368,8 +331,77 @@ fn admit(
                     ),
                 ),
             };
-            Err(Box::new(refuse(envelope, &err, &request_id)))
+            return Err(Box::new(refuse(envelope, &err, &request_id)));
         }
+    };
+    let name = dialect_name(dialect);
+    note.dialect = name;
+    note.action.clone_from(&action);
+    let shared = api.control.shared();
+    if shared && reads(&action) {
+        *caught_up = Some(self::caught_up(api));
+    }
+    let signed =
+        Signed { method: method.as_str(), path: uri.path(), query: &params.query, params: &params.all, headers, body };
+    let now = api.control.now();
+    let verify = |state: &tapwire_control::State| match dialect {
+        Envelope::Alibaba => api.auth.alibaba(state, &signed, now, now_fractional()).map(|who| (who, String::new())),
+        Envelope::Ec2 => api.auth.sigv4(state, &signed, "ec2", now).and_then(|(who, region)| {
+            api.auth.throttle(&who, now_fractional())?;
+            Ok((who, region))
+        }),
+    };
+    let mut state = api.control.read();
+    let mut verified = verify(&state);
+    if shared && caught_up.is_none() && verified.as_ref().is_err_and(|e| e.kind == ErrorKind::AuthFailure) {
+        *caught_up = Some(self::caught_up(api));
+        let later = api.control.read();
+        if later.revision != state.revision {
+            state = later;
+            verified = verify(&state);
+        }
+    }
+    let (who, region) = match verified {
+        Ok(pair) => pair,
+        Err(e) => {
+            if !matches!(e.kind, ErrorKind::Throttled) {
+                let by = api.auth.claimed(&state, &signed);
+                refusal(&api.control, by, source.as_deref(), name, &action, error_code(dialect, &e.kind), &request_id);
+            }
+            return Err(Box::new(refuse(dialect, &e, &request_id)));
+        }
+    };
+    drop(state);
+    note.caller(&who);
+    if let Err(e) = no_agents(api, &who, source.as_deref(), dialect, &action, &request_id) {
+        return Err(Box::new(refuse(dialect, &e, &request_id)));
+    }
+    Ok(match dialect {
+        Envelope::Alibaba => Admitted::Alibaba {
+            caller: alibaba::Caller { account: who.account, who, source },
+            action,
+            params: params.all,
+        },
+        Envelope::Ec2 => {
+            let region = if region.is_empty() { api.config.region.clone() } else { region };
+            Admitted::Ec2 { caller: ec2::Caller { account: who.account, region, who, source }, params: params.all }
+        }
+    })
+}
+
+/// A dialect's name in the request log and the audit trail.
+fn dialect_name(dialect: Envelope) -> &'static str {
+    match dialect {
+        Envelope::Ec2 => "ec2",
+        Envelope::Alibaba => "alibaba",
+    }
+}
+
+/// A refusal's code in `dialect`.
+fn error_code(dialect: Envelope, kind: &ErrorKind) -> &'static str {
+    match dialect {
+        Envelope::Ec2 => ec2::error_code(kind),
+        Envelope::Alibaba => alibaba::error_code(kind),
     }
 }
 

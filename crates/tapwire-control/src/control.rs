@@ -10,6 +10,10 @@
 //!   commit, a catch-up after another replica's) replaces it only with a later revision.
 //! - On a shared store (replicas), [`Control::catch_up`] reads only what changed since the
 //!   published revision; a lost commit race catches up the same way, never by a reload.
+//! - Writes may be planned on a state behind the store (they do not catch up first): a
+//!   write's caller's [`crate::ops::Standing`] is checked on the state it is planned
+//!   against, a commit lands only on its base revision, and a batch with nothing to
+//!   commit is answered only once the store's revision says its state was current.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -193,6 +197,15 @@ impl Control {
                 answers.push(answer);
             }
             if changes.is_empty() {
+                // Nothing to commit, so no revision check proved `base` current. Writes
+                // are planned without catching up first; what they refuse (a resource
+                // not found, a quota) must not come from a state behind the store.
+                if shared && turn.is_none() && self.store_moved_past(base.revision) {
+                    if let Err(e) = self.catch_up() {
+                        return fail_writes(batch, answers, &ApiError::from_store(e));
+                    }
+                    continue;
+                }
                 return answer_all(batch, answers);
             }
             let mut commit = match State::commit_for(base.revision, &changes) {
@@ -244,9 +257,25 @@ impl Control {
         Ok(turn)
     }
 
-    /// Plans one write against `state`: ClientToken replay, checks, changes, dry run.
+    /// Whether the store's revision is past `revision`. A store out of reach says no: the
+    /// answers stand on the last state this replica had, as a read's would.
+    fn store_moved_past(&self, revision: u64) -> bool {
+        match self.store.revision() {
+            Ok(store_revision) => store_revision > revision,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the store's revision; answering a refused write from memory");
+                false
+            }
+        }
+    }
+
+    /// Plans one write against `state`: the caller's standing, ClientToken replay,
+    /// checks, changes, dry run.
     fn plan(&self, state: &State, write: &PendingWrite, entropy: &mut dyn Entropy) -> Result<Planned, ApiError> {
         let ctx = &write.ctx;
+        if let Some(standing) = &ctx.standing {
+            standing.check(state, &write.op)?;
+        }
         let now = self.clock.now();
         let scope = tapwire_model::resource::Scope { account: ctx.account, region: ctx.region.clone() };
         let key = ctx.idempotency.as_ref().map(|k| (idempotency_key(&scope, k.action, &k.token), k));
@@ -303,6 +332,7 @@ impl Control {
             dry_run: false,
             idempotency: None,
             audit: None,
+            standing: None,
         };
         self.execute(&ctx, Dialect::Tapwire, Operation::CompleteTask(task)).map(|_| ())
     }
@@ -322,6 +352,7 @@ impl Control {
             dry_run: false,
             idempotency: None,
             audit: None,
+            standing: None,
         };
         self.execute(&ctx, Dialect::Tapwire, Operation::ForgetClientTokens(keys)).map(|_| n)
     }

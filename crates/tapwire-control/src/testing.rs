@@ -48,6 +48,7 @@ pub fn context(region: &str) -> RequestContext {
         dry_run: false,
         idempotency: None,
         audit: None,
+        standing: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn ctx(token: Option<&str>) -> RequestContext {
             fingerprint: "same".into(),
         }),
         audit: None,
+        standing: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! On a shared store a replica writing alone commits without the writer lock; once a
 //! commit is refused because another replica holds the lock (or lost a race), it takes
-//! the lock, commits under it, and keeps taking it first for `contended_for`.
+//! the lock, commits under it, and keeps taking it first for `contended_for`. A write is
+//! planned without catching up first, so what it refuses, and whether its caller may
+//! make it, is decided again on the store's latest state.
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
@@ -11,9 +13,9 @@ use std::time::Duration;
 mod support;
 
 use rand::SeedableRng;
-use tapwire_control::ops::{Operation, Output, RequestContext};
-use tapwire_control::{Control, ControlConfig, Dialect, SystemClock};
-use tapwire_model::AccountId;
+use tapwire_control::ops::{Operation, Output, RequestContext, Standing};
+use tapwire_control::{ApiError, Control, ControlConfig, Dialect, ErrorKind, State, SystemClock};
+use tapwire_model::{AccountId, FilterId};
 use tapwire_store::{Commit, MemoryStore, Store, StoreError};
 
 /// What the control plane asked of the store, in order.
@@ -78,17 +80,27 @@ fn control(store: &Arc<SharedStore>, contended_for: Duration) -> Control {
     Control::open(Box::new(Handle(store.clone())), Box::new(SystemClock), entropy, config).unwrap()
 }
 
-fn create_filter(control: &Control) {
+fn execute(control: &Control, op: Operation, standing: Option<Arc<dyn Standing>>) -> Result<Output, ApiError> {
     let ctx = RequestContext {
         account: AccountId::DEFAULT,
         region: "us-east-1".into(),
         dry_run: false,
         idempotency: None,
         audit: None,
+        standing,
     };
-    let op =
-        Operation::CreateFilter { name: None, description: None, tags: vec![], resource_group: None, rules: vec![] };
-    assert!(matches!(control.execute(&ctx, Dialect::Ec2, op).unwrap(), Output::Filter(_)));
+    control.execute(&ctx, Dialect::Ec2, op)
+}
+
+fn new_filter() -> Operation {
+    Operation::CreateFilter { name: None, description: None, tags: vec![], resource_group: None, rules: vec![] }
+}
+
+fn create_filter(control: &Control) -> FilterId {
+    match execute(control, new_filter(), None).unwrap() {
+        Output::Filter(view) => view.filter.id,
+        other => panic!("a create answered {other:?}"),
+    }
 }
 
 const UNLOCKED: Call = Call::Commit { unlocked: true };
@@ -123,4 +135,40 @@ fn past_the_window_a_replica_commits_unlocked_again() {
     create_filter(&control);
     assert_eq!(store.take_calls(), [UNLOCKED]);
     assert_eq!(control.read().filters.len(), 2);
+}
+
+#[test]
+fn a_write_refused_on_a_state_behind_the_store_is_planned_again_once_caught_up() {
+    let store = Arc::new(SharedStore::default());
+    let (a, b) = (control(&store, Duration::ZERO), control(&store, Duration::ZERO));
+    let made_on_a = create_filter(&a);
+    assert!(b.read().filters.is_empty(), "b has not caught up");
+    // On b's own state the filter does not exist; the store says b is behind.
+    execute(&b, Operation::DeleteFilter(made_on_a), None).unwrap();
+    assert!(b.read().filters.is_empty());
+    a.catch_up().unwrap();
+    assert!(a.read().filters.is_empty(), "the delete reached the store");
+}
+
+/// Allows a write only while no filter exists.
+#[derive(Debug)]
+struct OnlyTheFirstFilter;
+
+impl Standing for OnlyTheFirstFilter {
+    fn check(&self, state: &State, _: &Operation) -> Result<(), ApiError> {
+        if state.filters.is_empty() { Ok(()) } else { Err(ApiError::new(ErrorKind::Unauthorized, "not any more")) }
+    }
+}
+
+#[test]
+fn a_callers_standing_is_checked_on_the_state_the_write_lands_on() {
+    let store = Arc::new(SharedStore::default());
+    let (a, b) = (control(&store, Duration::ZERO), control(&store, Duration::ZERO));
+    create_filter(&a);
+    // Planned on b's own state (no filter) the write is allowed; it lands only on the
+    // store's, where a filter exists, and there it is not.
+    let refused = execute(&b, new_filter(), Some(Arc::new(OnlyTheFirstFilter))).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Unauthorized);
+    assert_eq!(store.inner.revision().unwrap(), 1, "nothing written");
+    assert_eq!(b.read().filters.len(), 1, "b caught up");
 }

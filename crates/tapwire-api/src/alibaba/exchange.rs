@@ -14,7 +14,7 @@ use tapwire_model::resource::Scope;
 use super::params::Params;
 use super::{Caller, Fields};
 use crate::Api;
-use crate::auth::{self, resources};
+use crate::auth::{self, standing::WriteStanding};
 use tapwire_control::audit::AuditContext;
 
 /// Longest ClientToken Alibaba accepts.
@@ -72,6 +72,9 @@ impl<'a> Exchange<'a> {
                 "The ClientToken must be at most {CLIENT_TOKEN_MAX_CHARS} ASCII characters."
             )));
         }
+        // The key's policy is checked by the writer, on the state the write lands on.
+        let scope = Scope { account: self.caller.account, region: region.clone() };
+        let standing = WriteStanding::new(&self.caller.who, self.policy_action(), Dialect::Alibaba, scope);
         Ok(RequestContext {
             account: self.caller.account,
             region,
@@ -88,6 +91,7 @@ impl<'a> Exchange<'a> {
                 action: self.action,
                 request_id: self.request_id.to_owned(),
             }),
+            standing: Some(Arc::new(standing)),
         })
     }
 
@@ -113,10 +117,8 @@ impl<'a> Exchange<'a> {
     /// the operation. A refusal is noted in the audit trail.
     pub fn write(&self, parse: fn(&Params) -> Result<Operation, ApiError>) -> Result<Output, ApiError> {
         let result = self.region().and_then(|region| {
-            let ctx = self.context(region.clone())?;
+            let ctx = self.context(region)?;
             let op = parse(self.params)?;
-            let scope = Scope { account: self.caller.account, region };
-            self.authorize(&op, &scope)?;
             self.api.control.execute(&ctx, Dialect::Alibaba, op)
         });
         if let Err(e) = &result
@@ -127,11 +129,6 @@ impl<'a> Exchange<'a> {
         result
     }
 
-    fn authorize(&self, op: &Operation, scope: &Scope) -> Result<(), ApiError> {
-        let resources = resources::of(op, &self.api.control.read(), Dialect::Alibaba, scope);
-        auth::authorize(&self.caller.who, &self.policy_action(), &resources)
-    }
-
     /// Runs a write whose answer carries nothing but the `RequestId`.
     pub fn write_empty(&self, parse: fn(&Params) -> Result<Operation, ApiError>) -> Result<Fields, ApiError> {
         self.write(parse).map(|_| Fields::new())
@@ -140,8 +137,7 @@ impl<'a> Exchange<'a> {
     /// Runs a service action (`RegionId` optional).
     pub fn write_service(&self, op: Operation) -> Result<Output, ApiError> {
         let result = self.service_region().and_then(|region| {
-            let ctx = self.context(region.clone())?;
-            self.authorize(&op, &Scope { account: self.caller.account, region })?;
+            let ctx = self.context(region)?;
             self.api.control.execute(&ctx, Dialect::Alibaba, op)
         });
         if let Err(e) = &result

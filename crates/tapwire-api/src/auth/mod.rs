@@ -7,7 +7,8 @@
 //!   within 15 minutes, the nonce never seen within that window.
 //! - The key's secret is unsealed with the master key only to check the signature.
 //! - Then the key's token bucket ([`Authenticator::throttle`]), and, once the operation is
-//!   parsed, its policy ([`authorize`]).
+//!   parsed, its policy ([`authorize`]); a write's key and policy are checked again on the
+//!   state it is planned against ([`standing`]).
 //!
 //! An unknown or deleted key is `AuthFailure` and a wrong signature
 //! `SignatureDoesNotMatch`, however the request is otherwise formed; nothing of the
@@ -15,6 +16,7 @@
 //! only) makes every caller the root account.
 
 pub mod resources;
+pub mod standing;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +42,9 @@ pub const DEFAULT_RATE: Rate = Rate { per_second: 100.0, burst: 200.0 };
 
 /// Enrollments per second across all callers, and their burst.
 pub const ENROLL_RATE: Rate = Rate { per_second: 20.0, burst: 50.0 };
+
+/// The refusal of a key that does not exist (or no longer does).
+pub(crate) const UNKNOWN_KEY: &str = "The access key ID is not known to this server (or has been deleted).";
 
 /// Largest skew between a request's time and the server's, in seconds.
 pub const MAX_SKEW: i64 = 15 * 60;
@@ -222,9 +227,7 @@ impl Authenticator {
         let Mode::Verify(secrets) = &self.mode else {
             return Err(ApiError::internal("verification without a master key"));
         };
-        let key = state.access_keys.get(key_id).ok_or_else(|| {
-            refuse(ErrorKind::AuthFailure, "The access key ID is not known to this server (or has been deleted).")
-        })?;
+        let key = state.access_keys.get(key_id).ok_or_else(|| refuse(ErrorKind::AuthFailure, UNKNOWN_KEY))?;
         let secret = secrets.open(&key.id, &key.sealed_secret).map_err(ApiError::internal)?;
         Ok((key, secret))
     }

@@ -14,7 +14,7 @@ use tapwire_model::resource::Scope;
 use super::Caller;
 use super::params::Params;
 use super::xml::Xml;
-use crate::auth::{self, resources};
+use crate::auth::{self, standing::WriteStanding};
 use crate::cancel::Cancel;
 use tapwire_control::audit::AuditContext;
 
@@ -94,6 +94,7 @@ impl<'a> Exchange<'a> {
                 action: self.action,
                 request_id: self.request_id.to_owned(),
             }),
+            standing: None,
         })
     }
 
@@ -132,12 +133,12 @@ impl<'a> Exchange<'a> {
         parse: fn(&Params) -> Result<Operation, ApiError>,
         token: Token,
     ) -> Result<Output, ApiError> {
-        let ctx = self.context(token)?;
+        let mut ctx = self.context(token)?;
         let op = parse(self.params)?;
         self.params.finish()?;
         let scope = Scope { account: self.caller.account, region: self.caller.region.clone() };
-        let resources = resources::of(&op, &self.control.read(), Dialect::Ec2, &scope);
-        auth::authorize(&self.caller.who, &self.policy_action(), &resources)?;
+        // The key's policy is checked by the writer, on the state the write lands on.
+        ctx.standing = Some(Arc::new(WriteStanding::new(&self.caller.who, self.policy_action(), Dialect::Ec2, scope)));
         self.control.execute(&ctx, Dialect::Ec2, op)
     }
 

@@ -68,6 +68,7 @@ impl Caller {
                 action,
                 request_id: self.request_id.clone(),
             }),
+            standing: None,
         }
     }
 

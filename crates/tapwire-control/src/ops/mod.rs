@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -17,12 +18,15 @@ use tapwire_model::resource::{NetworkService, ResourceStatus, SessionTarget, Tag
 use tapwire_model::rule::{Direction, PortRange, RuleAction, RuleMatch};
 use tapwire_model::sensor_groups::GroupMode;
 
+use crate::error::ApiError;
+use crate::state::State;
+
 mod output;
 
 pub use output::{FilterView, Output};
 
 /// Who is asking, where, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The caller's account.
     pub account: AccountId,
@@ -35,14 +39,26 @@ pub struct RequestContext {
     /// What a successful write's audit record says of the caller; `None` writes none
     /// (the control plane's own housekeeping).
     pub audit: Option<crate::audit::AuditContext>,
+    /// What the caller must still be allowed on the state the write is planned against;
+    /// `None` for the control plane's own writes.
+    pub standing: Option<Arc<dyn Standing>>,
 }
 
 impl RequestContext {
     /// A write the control plane makes on its own behalf (bootstrap, housekeeping): no
     /// dry run, no ClientToken, no audit record of a caller.
     pub fn system(account: AccountId, region: &str) -> Self {
-        Self { account, region: region.to_owned(), dry_run: false, idempotency: None, audit: None }
+        Self { account, region: region.to_owned(), dry_run: false, idempotency: None, audit: None, standing: None }
     }
+}
+
+/// A caller's right to make one write, checked by the writer on the very state it plans
+/// the write against (after any catch-up with other replicas): a key deleted, or a
+/// resource's tags changed, on another replica a moment earlier counts, even though the
+/// request's signature was checked on an older state.
+pub trait Standing: Send + Sync + std::fmt::Debug {
+    /// `Err` (the refusal to answer) when the caller may not make `op` on `state`.
+    fn check(&self, state: &State, op: &Operation) -> Result<(), ApiError>;
 }
 
 /// A ClientToken and the fingerprint of the parameters it came with.
