@@ -104,3 +104,20 @@ def test_capture_reads_ipv6_copies(mirror_env):
     peer = env.lab.ip6["peer"].encode()
     assert all(peer in b"".join(x or b"" for x in interfaces[i]) for i, _ in frames), interfaces
     assert summary(log)["fragmented"] == 0
+
+
+def test_capture_for_one_address_skips_the_port_on_the_others(mirror_env):
+    env = mirror_env
+    sens = env.lab.ip["sens"]
+    other = f"198.18.{env.lab.n}.30"  # a second address of the sensor, same port
+    sh("ip", "-n", env.lab.ns["sens"], "addr", "add", f"{other}/24", "dev", "eth0")
+    proc, out, log = receive(env, "one-address", "--capture", "eth0", count=60, listen=f"{sens}:4789")
+    env.lab.run("peer", PYTHON, "-c", SEND, other, "small")
+    env.lab.run("peer", PYTHON, "-c", SEND, sens, "small")
+    wait_for(lambda: proc.poll() is not None, timeout=15, what="the capture receiver to write 60 frames")
+    assert proc.returncode == 0, log.read_text()
+    s = summary(log)
+    # What a socket bound to the address would never get is counted, not written.
+    assert (s["written"], s["received"], s["other_destination"]) == (60, 60, 60), s
+    _, frames = pcapng(out)
+    assert [f[1][5] for f in frames] == list(range(60))

@@ -10,7 +10,9 @@
 //! at once instead of answering with ICMP port unreachable.
 //!
 //! Invariants: a frame's outer source and UDP payload are what the socket path receives
-//! for the same datagram, so the output is the same; outer fragments, which a capture
+//! for the same datagram, so the output is the same; frames to the port on an address
+//! other than `--listen`'s (unless that is unspecified) are counted
+//! (`other_destination`) and written nowhere, as the socket would never receive them; outer fragments, which a capture
 //! cannot put back together, are counted (`fragmented`) and skipped; frames are handed
 //! to the output in ring order, under one lock per block; ring drops are read every
 //! [`STATISTICS_EVERY`] and counted.
@@ -40,8 +42,8 @@ pub struct Rings {
     pub rings: Vec<PacketRing>,
     /// Holds the port (see the module docs).
     pub blocker: Socket,
-    /// The port captured.
-    pub port: u16,
+    /// The address captured for: its port always, its address unless unspecified.
+    pub listen: SocketAddr,
 }
 
 /// Opens `workers` rings on `interface` for UDP to `listen`'s port and binds the
@@ -61,17 +63,22 @@ pub fn open(interface: &str, listen: SocketAddr, workers: usize) -> anyhow::Resu
         })
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("capture ring on {interface} (needs CAP_NET_RAW)"))?;
-    Ok(Rings { rings, blocker, port })
+    Ok(Rings { rings, blocker, listen: SocketAddr::new(listen.ip(), port) })
 }
 
 /// Reads `ring` until `stop`, then what it already holds (at most [`DRAIN_LIMIT`]).
-pub fn worker(ring: &mut PacketRing, port: u16, output: &Mutex<Output>, stop: &AtomicBool) -> anyhow::Result<()> {
+pub fn worker(
+    ring: &mut PacketRing,
+    listen: SocketAddr,
+    output: &Mutex<Output>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
     let mut last_statistics = Instant::now();
     let timeout = i32::try_from(WAKE.as_millis()).unwrap_or(100);
     let mut flow = Flow::Continue;
     while !stop.load(Ordering::Relaxed) && flow == Flow::Continue {
         if let Some(block) = ring.next_block() {
-            flow = deliver(block.packets, block.count, port, &mut lock(output))?;
+            flow = deliver(block.packets, block.count, listen, &mut lock(output))?;
         } else if let Err(e) = ring.wait(timeout) {
             // The link went down or away; the ring stays bound and resumes.
             eprintln!("tapwire receive: capture: {e}");
@@ -88,15 +95,17 @@ pub fn worker(ring: &mut PacketRing, port: u16, output: &Mutex<Output>, stop: &A
     let deadline = Instant::now() + DRAIN_LIMIT;
     while flow == Flow::Continue && Instant::now() < deadline {
         let Some(block) = ring.next_block() else { break };
-        flow = deliver(block.packets, block.count, port, &mut lock(output))?;
+        flow = deliver(block.packets, block.count, listen, &mut lock(output))?;
     }
     lock(output).record_ring_drops(ring.statistics()?.drops);
     Ok(())
 }
 
-/// Hands one ring block's frames to the output: each frame the interface received, by
-/// its outer source, with the time the kernel took it.
-fn deliver(packets: &[u8], count: u32, port: u16, out: &mut Output) -> anyhow::Result<Flow> {
+/// Hands one ring block's frames to the output: each frame the interface received for
+/// `listen`, by its outer source, with the time the kernel took it. A frame to the port
+/// on another of the host's addresses, which a socket bound to `listen` would not
+/// receive, is only counted (`other_destination`).
+fn deliver(packets: &[u8], count: u32, listen: SocketAddr, out: &mut Output) -> anyhow::Result<Flow> {
     let now = Instant::now();
     let mut result = Ok(Flow::Continue);
     walk_block(packets, count, false, &mut |frame| {
@@ -107,8 +116,12 @@ fn deliver(packets: &[u8], count: u32, port: u16, out: &mut Output) -> anyhow::R
             out.handle_skipped(frame.wire_len, Malformed::Truncated);
             Ok(Flow::Continue)
         } else {
-            match outer_udp(frame.data, port) {
-                Ok((src, payload)) => out.handle(src, payload, frame.timestamp, now),
+            match outer_udp(frame.data, listen.port()) {
+                Ok(outer) if !listen.ip().is_unspecified() && outer.destination != listen.ip() => {
+                    out.count_other_destination();
+                    Ok(Flow::Continue)
+                }
+                Ok(outer) => out.handle(outer.source, outer.payload, frame.timestamp, now),
                 Err(why) => {
                     out.handle_skipped(frame.data.len(), why);
                     Ok(Flow::Continue)

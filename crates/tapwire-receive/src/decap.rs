@@ -38,10 +38,21 @@ pub enum Malformed {
 const IPV6_FRAGMENT: u8 = 44;
 const UDP: u8 = 17;
 
-/// The outer source and UDP payload of a captured frame sent to `port` (`--capture`):
+/// The outer addresses and the UDP payload of a captured frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OuterUdp<'a> {
+    /// Outer source.
+    pub source: IpAddr,
+    /// Outer destination.
+    pub destination: IpAddr,
+    /// The UDP payload.
+    pub payload: &'a [u8],
+}
+
+/// The outer addresses and UDP payload of a captured frame sent to `port` (`--capture`):
 /// Ethernet with any VLAN tags, IPv4 or IPv6, UDP. The payload ends where the UDP length
 /// says, so a short frame's Ethernet padding never reaches the output.
-pub fn outer_udp(frame: &[u8], port: u16) -> Result<(IpAddr, &[u8]), Malformed> {
+pub fn outer_udp(frame: &[u8], port: u16) -> Result<OuterUdp<'_>, Malformed> {
     let eth = ethernet::Frame::new_checked(frame).map_err(|_| Malformed::Outer)?;
     let (mut kind, mut rest) = (eth.ethertype(), eth.payload());
     while ethertype::is_vlan_tag(kind) {
@@ -49,7 +60,7 @@ pub fn outer_udp(frame: &[u8], port: u16) -> Result<(IpAddr, &[u8]), Malformed> 
         kind = u16::from_be_bytes([tag[2], tag[3]]);
         rest = &rest[4..];
     }
-    let (source, datagram) = match kind {
+    let (source, destination, datagram) = match kind {
         ethertype::IPV4 => {
             let ip = ipv4::Packet::new_checked(rest).map_err(|_| Malformed::Outer)?;
             if ip.is_fragment() {
@@ -58,12 +69,12 @@ pub fn outer_udp(frame: &[u8], port: u16) -> Result<(IpAddr, &[u8]), Malformed> 
             if ip.protocol() != UDP {
                 return Err(Malformed::Outer);
             }
-            (IpAddr::V4(ip.source()), ip.payload())
+            (IpAddr::V4(ip.source()), IpAddr::V4(ip.destination()), ip.payload())
         }
         ethertype::IPV6 => {
             let ip = ipv6::Packet::new_checked(rest).map_err(|_| Malformed::Outer)?;
             match ip.next_header() {
-                UDP => (IpAddr::V6(ip.source()), ip.payload()),
+                UDP => (IpAddr::V6(ip.source()), IpAddr::V6(ip.destination()), ip.payload()),
                 IPV6_FRAGMENT => return Err(Malformed::Fragment),
                 _ => return Err(Malformed::Outer),
             }
@@ -74,7 +85,7 @@ pub fn outer_udp(frame: &[u8], port: u16) -> Result<(IpAddr, &[u8]), Malformed> 
     if udp.destination_port() != port {
         return Err(Malformed::Outer);
     }
-    Ok((source, udp.payload()))
+    Ok(OuterUdp { source, destination, payload: udp.payload() })
 }
 
 /// Splits a VXLAN datagram into its VNI and inner Ethernet frame.
@@ -128,22 +139,25 @@ mod tests {
     }
 
     #[test]
-    fn outer_udp_gives_the_source_and_the_payload_without_padding() {
+    fn outer_udp_gives_the_addresses_and_the_payload_without_padding() {
         use tapwire_wire::build::{FrameSpec, L4};
         let udp = L4::Udp { source_port: 50000, destination_port: 4789 };
         let base = FrameSpec { l4: udp, payload_len: 12, ..FrameSpec::default() };
         let mut padded = base.to_bytes();
         padded.extend_from_slice(&[0; 20]);
-        let (src, payload) = outer_udp(&padded, 4789).unwrap();
-        assert_eq!((src, payload.len()), ("198.18.0.1".parse().unwrap(), 12));
+        let outer = outer_udp(&padded, 4789).unwrap();
+        let addresses = (outer.source.to_string(), outer.destination.to_string());
+        assert_eq!((addresses, outer.payload.len()), ((base.source.to_string(), base.destination.to_string()), 12));
         let tagged = FrameSpec { vlan_tags: vec![(0x8100, 7)], ..base.clone() }.to_bytes();
-        assert_eq!(outer_udp(&tagged, 4789).map(|(_, p)| p.len()), Ok(12));
+        assert_eq!(outer_udp(&tagged, 4789).map(|o| o.payload.len()), Ok(12));
         let v6 = FrameSpec {
             source: "2001:db8::1".parse().unwrap(),
             destination: "2001:db8::2".parse().unwrap(),
             ..base.clone()
         };
-        assert_eq!(outer_udp(&v6.to_bytes(), 4789).map(|(s, _)| s), Ok("2001:db8::1".parse().unwrap()));
+        let v6_frame = v6.to_bytes();
+        let outer = outer_udp(&v6_frame, 4789).unwrap();
+        assert_eq!((outer.source, outer.destination), (v6.source, v6.destination));
         let first = FrameSpec { more_fragments: true, ..base.clone() };
         assert_eq!(outer_udp(&first.to_bytes(), 4789), Err(Malformed::Fragment));
         assert_eq!(outer_udp(&FrameSpec { more_fragments: true, ..v6 }.to_bytes(), 4789), Err(Malformed::Fragment));

@@ -212,7 +212,7 @@ pub fn summary_line(summary: &Summary) -> String {
         "tapwire receive: received={} written={} malformed={} (short={} no_i_flag={} runt={} truncated={}) \
          duplicates={} (evicted_early={}) bytes={} files={} over_count={} batches={} elapsed={:.3}s \
          fragmented={} outer_malformed={} ring_drops={} split_overflow={} interface_overflow={} \
-         other_vni_frames={} refused_source={}",
+         other_vni_frames={} refused_source={} other_destination={}",
         s.received,
         s.written,
         s.malformed(),
@@ -234,5 +234,6 @@ pub fn summary_line(summary: &Summary) -> String {
         s.interface_overflow,
         s.other_vnis.frames,
         s.refused_source,
+        s.other_destination,
     )
 }

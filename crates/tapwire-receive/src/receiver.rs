@@ -92,7 +92,7 @@ impl Receiver {
     /// (`--capture`; see [`crate::capture`]).
     pub fn capture(interface: &str, listen: SocketAddr, workers: usize) -> anyhow::Result<Self> {
         let rings = crate::capture::open(interface, listen, workers)?;
-        let local = SocketAddr::new(listen.ip(), rings.port);
+        let local = rings.listen;
         let rcvbuf = rings.blocker.recv_buffer_size()?;
         Ok(Self { input: Input::Rings(rings), local, rcvbuf })
     }
@@ -134,11 +134,11 @@ impl Receiver {
                 (sockets.into_iter().map(|socket| spawn(Box::new(move |o, s| worker(&socket, o, s)))).collect(), None)
             }
             Input::Rings(rings) => {
-                let port = rings.port;
+                let listen = rings.listen;
                 let handles = rings
                     .rings
                     .into_iter()
-                    .map(|mut ring| spawn(Box::new(move |o, s| crate::capture::worker(&mut ring, port, o, s))))
+                    .map(|mut ring| spawn(Box::new(move |o, s| crate::capture::worker(&mut ring, listen, o, s))))
                     .collect();
                 (handles, Some(rings.blocker))
             }
@@ -274,6 +274,18 @@ impl StatusLine {
 
     fn draw(&mut self, s: &Stats) {
         let dt = self.last.elapsed().as_secs_f64().max(1e-3);
+        let (text, vnis) = self.text(s, dt);
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K{text}");
+        let _ = err.flush();
+        self.last = Instant::now();
+        self.last_received = s.written;
+        self.last_bytes = s.written_bytes;
+        self.last_vni = vnis;
+    }
+
+    /// The line for `s`, `dt` seconds after the last one, and the VNI counts it shows.
+    fn text(&self, s: &Stats, dt: f64) -> (String, Vec<(u32, u64)>) {
         let pps = (s.written - self.last_received) as f64 / dt;
         let bps = (s.written_bytes - self.last_bytes) as f64 * 8.0 / dt;
         let mut vnis: Vec<(u32, u64)> = s.per_vni.iter().map(|(&v, c)| (v, c.frames)).collect();
@@ -289,23 +301,22 @@ impl StatusLine {
         if s.other_vnis.frames > 0 {
             per_vni.push_str(&format!(" | {} pkts of vnis past the first {MAX_VNI_COUNTS}", s.other_vnis.frames));
         }
-        let refused =
-            if s.refused_source > 0 { format!(" refused {} (source)", s.refused_source) } else { String::new() };
-        let mut err = io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[Kwritten {} pkts {}B ({}pps {}b/s) malformed {}{refused}{per_vni}",
+        let mut refused = String::new();
+        if s.refused_source > 0 {
+            refused.push_str(&format!(" refused {} (source)", s.refused_source));
+        }
+        if s.other_destination > 0 {
+            refused.push_str(&format!(" skipped {} (other address)", s.other_destination));
+        }
+        let text = format!(
+            "written {} pkts {}B ({}pps {}b/s) malformed {}{refused}{per_vni}",
             s.written,
             human(s.written_bytes as f64),
             human(pps),
             human(bps),
             s.malformed(),
         );
-        let _ = err.flush();
-        self.last = Instant::now();
-        self.last_received = s.written;
-        self.last_bytes = s.written_bytes;
-        self.last_vni = vnis;
+        (text, vnis)
     }
 
     fn clear(&self) {
@@ -333,5 +344,26 @@ mod tests {
         assert_eq!(human(1234.0), "1.2k");
         assert_eq!(human(2_500_000.0), "2.50M");
         assert_eq!(human(3e9), "3.00G");
+    }
+
+    #[test]
+    fn the_live_line_shows_rates_since_the_last_and_every_refusal() {
+        let mut stats = Stats { written: 3_000, written_bytes: 1_500_000, ..Stats::default() };
+        stats.per_vni.insert(7, crate::sink::VniCount { frames: 2_000, bytes: 1_000_000 });
+        stats.per_vni.insert(9, crate::sink::VniCount { frames: 1_000, bytes: 500_000 });
+        let mut line = StatusLine::new(Instant::now());
+        line.last_received = 1_000;
+        line.last_bytes = 500_000;
+        line.last_vni = vec![(7, 1_000)];
+        let (text, _) = line.text(&stats, 2.0);
+        assert_eq!(
+            text,
+            "written 3000 pkts 1.50MB (1.0kpps 4.00Mb/s) malformed 0 | vni 7: 2000 pkts 500pps | vni 9: 1000 pkts 500pps"
+        );
+        stats.refused_source = 4;
+        stats.other_destination = 2;
+        stats.short = 1;
+        let (text, _) = line.text(&stats, 2.0);
+        assert!(text.contains("malformed 1 refused 4 (source) skipped 2 (other address) | vni 7"), "{text}");
     }
 }

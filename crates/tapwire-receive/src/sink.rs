@@ -70,6 +70,9 @@ pub struct Stats {
     pub received: u64,
     /// Datagrams from an outer source outside `--allow-source`, written nowhere.
     pub refused_source: u64,
+    /// `--capture`: frames to the port on another of the host's addresses than
+    /// `--listen`'s, written nowhere and not counted as received.
+    pub other_destination: u64,
     /// UDP payload bytes received.
     pub received_bytes: u64,
     /// Frames written.
@@ -201,6 +204,11 @@ impl Output {
     pub fn with_dedup(mut self, window: Duration) -> Self {
         self.dedup = Some(Dedup::new(window));
         self
+    }
+
+    /// Counts a captured frame to the port on another address than the one listened on.
+    pub fn count_other_destination(&mut self) {
+        self.stats.other_destination += 1;
     }
 
     /// Accepts datagrams only from outer sources in `nets` (none: from every source).
