@@ -20,8 +20,9 @@ class Replicas:
         return Server(data_dir, extra_args=["--store", url, "--master-key", str(self.master_key)])
 
     def deafen(self, name):
-        """Ends replica `name`'s LISTEN session: it hears of no other replica's commit until
-        it opens a new one (a second later), so only a request of its own catches it up."""
+        """Ends replica `name`'s LISTEN session: for the next second or so (until it opens a
+        new one and its wait for word runs out) it hears of no other replica's commit, so
+        only a request of its own catches it up."""
         listener = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'tapwire-{}' "
                     "AND (query LIKE 'LISTEN%' OR query LIKE '%pg_try_advisory_lock%')").format(name)
         deadline = time.monotonic() + 10

@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 
 from alibaba_clients import AlibabaError, Tea
+from tapwire_support import wait_for
 
 ONCE = Config(retries={"total_max_attempts": 1})
 CREATE = {"Action": "CreateTrafficMirrorFilter", "Version": "2016-11-15"}
@@ -42,6 +43,7 @@ def test_a_key_made_on_one_replica_writes_on_the_other_at_once(replicas):
 
 def test_a_key_deleted_on_one_replica_is_refused_on_the_other_at_once(replicas):
     a, b = replicas.a, replicas.b
+    refusals = []
     for _ in range(3):
         key = a.create_key()
         ec2 = b.ec2(key, config=ONCE)
@@ -49,14 +51,21 @@ def test_a_key_deleted_on_one_replica_is_refused_on_the_other_at_once(replicas):
         replicas.deafen("b")
         a.cli("access-key", "delete", key.key_id)
         # b's door still knows the key; the write must not land.
-        status, body, _ = b.query({**CREATE, "Description": "after delete"}, key=key)
+        status, body, headers = b.query({**CREATE, "Description": "after delete"}, key=key)
         assert (status, error_code(body)) == (401, "AuthFailure"), body
+        refusals.append(headers["x-amzn-requestid"])
         with pytest.raises(botocore.exceptions.ClientError) as refused:
             ec2.delete_traffic_mirror_filter(TrafficMirrorFilterId=fid)
         assert refused.value.response["Error"]["Code"] == "AuthFailure"
         assert fid in filter_ids(a) and fid in filter_ids(b)
     descriptions = {f.get("Description") for f in a.ec2().describe_traffic_mirror_filters()["TrafficMirrorFilters"]}
     assert "after delete" not in descriptions
+    # Proof that b was behind: its door passed the deleted key and the writer refused it
+    # (a refusal at the door finds no key, so its record names no account).
+    wait_for(lambda: len([r for r in a.audit("--limit", "1000") if r["RequestId"] in refusals]) == 3,
+             what="b's refusals in the audit trail")
+    by_writer = [r for r in a.audit("--limit", "1000") if r["RequestId"] in refusals and r.get("AccountId")]
+    assert by_writer, "every refusal came from the door: b was never behind"
 
 
 def test_a_tag_a_policy_reads_counts_as_the_other_replica_set_it(replicas, tmp_path):

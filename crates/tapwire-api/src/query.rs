@@ -230,7 +230,7 @@ pub async fn query_api(
 }
 
 /// Read-your-writes across replicas: on a shared store, what other replicas committed is
-/// caught up with before a request is answered (one read of the store's revision when
+/// caught up with before a read (or one of tapwire's own requests) is answered (one read of the store's revision when
 /// nothing changed). `false` when the store could not be reached.
 pub async fn catch_up(api: &Arc<Api>) -> bool {
     if !api.control.shared() {
@@ -288,7 +288,7 @@ fn reads(action: &str) -> bool {
 /// Decodes and verifies a request: the request admitted, or the refusal to answer.
 ///
 /// On a shared store a read first catches up with what other replicas committed
-/// (read-your-writes); `caught_up` says how that went (`None`: not tried). A write does
+/// (read-your-writes); `fresh` says how that went (`None`: not tried). A write does
 /// not: its commit's revision check and the writer's [`crate::auth::standing`] check do
 /// that job, a round trip fewer. Only an unknown key depends on the state the door
 /// reads, so a write refused for one is looked at again once caught up (a key made on
@@ -302,7 +302,7 @@ fn admit(
     headers: &HeaderMap,
     body: &[u8],
     note: &mut RequestNote,
-    caught_up: &mut Option<bool>,
+    fresh: &mut Option<bool>,
 ) -> Result<Admitted, Box<Response>> {
     let query = uri.query();
     let source = peer.map(|addr| addr.ip().to_string());
@@ -339,7 +339,7 @@ fn admit(
     note.action.clone_from(&action);
     let shared = api.control.shared();
     if shared && reads(&action) {
-        *caught_up = Some(self::caught_up(api));
+        *fresh = Some(caught_up(api));
     }
     let signed =
         Signed { method: method.as_str(), path: uri.path(), query: &params.query, params: &params.all, headers, body };
@@ -353,8 +353,8 @@ fn admit(
     };
     let mut state = api.control.read();
     let mut verified = verify(&state);
-    if shared && caught_up.is_none() && verified.as_ref().is_err_and(|e| e.kind == ErrorKind::AuthFailure) {
-        *caught_up = Some(self::caught_up(api));
+    if shared && fresh.is_none() && verified.as_ref().is_err_and(|e| e.kind == ErrorKind::AuthFailure) {
+        *fresh = Some(caught_up(api));
         let later = api.control.read();
         if later.revision != state.revision {
             state = later;

@@ -175,6 +175,8 @@ impl Control {
                 Err(err) => return batch.iter().for_each(|write| write.set_answer(Err(err.clone()))),
             }
         }
+        // Whether a catch-up begun after these writes arrived has been planned on.
+        let mut caught_up = false;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let base = self.read();
             let mut working = State::clone(&base);
@@ -199,18 +201,23 @@ impl Control {
             if changes.is_empty() {
                 // Nothing to commit, so no revision check proved `base` current. Writes
                 // are planned without catching up first; what they refuse (a resource
-                // not found, a quota) must not come from a state behind the store.
-                if shared && turn.is_none() && self.store_moved_past(base.revision) {
-                    if let Err(e) = self.catch_up() {
-                        return fail_writes(batch, answers, &ApiError::from_store(e));
+                // not found, a quota), a DryRun or a ClientToken replay must not come from
+                // a state behind the store. One catch-up begun after they arrived is enough.
+                if shared && turn.is_none() && !caught_up {
+                    match self.catch_up() {
+                        Ok(revision) if revision > base.revision => {
+                            caught_up = true;
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => return self.fail_batch(batch, answers, &ApiError::from_store(e)),
                     }
-                    continue;
                 }
                 return answer_all(batch, answers);
             }
             let mut commit = match State::commit_for(base.revision, &changes) {
                 Ok(c) => c,
-                Err(e) => return fail_writes(batch, answers, &ApiError::internal(e)),
+                Err(e) => return self.fail_batch(batch, answers, &ApiError::internal(e)),
             };
             commit.records = records;
             commit.unlocked = shared && turn.is_none();
@@ -228,15 +235,15 @@ impl Control {
                         Some(Instant::now() + self.config.contended_for);
                     match self.take_turn() {
                         Ok(taken) => turn = Some(taken),
-                        Err(err) => return fail_writes(batch, answers, &err),
+                        Err(err) => return self.fail_batch(batch, answers, &err),
                     }
                 }
                 Err(e) if e.is_retryable() => {
                     if let Err(e) = self.catch_up() {
-                        return fail_writes(batch, answers, &ApiError::from_store(e));
+                        return self.fail_batch(batch, answers, &ApiError::from_store(e));
                     }
                 }
-                Err(e) => return fail_writes(batch, answers, &ApiError::from_store(e)),
+                Err(e) => return self.fail_batch(batch, answers, &ApiError::from_store(e)),
             }
         }
         let err = ApiError::internal("store kept moving under the writer");
@@ -257,15 +264,14 @@ impl Control {
         Ok(turn)
     }
 
-    /// Whether the store's revision is past `revision`. A store out of reach says no: the
-    /// answers stand on the last state this replica had, as a read's would.
-    fn store_moved_past(&self, revision: u64) -> bool {
-        match self.store.revision() {
-            Ok(store_revision) => store_revision > revision,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the store's revision; answering a refused write from memory");
-                false
-            }
+    /// The batch could not be committed (or its state not proved current): every write
+    /// fails with `err`. Alone on its store a refusal still stands, since it was made on
+    /// the current state; on a shared store that state may be behind, so refusals fail too.
+    fn fail_batch(&self, batch: &[Arc<PendingWrite>], answers: Vec<Result<Output, ApiError>>, err: &ApiError) {
+        if self.store.shared() {
+            batch.iter().for_each(|write| write.set_answer(Err(err.clone())));
+        } else {
+            fail_writes(batch, answers, err);
         }
     }
 

@@ -7,8 +7,8 @@
 //!   within 15 minutes, the nonce never seen within that window.
 //! - The key's secret is unsealed with the master key only to check the signature.
 //! - Then the key's token bucket ([`Authenticator::throttle`]), and, once the operation is
-//!   parsed, its policy ([`authorize`]); a write's key and policy are checked again on the
-//!   state it is planned against ([`standing`]).
+//!   parsed, its policy ([`authorize`]): a read's here, a write's by the writer, on the
+//!   state it is planned against, with the key checked again there ([`standing`]).
 //!
 //! An unknown or deleted key is `AuthFailure` and a wrong signature
 //! `SignatureDoesNotMatch`, however the request is otherwise formed; nothing of the

@@ -82,6 +82,9 @@ impl<'a> Exchange<'a> {
             }),
             Token::None => None,
         };
+        // The key's policy is checked by the writer, on the state the write lands on.
+        let scope = Scope { account: self.caller.account, region: self.caller.region.clone() };
+        let standing = WriteStanding::new(&self.caller.who, self.policy_action(), Dialect::Ec2, scope);
         Ok(RequestContext {
             account: self.caller.account,
             region: self.caller.region.clone(),
@@ -94,7 +97,7 @@ impl<'a> Exchange<'a> {
                 action: self.action,
                 request_id: self.request_id.to_owned(),
             }),
-            standing: None,
+            standing: Some(Arc::new(standing)),
         })
     }
 
@@ -133,12 +136,9 @@ impl<'a> Exchange<'a> {
         parse: fn(&Params) -> Result<Operation, ApiError>,
         token: Token,
     ) -> Result<Output, ApiError> {
-        let mut ctx = self.context(token)?;
+        let ctx = self.context(token)?;
         let op = parse(self.params)?;
         self.params.finish()?;
-        let scope = Scope { account: self.caller.account, region: self.caller.region.clone() };
-        // The key's policy is checked by the writer, on the state the write lands on.
-        ctx.standing = Some(Arc::new(WriteStanding::new(&self.caller.who, self.policy_action(), Dialect::Ec2, scope)));
         self.control.execute(&ctx, Dialect::Ec2, op)
     }
 
