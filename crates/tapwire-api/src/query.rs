@@ -279,10 +279,15 @@ impl RequestNote {
     }
 }
 
-/// Whether an action only reads: Describe, List and Get are the reads of both clouds'
-/// APIs (anything else is treated as a write, or is not an action at all).
-fn reads(action: &str) -> bool {
-    ["Describe", "List", "Get"].iter().any(|prefix| action.starts_with(prefix))
+/// What an action does to the state, as each dialect's table of actions says: a read is
+/// answered from a state caught up with the other replicas first; a write is not (see
+/// [`admit`]). A name in no table is neither, and is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Describe, List, Get.
+    Read,
+    /// Everything else.
+    Write,
 }
 
 /// Decodes and verifies a request: the request admitted, or the refusal to answer.
@@ -338,7 +343,11 @@ fn admit(
     note.dialect = name;
     note.action.clone_from(&action);
     let shared = api.control.shared();
-    if shared && reads(&action) {
+    let reads = match dialect {
+        Envelope::Ec2 => ec2::reads(&action),
+        Envelope::Alibaba => alibaba::reads(&action),
+    };
+    if shared && reads {
         *fresh = Some(caught_up(api));
     }
     let signed =
@@ -425,5 +434,22 @@ impl Admitted {
                 xml_response(reply.status, reply.body, request_id)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tables' read flags agree with how both clouds name their reads.
+    #[test]
+    fn the_reads_are_the_describes_lists_and_gets() {
+        for name in ec2::action_names() {
+            assert_eq!(ec2::reads(name), name.starts_with("Describe"), "{name}");
+        }
+        for name in alibaba::action_names() {
+            assert_eq!(alibaba::reads(name), name.starts_with("List") || name.starts_with("Get"), "{name}");
+        }
+        assert!(!ec2::reads("DescribeNothing") && !alibaba::reads(""), "a name in no table reads nothing");
     }
 }

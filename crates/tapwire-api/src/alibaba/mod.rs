@@ -39,6 +39,7 @@ pub use self::errors::{error_code, error_reply, error_status};
 use self::exchange::Exchange;
 use self::params::Params;
 use crate::Api;
+use crate::query::Access;
 
 /// The API version this dialect speaks.
 pub const VERSION: &str = "2016-04-28";
@@ -91,41 +92,46 @@ type Handler = fn(&Exchange<'_>) -> Result<Fields, ApiError>;
 /// An action's name, its ClientToken namespace (apart from EC2's actions of the same
 /// name), and its handler.
 macro_rules! action {
-    ($name:literal, $handler:path) => {
-        ($name, concat!("alibaba/", $name), $handler as Handler)
+    ($name:literal, $access:ident, $handler:path) => {
+        ($name, concat!("alibaba/", $name), Access::$access, $handler as Handler)
     };
 }
 
 /// Every action this dialect answers.
-const ACTIONS: &[(&str, &str, Handler)] = &[
-    action!("OpenTrafficMirrorService", service::open_service),
-    action!("GetTrafficMirrorServiceStatus", service::service_status),
-    action!("CreateTrafficMirrorFilter", filters::create_filter),
-    action!("DeleteTrafficMirrorFilter", filters::delete_filter),
-    action!("CreateTrafficMirrorFilterRules", filters::create_rules),
-    action!("DeleteTrafficMirrorFilterRules", filters::delete_rules),
-    action!("UpdateTrafficMirrorFilterAttribute", filters::update_filter),
-    action!("UpdateTrafficMirrorFilterRuleAttribute", filters::update_rule),
-    action!("ListTrafficMirrorFilters", filters::list_filters),
-    action!("CreateTrafficMirrorSession", sessions::create_session),
-    action!("DeleteTrafficMirrorSession", sessions::delete_session),
-    action!("UpdateTrafficMirrorSessionAttribute", sessions::update_session),
-    action!("AddSourcesToTrafficMirrorSession", sessions::add_sources),
-    action!("RemoveSourcesFromTrafficMirrorSession", sessions::remove_sources),
-    action!("ListTrafficMirrorSessions", sessions::list_sessions),
-    action!("TagResources", tags::tag_resources),
-    action!("UnTagResources", tags::untag_resources),
-    action!("ListTagResources", tags::list_tag_resources),
-    action!("MoveResourceGroup", tags::move_resource_group),
+const ACTIONS: &[(&str, &str, Access, Handler)] = &[
+    action!("OpenTrafficMirrorService", Write, service::open_service),
+    action!("GetTrafficMirrorServiceStatus", Read, service::service_status),
+    action!("CreateTrafficMirrorFilter", Write, filters::create_filter),
+    action!("DeleteTrafficMirrorFilter", Write, filters::delete_filter),
+    action!("CreateTrafficMirrorFilterRules", Write, filters::create_rules),
+    action!("DeleteTrafficMirrorFilterRules", Write, filters::delete_rules),
+    action!("UpdateTrafficMirrorFilterAttribute", Write, filters::update_filter),
+    action!("UpdateTrafficMirrorFilterRuleAttribute", Write, filters::update_rule),
+    action!("ListTrafficMirrorFilters", Read, filters::list_filters),
+    action!("CreateTrafficMirrorSession", Write, sessions::create_session),
+    action!("DeleteTrafficMirrorSession", Write, sessions::delete_session),
+    action!("UpdateTrafficMirrorSessionAttribute", Write, sessions::update_session),
+    action!("AddSourcesToTrafficMirrorSession", Write, sessions::add_sources),
+    action!("RemoveSourcesFromTrafficMirrorSession", Write, sessions::remove_sources),
+    action!("ListTrafficMirrorSessions", Read, sessions::list_sessions),
+    action!("TagResources", Write, tags::tag_resources),
+    action!("UnTagResources", Write, tags::untag_resources),
+    action!("ListTagResources", Read, tags::list_tag_resources),
+    action!("MoveResourceGroup", Write, tags::move_resource_group),
 ];
 
 /// The names of every action this dialect answers.
 pub fn action_names() -> impl Iterator<Item = &'static str> {
-    ACTIONS.iter().map(|(name, _, _)| *name)
+    ACTIONS.iter().map(|(name, _, _, _)| *name)
+}
+
+/// Whether `action` is one of this dialect's reads.
+pub fn reads(action: &str) -> bool {
+    ACTIONS.iter().any(|(name, _, access, _)| *name == action && *access == Access::Read)
 }
 
 fn dispatch(api: &Api, caller: &Caller, action: &str, params: &Params, request_id: &str) -> Result<String, ApiError> {
-    let Some((name, scope, handler)) = ACTIONS.iter().find(|(name, _, _)| *name == action) else {
+    let Some((name, scope, _, handler)) = ACTIONS.iter().find(|(name, _, _, _)| *name == action) else {
         return Err(if action.is_empty() {
             ApiError::missing("Action")
         } else {

@@ -25,6 +25,7 @@ use tapwire_control::{ApiError, ErrorKind};
 
 use crate::Api;
 use crate::cancel::Cancel;
+use crate::query::Access;
 
 pub use self::errors::{error_code, error_reply, error_status};
 use self::exchange::Exchange;
@@ -65,32 +66,37 @@ impl Caller {
 
 type Handler = fn(&Exchange<'_>) -> Result<String, ApiError>;
 
-/// Every action this dialect answers, with its handler.
-const ACTIONS: &[(&str, Handler)] = &[
-    ("CreateTrafficMirrorFilter", filters::create_filter),
-    ("CreateTrafficMirrorFilterRule", filters::create_rule),
-    ("CreateTrafficMirrorSession", sessions::create_session),
-    ("CreateTrafficMirrorTarget", targets::create_target),
-    ("DeleteTrafficMirrorFilter", filters::delete_filter),
-    ("DeleteTrafficMirrorFilterRule", filters::delete_rule),
-    ("DeleteTrafficMirrorSession", sessions::delete_session),
-    ("DeleteTrafficMirrorTarget", targets::delete_target),
-    ("DescribeTrafficMirrorFilters", filters::describe_filters),
-    ("DescribeTrafficMirrorFilterRules", filters::describe_rules),
-    ("DescribeTrafficMirrorSessions", sessions::describe_sessions),
-    ("DescribeTrafficMirrorTargets", targets::describe_targets),
-    ("ModifyTrafficMirrorFilterNetworkServices", filters::modify_network_services),
-    ("ModifyTrafficMirrorFilterRule", filters::modify_rule),
-    ("ModifyTrafficMirrorSession", sessions::modify_session),
-    ("CreateTags", tags::create_tags),
-    ("DeleteTags", tags::delete_tags),
-    ("DescribeTags", tags::describe_tags),
-    ("DescribeNetworkInterfaces", interfaces::describe_network_interfaces),
+/// Every action this dialect answers, whether it only reads, and its handler.
+const ACTIONS: &[(&str, Access, Handler)] = &[
+    ("CreateTrafficMirrorFilter", Access::Write, filters::create_filter),
+    ("CreateTrafficMirrorFilterRule", Access::Write, filters::create_rule),
+    ("CreateTrafficMirrorSession", Access::Write, sessions::create_session),
+    ("CreateTrafficMirrorTarget", Access::Write, targets::create_target),
+    ("DeleteTrafficMirrorFilter", Access::Write, filters::delete_filter),
+    ("DeleteTrafficMirrorFilterRule", Access::Write, filters::delete_rule),
+    ("DeleteTrafficMirrorSession", Access::Write, sessions::delete_session),
+    ("DeleteTrafficMirrorTarget", Access::Write, targets::delete_target),
+    ("DescribeTrafficMirrorFilters", Access::Read, filters::describe_filters),
+    ("DescribeTrafficMirrorFilterRules", Access::Read, filters::describe_rules),
+    ("DescribeTrafficMirrorSessions", Access::Read, sessions::describe_sessions),
+    ("DescribeTrafficMirrorTargets", Access::Read, targets::describe_targets),
+    ("ModifyTrafficMirrorFilterNetworkServices", Access::Write, filters::modify_network_services),
+    ("ModifyTrafficMirrorFilterRule", Access::Write, filters::modify_rule),
+    ("ModifyTrafficMirrorSession", Access::Write, sessions::modify_session),
+    ("CreateTags", Access::Write, tags::create_tags),
+    ("DeleteTags", Access::Write, tags::delete_tags),
+    ("DescribeTags", Access::Read, tags::describe_tags),
+    ("DescribeNetworkInterfaces", Access::Read, interfaces::describe_network_interfaces),
 ];
 
 /// The names of every action this dialect answers.
 pub fn action_names() -> impl Iterator<Item = &'static str> {
-    ACTIONS.iter().map(|(name, _)| *name)
+    ACTIONS.iter().map(|(name, _, _)| *name)
+}
+
+/// Whether `action` is one of this dialect's reads.
+pub fn reads(action: &str) -> bool {
+    ACTIONS.iter().any(|(name, access, _)| *name == action && *access == Access::Read)
 }
 
 /// Handles one EC2 request whose parameters are decoded; `cancel` is raised if the client
@@ -111,7 +117,7 @@ fn dispatch(
     request_id: &str,
     cancel: &Cancel,
 ) -> Result<String, ApiError> {
-    let Some((name, handler)) = ACTIONS.iter().find(|(name, _)| *name == action) else {
+    let Some((name, _, handler)) = ACTIONS.iter().find(|(name, _, _)| *name == action) else {
         return Err(if action.is_empty() {
             ApiError::missing("Action")
         } else {
