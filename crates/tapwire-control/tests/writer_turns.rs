@@ -33,10 +33,19 @@ enum Call {
 struct SharedStore {
     inner: MemoryStore,
     held_elsewhere: AtomicBool,
+    /// The store's revision and changes cannot be read (the database went away).
+    reads_fail: AtomicBool,
     calls: Mutex<Vec<Call>>,
 }
 
 impl SharedStore {
+    fn reading(&self) -> Result<(), StoreError> {
+        if self.reads_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the database went away".into()));
+        }
+        Ok(())
+    }
+
     fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
@@ -53,7 +62,15 @@ impl std::ops::Deref for Handle {
 }
 
 impl Store for Handle {
-    support::pass_to_inner!();
+    support::pass_to_inner!(except_reads);
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.reading()?;
+        self.inner.revision()
+    }
+    fn changes_since(&self, after: u64) -> Result<Option<tapwire_store::ChangeSet>, StoreError> {
+        self.reading()?;
+        self.inner.changes_since(after)
+    }
     fn commit(&self, commit: &Commit) -> Result<u64, StoreError> {
         self.calls.lock().unwrap().push(Call::Commit { unlocked: commit.unlocked });
         if commit.unlocked && self.held_elsewhere.load(Ordering::SeqCst) {
@@ -171,4 +188,18 @@ fn a_callers_standing_is_checked_on_the_state_the_write_lands_on() {
     assert_eq!(refused.kind, ErrorKind::Unauthorized);
     assert_eq!(store.inner.revision().unwrap(), 1, "nothing written");
     assert_eq!(b.read().filters.len(), 1, "b caught up");
+}
+
+#[test]
+fn a_refusal_that_cannot_be_proved_current_is_the_stores_error() {
+    let store = Arc::new(SharedStore::default());
+    let (a, b) = (control(&store, Duration::ZERO), control(&store, Duration::ZERO));
+    let made_on_a = create_filter(&a);
+    store.reads_fail.store(true, Ordering::SeqCst);
+    // On b's own state the filter does not exist; that cannot be checked against the
+    // store, so the answer is not NotFound but "cannot reach the store".
+    let refused = execute(&b, Operation::DeleteFilter(made_on_a), None).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Unavailable, "{refused:?}");
+    store.reads_fail.store(false, Ordering::SeqCst);
+    execute(&b, Operation::DeleteFilter(made_on_a), None).unwrap();
 }
