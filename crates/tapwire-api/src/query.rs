@@ -4,8 +4,8 @@
 //! and time limits; the dialect told apart ([`decode::envelope`]); the parameters decoded
 //! strictly ([`decode::decode`]); on a shared store, for a read, the catch-up with other
 //! replicas ([`catch_up`]; a write's commit checks the revision instead); the signature
-//! checked and the key's bucket drawn from ([`crate::auth`]); then the dialect's handler on a blocking thread, with a [`Cancel`]
-//! flag raised if the client goes first. On a shared store everything after the body runs
+//! checked and the key's bucket drawn from ([`crate::auth`]); then the dialect's handler
+//! on a blocking thread, with a [`Cancel`] flag raised if the client goes first. On a shared store everything after the body runs
 //! in that one trip to a blocking thread. Every refusal is answered in the dialect's own
 //! envelope, and a refused signature is noted in the audit trail (a throttled request is
 //! only counted: a flood must not become one).
@@ -193,8 +193,8 @@ pub async fn query_api(
     let _cancel_if_dropped = cancel.on_drop();
     let request_id = note.request_id.clone();
     let answered = if api.control.shared() {
-        // One trip to a blocking thread for the catch-up (a round trip to the store), the
-        // checks and the handler: a second would add two thread wake-ups to every request.
+        // One trip to a blocking thread for a read's catch-up (a round trip to the store),
+        // the checks and the handler: a second would add two thread wake-ups to every request.
         tokio::task::spawn_blocking(move || {
             let mut caught_up = None;
             let mut resp = match admit(&api, peer, &method, &uri, &headers, &body, &mut note, &mut caught_up) {
@@ -230,8 +230,8 @@ pub async fn query_api(
 }
 
 /// Read-your-writes across replicas: on a shared store, what other replicas committed is
-/// caught up with before a read (or one of tapwire's own requests) is answered (one read of the store's revision when
-/// nothing changed). `false` when the store could not be reached.
+/// caught up with before a read (or one of tapwire's own requests) is answered (one read
+/// of the store's revision when nothing changed). `false` when the store could not be reached.
 pub async fn catch_up(api: &Arc<Api>) -> bool {
     if !api.control.shared() {
         return true;

@@ -172,7 +172,7 @@ impl Control {
         if shared && self.contended.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|t| t > Instant::now()) {
             match self.take_turn() {
                 Ok(taken) => turn = Some(taken),
-                Err(err) => return batch.iter().for_each(|write| write.set_answer(Err(err.clone()))),
+                Err(err) => return fail_all(batch, &err),
             }
         }
         // Whether a catch-up begun after these writes arrived has been planned on.
@@ -246,10 +246,7 @@ impl Control {
                 Err(e) => return self.fail_batch(batch, answers, &ApiError::from_store(e)),
             }
         }
-        let err = ApiError::internal("store kept moving under the writer");
-        for write in batch {
-            write.set_answer(Err(err.clone()));
-        }
+        fail_all(batch, &ApiError::internal("store kept moving under the writer"));
     }
 
     /// Takes the store's writer turn and catches up under it unless the revision read with
@@ -269,7 +266,7 @@ impl Control {
     /// the current state; on a shared store that state may be behind, so refusals fail too.
     fn fail_batch(&self, batch: &[Arc<PendingWrite>], answers: Vec<Result<Output, ApiError>>, err: &ApiError) {
         if self.store.shared() {
-            batch.iter().for_each(|write| write.set_answer(Err(err.clone())));
+            fail_all(batch, err);
         } else {
             fail_writes(batch, answers, err);
         }
@@ -332,14 +329,7 @@ impl Control {
     /// Finishes one background task through the same plan → commit → apply path as every
     /// write, so the transition is durable. A task that has moved on is left alone.
     pub fn complete_task(&self, task: Task, scope: &tapwire_model::resource::Scope) -> Result<(), ApiError> {
-        let ctx = RequestContext {
-            account: scope.account,
-            region: scope.region.clone(),
-            dry_run: false,
-            idempotency: None,
-            audit: None,
-            standing: None,
-        };
+        let ctx = RequestContext::system(scope.account, &scope.region);
         self.execute(&ctx, Dialect::Tapwire, Operation::CompleteTask(task)).map(|_| ())
     }
 
@@ -352,14 +342,7 @@ impl Control {
             return Ok(0);
         }
         let n = keys.len();
-        let ctx = RequestContext {
-            account: tapwire_model::AccountId::DEFAULT,
-            region: String::new(),
-            dry_run: false,
-            idempotency: None,
-            audit: None,
-            standing: None,
-        };
+        let ctx = RequestContext::system(tapwire_model::AccountId::DEFAULT, "");
         self.execute(&ctx, Dialect::Tapwire, Operation::ForgetClientTokens(keys)).map(|_| n)
     }
 
@@ -538,6 +521,11 @@ fn answer_all(batch: &[Arc<PendingWrite>], answers: Vec<Result<Output, ApiError>
     for (write, answer) in batch.iter().zip(answers) {
         write.set_answer(answer);
     }
+}
+
+/// Every write of the batch fails with `err`.
+fn fail_all(batch: &[Arc<PendingWrite>], err: &ApiError) {
+    batch.iter().for_each(|write| write.set_answer(Err(err.clone())));
 }
 
 /// The commit failed: writes that would have changed something fail; refusals stand.

@@ -42,14 +42,7 @@ pub fn control(seed: u64, config: ControlConfig) -> Control {
 
 /// A request of the default account in `region`.
 pub fn context(region: &str) -> RequestContext {
-    RequestContext {
-        account: AccountId::DEFAULT,
-        region: region.to_owned(),
-        dry_run: false,
-        idempotency: None,
-        audit: None,
-        standing: None,
-    }
+    RequestContext::system(AccountId::DEFAULT, region)
 }
 
 /// The same request with a ClientToken.

@@ -30,16 +30,12 @@ impl Store for CountingStore {
 
 fn ctx(token: Option<&str>) -> RequestContext {
     RequestContext {
-        account: AccountId::DEFAULT,
-        region: "us-east-1".into(),
-        dry_run: false,
         idempotency: token.map(|t| IdempotencyKey {
             action: "CreateTrafficMirrorFilter",
             token: t.into(),
             fingerprint: "same".into(),
         }),
-        audit: None,
-        standing: None,
+        ..RequestContext::system(AccountId::DEFAULT, "us-east-1")
     }
 }
 

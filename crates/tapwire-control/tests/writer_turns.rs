@@ -98,14 +98,7 @@ fn control(store: &Arc<SharedStore>, contended_for: Duration) -> Control {
 }
 
 fn execute(control: &Control, op: Operation, standing: Option<Arc<dyn Standing>>) -> Result<Output, ApiError> {
-    let ctx = RequestContext {
-        account: AccountId::DEFAULT,
-        region: "us-east-1".into(),
-        dry_run: false,
-        idempotency: None,
-        audit: None,
-        standing,
-    };
+    let ctx = RequestContext { standing, ..RequestContext::system(AccountId::DEFAULT, "us-east-1") };
     control.execute(&ctx, Dialect::Ec2, op)
 }
 

@@ -12,8 +12,9 @@
 //! Invariants: a frame's outer source and UDP payload are what the socket path receives
 //! for the same datagram, so the output is the same; frames to the port on an address
 //! other than `--listen`'s (unless that is unspecified) are counted
-//! (`other_destination`) and written nowhere, as the socket would never receive them; outer fragments, which a capture
-//! cannot put back together, are counted (`fragmented`) and skipped; frames are handed
+//! (`other_destination`) and written nowhere, as the socket would never receive them;
+//! outer fragments, which a capture cannot put back together, are counted
+//! (`fragmented`) and skipped; frames are handed
 //! to the output in ring order, under one lock per block; ring drops are read every
 //! [`STATISTICS_EVERY`] and counted.
 

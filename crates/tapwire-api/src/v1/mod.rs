@@ -57,10 +57,6 @@ impl Caller {
     /// The context of a write this caller makes, audited under `action`.
     pub fn context(&self, api: &Api, action: &'static str) -> RequestContext {
         RequestContext {
-            account: self.who.account,
-            region: api.config.region.clone(),
-            dry_run: false,
-            idempotency: None,
             audit: Some(AuditContext {
                 access_key: self.who.key_id.clone(),
                 source: self.source.clone(),
@@ -68,7 +64,7 @@ impl Caller {
                 action,
                 request_id: self.request_id.clone(),
             }),
-            standing: None,
+            ..RequestContext::system(self.who.account, &api.config.region)
         }
     }
 
