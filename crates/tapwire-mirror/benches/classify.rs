@@ -8,7 +8,9 @@
 //! Rules are all `accept`, so "mirrored" is the OR of the rules and the tcpdump
 //! expression is exactly equivalent; setup checks both agree on every packet. Criterion
 //! ids are `classify/tapwire/N` and `classify/libpcap/N`; a summary with decisions per
-//! second, the ratio, and nanoseconds per packet of flow-key extraction alone, of the
+//! second, the ratio (tapwire and libpcap run in alternate rounds; the median of the
+//! pairs' ratios, so a machine whose speed drifts moves both sides alike), and
+//! nanoseconds per packet of flow-key extraction alone, of the
 //! decision on a ready key alone, of both in sequence (`FlowKey::extract` + `decide`)
 //! and of the fused `decide_frame` (the headline figure) is printed at the end.
 
@@ -275,22 +277,49 @@ struct Rate {
     high: f64,
 }
 
-fn rate(packets: &[&[u8]], budget: Duration, mut f: impl FnMut(&[u8]) -> bool) -> Rate {
-    let rounds = 7;
-    let mut rates = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let start = Instant::now();
-        let mut decisions = 0u64;
-        while start.elapsed() < budget / rounds as u32 {
-            for p in packets {
-                black_box(f(black_box(p)));
-            }
-            decisions += packets.len() as u64;
-        }
-        rates.push(decisions as f64 / start.elapsed().as_secs_f64());
+impl Rate {
+    fn of(mut rates: Vec<f64>) -> Self {
+        rates.sort_by(f64::total_cmp);
+        Rate { median: rates[rates.len() / 2], low: rates[0], high: rates[rates.len() - 1] }
     }
-    rates.sort_by(f64::total_cmp);
-    Rate { median: rates[rounds / 2], low: rates[0], high: rates[rounds - 1] }
+}
+
+const ROUNDS: usize = 7;
+
+/// Decisions per second of one round of `f` over `packets`, lasting `budget`.
+fn round(packets: &[&[u8]], budget: Duration, f: &mut impl FnMut(&[u8]) -> bool) -> f64 {
+    let start = Instant::now();
+    let mut decisions = 0u64;
+    while start.elapsed() < budget {
+        for p in packets {
+            black_box(f(black_box(p)));
+        }
+        decisions += packets.len() as u64;
+    }
+    decisions as f64 / start.elapsed().as_secs_f64()
+}
+
+fn rate(packets: &[&[u8]], budget: Duration, mut f: impl FnMut(&[u8]) -> bool) -> Rate {
+    Rate::of((0..ROUNDS).map(|_| round(packets, budget / ROUNDS as u32, &mut f)).collect())
+}
+
+/// `ours` and `theirs` in alternating rounds, each pair back to back: their rates, and
+/// the ratio of each pair (ours / theirs), so a machine that speeds up or slows down
+/// between rounds moves both sides of a ratio alike.
+fn paired(
+    packets: &[&[u8]],
+    budget: Duration,
+    mut ours: impl FnMut(&[u8]) -> bool,
+    mut theirs: impl FnMut(&[u8]) -> bool,
+) -> (Rate, Rate, Rate) {
+    let each = budget / ROUNDS as u32;
+    let pairs: Vec<(f64, f64)> =
+        (0..ROUNDS).map(|_| (round(packets, each, &mut ours), round(packets, each, &mut theirs))).collect();
+    (
+        Rate::of(pairs.iter().map(|p| p.0).collect()),
+        Rate::of(pairs.iter().map(|p| p.1).collect()),
+        Rate::of(pairs.iter().map(|p| p.0 / p.1).collect()),
+    )
 }
 
 fn main() {
@@ -339,7 +368,14 @@ fn main() {
         group.finish();
 
         let budget = Duration::from_millis(700);
-        let ours_rate = rate(&packets, budget, |p| ours(&classifier, &mut counters, p));
+        let (ours_rate, theirs) = match &program {
+            Some(prog) => {
+                let (o, t, ratio) =
+                    paired(&packets, 2 * budget, |p| ours(&classifier, &mut counters, p), |p| prog.filter(p));
+                (o, Some((t, ratio)))
+            }
+            None => (rate(&packets, budget, |p| ours(&classifier, &mut counters, p)), None),
+        };
         let split_rate = rate(&packets, budget, |p| split(&classifier, p));
         let keys: Vec<FlowKey> = packets.iter().filter_map(|p| FlowKey::extract(p).ok()).collect();
         // black_box the key: with `extract` inlined, `is_ok()` alone would let the
@@ -355,7 +391,6 @@ fn main() {
             parse_rate / 1e6,
             decide_rate / 1e6
         );
-        let theirs = program.as_ref().map(|prog| rate(&packets, budget, |p| prog.filter(p)));
         let stages = Stages {
             extract: 1e9 / parse_rate,
             decide: 1e9 / decide_rate,
@@ -367,8 +402,9 @@ fn main() {
     criterion.final_summary();
 
     println!(
-        "\nsummary ({PACKETS} packets, 3 sessions, rules per direction as listed, one core, median of 7 rounds, \
-         [slowest, fastest]; tapwire counted):"
+        "\nsummary ({PACKETS} packets, 3 sessions, rules per direction as listed, one core, median of {ROUNDS} \
+         rounds [slowest, fastest], tapwire and libpcap in alternate rounds, the ratio of each pair; tapwire \
+         counted):"
     );
     println!(
         "{:>6} {:>9} {:>24} {:>24} {:>14} {:>14} {:>30}",
@@ -377,16 +413,8 @@ fn main() {
     let range = |r: &Rate| format!("{:.1}M [{:.1}, {:.1}]", r.median / 1e6, r.low / 1e6, r.high / 1e6);
     for (n, mirrored, ours_rate, theirs, compile_time, stages) in summary {
         let (theirs_text, ratio) = match &theirs {
-            // The ratio's range pairs our slowest round with their fastest and back.
-            Some(t) => (
-                range(t),
-                format!(
-                    "{:.2}x [{:.2}, {:.2}]",
-                    ours_rate.median / t.median,
-                    ours_rate.low / t.high,
-                    ours_rate.high / t.low
-                ),
-            ),
+            // The median of the rounds' ratios, with the lowest and highest.
+            Some((t, r)) => (range(t), format!("{:.2}x [{:.2}, {:.2}]", r.median, r.low, r.high)),
             None => ("n/a".to_owned(), "n/a".to_owned()),
         };
         println!(
