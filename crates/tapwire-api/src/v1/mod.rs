@@ -33,6 +33,7 @@ pub mod sensor_groups;
 pub mod sessions;
 pub mod targets;
 
+use crate::auth::standing::WriteStanding;
 use crate::auth::{Identity, Signed};
 use crate::query::{Peer, RequestNote};
 use crate::{Api, ec2};
@@ -54,8 +55,12 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The context of a write this caller makes, audited under `action`.
+    /// The context of a write this caller makes, audited under `action`; the writer
+    /// checks again, on the state the write lands on, that the caller's key is still
+    /// there (deleted or revoked on another replica after this one caught up, it no
+    /// longer writes).
     pub fn context(&self, api: &Api, action: &'static str) -> RequestContext {
+        let standing = WriteStanding::own(&self.who);
         RequestContext {
             audit: Some(AuditContext {
                 access_key: self.who.key_id.clone(),
@@ -64,6 +69,7 @@ impl Caller {
                 action,
                 request_id: self.request_id.clone(),
             }),
+            standing: Some(Arc::new(standing)),
             ..RequestContext::system(self.who.account, &api.config.region)
         }
     }
