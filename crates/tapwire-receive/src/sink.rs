@@ -121,6 +121,13 @@ impl Stats {
         self.short + self.no_i_flag + self.runt + self.truncated + self.fragmented + self.outer_malformed
     }
 
+    /// Datagrams that reached an outcome: written, malformed, duplicate, refused for its
+    /// source, or over the limit. Each received datagram has exactly one, so this always
+    /// equals `received`.
+    pub fn settled(&self) -> u64 {
+        self.written + self.malformed() + self.duplicates + self.refused_source + self.over_limit
+    }
+
     /// Counts one skipped datagram.
     pub fn count_malformed(&mut self, why: Malformed) {
         match why {
